@@ -1,0 +1,137 @@
+"""End-to-end answer metrics: token overlap, ROUGE-L, citations and closed-set labels.
+
+`token_f1` and `exact_match` follow the SQuAD v1.1 evaluation script: lowercase,
+drop punctuation and the articles a/an/the, collapse whitespace, then compare bags
+of tokens. Macro-F1 is a few lines of numpy rather than scikit-learn, which is not a
+declared dependency; tests check it against scikit-learn when that is installed.
+"""
+
+from __future__ import annotations
+
+import re
+import string
+from collections import Counter
+from collections.abc import Callable, Collection, Sequence
+from typing import Literal, TypeVar
+
+import numpy as np
+
+from ragsys.evalset import doc_matches
+from ragsys.types import Frozen
+
+YesNoMaybe = Literal["yes", "no", "maybe"]
+T = TypeVar("T")
+
+_ARTICLES = re.compile(r"\b(a|an|the)\b")
+_PUNCT = str.maketrans("", "", string.punctuation)
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s|\n")
+_DECISION = re.compile(r"\b(yes|no|maybe)\b")
+
+
+def normalize_answer(text: str) -> str:
+    """SQuAD normalisation: lowercase, no punctuation, no articles, single spaces."""
+    return " ".join(_ARTICLES.sub(" ", text.lower().translate(_PUNCT)).split())
+
+
+def exact_match(pred: str, ref: str) -> float:
+    return float(normalize_answer(pred) == normalize_answer(ref))
+
+
+def token_f1(pred: str, ref: str) -> float:
+    """Harmonic mean of token precision and recall; if either side is empty, 1 only when both are."""
+    p, r = normalize_answer(pred).split(), normalize_answer(ref).split()
+    if not p or not r:
+        return float(p == r)
+    common = sum((Counter(p) & Counter(r)).values())
+    if common == 0:
+        return 0.0
+    precision, recall = common / len(p), common / len(r)
+    return 2 * precision * recall / (precision + recall)
+
+
+def rouge_l(pred: str, ref: str, use_stemmer: bool = True) -> float:
+    """ROUGE-L F-measure from the `rouge_score` package (Lin 2004's LCS-based score).
+
+    Its tokenizer keeps only [a-z0-9], so non-ASCII words are invisible to it.
+    """
+    from rouge_score import rouge_scorer  # imported here: it pulls in nltk (~1 s)
+
+    scorer = rouge_scorer.RougeScorer(["rougeL"], use_stemmer=use_stemmer)
+    return float(scorer.score(ref, pred)["rougeL"].fmeasure)
+
+
+class CitationScore(Frozen):
+    """Document-level citation precision/recall, and page-level when pages were given."""
+
+    precision: float
+    recall: float
+    page_precision: float | None = None
+    page_recall: float | None = None
+
+
+def citation_precision_recall(
+    cited_doc_ids: Collection[str],
+    gold_doc_ids: Collection[str],
+    cited_pages: Collection[tuple[str, int]] | None = None,
+    gold_pages: Collection[tuple[str, int]] | None = None,
+) -> CitationScore:
+    """Precision: share of distinct cited items that satisfy some gold; recall: share of golds satisfied.
+
+    Gold ids may be globs or path suffixes (`doc_matches`). Conventions for empty sets:
+    no gold means recall 1 (nothing to find); no citation means precision 0 unless
+    there was also no gold (an answer that cites nothing has shown no evidence).
+    """
+    precision, recall = _precision_recall(set(cited_doc_ids), set(gold_doc_ids), doc_matches)
+    if cited_pages is None or gold_pages is None:
+        return CitationScore(precision=precision, recall=recall)
+    page_p, page_r = _precision_recall(set(cited_pages), set(gold_pages), _page_matches)
+    return CitationScore(precision=precision, recall=recall, page_precision=page_p, page_recall=page_r)
+
+
+def _page_matches(gold: tuple[str, int], cited: tuple[str, int]) -> bool:
+    return gold[1] == cited[1] and doc_matches(gold[0], cited[0])
+
+
+def _precision_recall(cited: set[T], gold: set[T], match: Callable[[T, T], bool]) -> tuple[float, float]:
+    if not gold:
+        return (0.0 if cited else 1.0), 1.0
+    if not cited:
+        return 0.0, 0.0
+    good = sum(any(match(g, c) for g in gold) for c in cited)
+    found = sum(any(match(g, c) for c in cited) for g in gold)
+    return good / len(cited), found / len(gold)
+
+
+def map_yes_no_maybe(answer_text: str) -> YesNoMaybe:
+    """A free-text answer as a PubMedQA label.
+
+    Rule: lowercase; take the first sentence (up to ., ! or ? followed by a space, or a
+    newline) after stripping leading space and markdown (`*`, `#`, `>`, `-`); return
+    the first whole word in it that is "yes", "no" or "maybe"; else "maybe". Only the
+    first sentence is read because models state the verdict first and then discuss
+    ("Yes. ... no significant side effects"); "maybe" is the default because an
+    answer that commits to nothing is, as a label, undecided.
+    """
+    text = answer_text.lower().lstrip(" \t\r\n*#>-_")
+    first = _SENTENCE_END.split(text, maxsplit=1)[0]
+    found = _DECISION.search(first)
+    if found is None:
+        return "maybe"
+    word = found.group(1)
+    return "yes" if word == "yes" else "no" if word == "no" else "maybe"
+
+
+def label_accuracy_and_macro_f1(
+    preds: Sequence[str], golds: Sequence[str], labels: Sequence[str] = ("yes", "no", "maybe")
+) -> tuple[float, float]:
+    """(accuracy, macro-F1 over `labels`); a label never predicted nor gold has F1 0, as in sklearn."""
+    if len(preds) != len(golds) or not preds:
+        raise ValueError(f"need equally long, non-empty preds and golds, got {len(preds)} and {len(golds)}")
+    p, g = np.asarray(preds, dtype=object), np.asarray(golds, dtype=object)
+    accuracy = float(np.mean(p == g))
+    f1s = []
+    for label in labels:
+        tp = float(np.sum((p == label) & (g == label)))
+        denom = float(np.sum(p == label) + np.sum(g == label))  # 2tp + fp + fn
+        f1s.append(2 * tp / denom if denom else 0.0)
+    return accuracy, float(np.mean(f1s))

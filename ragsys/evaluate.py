@@ -1,0 +1,70 @@
+"""`ragsys eval`: run a pipeline over an eval set's questions and score the rankings.
+
+Retrieval is scored at the document level (a chunk hit counts for its document,
+at its best rank) with ir-measures; CIs are percentile bootstraps over queries.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from ragsys.eval.metrics import doc_ranking, items_to_qrels, retrieval_metrics
+from ragsys.eval.report import load_run, write_report
+from ragsys.evalset import EvalItem
+from ragsys.pipeline import SearchPipeline
+from ragsys.types import Hit
+
+DEPTH = 100  # documents per query: Recall@100 needs them
+CHUNKS_PER_DOC = 2  # ask for more chunks than documents: several chunks may share a document
+
+
+def search_all(
+    pipeline: SearchPipeline, questions: Sequence[str], depth: int = DEPTH,
+    on_progress: Callable[[int], None] | None = None,
+) -> list[list[Hit]]:  # fmt: skip
+    """Hits for every question, batching the retrievers that can batch (dense encoding)."""
+    return pipeline.search_many(questions, depth * CHUNKS_PER_DOC, on_progress=on_progress)
+
+
+def retrieval_run(
+    items: Sequence[EvalItem], hits: Sequence[Sequence[Hit]], depth: int = DEPTH
+) -> dict[str, list[tuple[str, float]]]:
+    run: dict[str, list[tuple[str, float]]] = {}
+    for item, item_hits in zip(items, hits, strict=True):
+        seen: set[str] = set()
+        ranking: list[tuple[str, float]] = []
+        for doc, score in doc_ranking(item_hits):
+            if doc not in seen:
+                seen.add(doc)
+                ranking.append((doc, score))
+        run[item.id] = ranking[:depth]
+    return run
+
+
+def score_retrieval(
+    items: Sequence[EvalItem], hits: Sequence[Sequence[Hit]]
+) -> tuple[dict[str, Any], dict[str, dict[str, float]]]:
+    """The run itself (for the record) and per-query retrieval metrics."""
+    qrels = items_to_qrels(items)
+    if not qrels:
+        raise ValueError("no item of this split has gold_doc_ids; retrieval cannot be scored")
+    run = retrieval_run(items, hits)
+    result = retrieval_metrics({q: run.get(q, []) for q in qrels}, qrels)
+    return {"run": {q: [[d, s] for d, s in r] for q, r in run.items()}}, result.by_query()
+
+
+def finish_report(
+    name: str,
+    result: dict[str, Any],
+    per_query: dict[str, dict[str, float]],
+    out_dir: Path,
+    baseline: Path | None,
+) -> dict[str, Any]:
+    """Writes `<out>/<name>.json` and `.html` (with the baseline comparison) and returns the record."""
+    base = load_run(baseline) if baseline is not None else None
+    json_path, html_path = write_report(out_dir, name, result, per_query, baseline=base)
+    record = load_run(json_path)
+    record["files"] = {"json": str(json_path), "html": str(html_path)}
+    return record

@@ -1,0 +1,51 @@
+"""Typed extraction failures.
+
+Every error names the file, what went wrong and what the user can do about it, so a
+batch run over thousands of files can be triaged from its log alone. The `fix`
+text is a class attribute because the remedy depends on the kind of failure, not
+on the file. `args` is `(path, reason)` so errors pickle across processes.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+
+class ExtractionError(Exception):
+    """Base class: `path` is the file as given, `reason` says what went wrong."""
+
+    fix: ClassVar[str] = "check that the file opens in a PDF viewer"
+
+    def __init__(self, path: str, reason: str) -> None:
+        super().__init__(path, reason)
+        self.path = path
+        self.reason = reason
+
+    def __str__(self) -> str:
+        return f"{self.path}: {self.reason} (fix: {self.fix})"
+
+
+class EncryptedError(ExtractionError):
+    fix: ClassVar[str] = "pass --password PASSWORD (config `passwords`) with the document's user password"
+
+
+class MalformedError(ExtractionError):
+    fix: ClassVar[str] = "the file is damaged beyond repair; re-export or re-download it"
+
+
+class EmptyDocumentError(ExtractionError):
+    fix: ClassVar[str] = (
+        "the file has no extractable text; if it is scanned, install tesseract so pages can be OCR'd"
+    )
+
+
+class UnsupportedFormatError(ExtractionError):
+    fix: ClassVar[str] = "convert it to PDF, .txt or .md, or use the `unstructured` extractor"
+
+
+class ExtractionTimeout(ExtractionError):
+    fix: ClassVar[str] = "raise the per-file timeout (config `timeout_s`) or split the file"
+
+
+class WorkerCrashError(ExtractionError):
+    fix: ClassVar[str] = "the PDF library crashed on this file; report it, or exclude the file"

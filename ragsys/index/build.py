@@ -1,0 +1,160 @@
+"""`ragsys index`: extract, chunk, embed and switch in a new generation, incrementally.
+
+Invariants:
+- the manifest names a generation only once it is complete and fsync'd, so a crash
+  (even `kill -9`) at any point leaves the previous generation fully usable;
+- extraction results and embeddings are cached by content hash and committed as
+  they are produced, so the next run after a crash resumes instead of starting over;
+- an unchanged corpus with an unchanged pipeline writes nothing at all.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import time
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+
+from ragsys.extract import SUPPORTED_SUFFIXES, extract_many
+from ragsys.index.cache import EmbeddingCache, ExtractionCache, config_key
+from ragsys.index.errors import IndexNotFoundError
+from ragsys.index.lock import WriterLock
+from ragsys.index.manifest import Manifest, read_manifest, write_manifest
+from ragsys.index.plan import FileFailure, Plan, make_plan
+from ragsys.index.progress import NullReporter, Reporter
+from ragsys.index.reps import dense_reps, sparse_reps
+from ragsys.index.summary import IndexSummary
+from ragsys.index.writer import GenerationWriter
+from ragsys.pipeline import PipelineConfig
+from ragsys.types import Document
+
+GENERATIONS = "generations"
+CACHE = "cache"
+
+
+def fault_point(stage: str) -> None:
+    """Crash tests set RAGSYS_FAULT_AT to kill this process (SIGKILL) at a stage."""
+    if os.environ.get("RAGSYS_FAULT_AT") == stage:
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+def extractor_settings(config: PipelineConfig) -> dict[str, object]:
+    """The extractor's settings minus secrets: passwords never reach disk."""
+    return config.extractor.model_dump(mode="json", exclude={"passwords", "timeout_s"})
+
+
+def index_paths(
+    paths: Sequence[Path],
+    index_dir: Path,
+    config: PipelineConfig,
+    *,
+    passwords: Sequence[str] = (),
+    workers: int = 2,
+    reporter: Reporter | None = None,
+) -> IndexSummary:
+    """Brings `index_dir` up to date with `paths`; see the module docstring for guarantees."""
+    t0 = time.monotonic()
+    rep = reporter or NullReporter()
+    index_dir.mkdir(parents=True, exist_ok=True)
+    with WriterLock(index_dir):
+        prev = _read_prev(index_dir)
+        _remove_partial(index_dir)
+        extractor = extractor_settings(config)
+        rebuild = prev is not None and prev.extractor != extractor
+        suffixes = {s.lower() for s in SUPPORTED_SUFFIXES[config.extractor.kind]}
+        plan = make_plan(paths, suffixes, prev, rebuild)
+        target = Manifest(
+            generation="", created="", chunking=config.chunking.model_dump(mode="json"), extractor=extractor,
+            sparse=sparse_reps(config), dense=dense_reps(config, prev),
+        )  # fmt: skip
+        if prev is not None and not plan.changes and prev.signature() == target.signature():
+            return IndexSummary.of(plan, prev, time.monotonic() - t0, generation=prev.generation)
+        new_docs = _extract(plan, config, passwords, workers, index_dir, rep)
+        manifest = _write_generation(index_dir, prev, target, plan, new_docs, config, rep)
+        return IndexSummary.of(plan, manifest, time.monotonic() - t0, generation=manifest.generation)
+
+
+def _read_prev(index_dir: Path) -> Manifest | None:
+    try:
+        return read_manifest(index_dir)
+    except IndexNotFoundError:
+        return None
+
+
+def _remove_partial(index_dir: Path) -> None:
+    gens = index_dir / GENERATIONS
+    if gens.exists():
+        for d in gens.iterdir():
+            if d.name.endswith(".partial"):
+                shutil.rmtree(d, ignore_errors=True)
+
+
+def _extract(
+    plan: Plan, config: PipelineConfig, passwords: Sequence[str], workers: int, index_dir: Path, rep: Reporter
+) -> list[Document]:
+    """Documents for every file to (re)extract, from the cache when a crashed run made them."""
+    cache = ExtractionCache(index_dir / CACHE / "extract.sqlite")
+    key = config_key(extractor_settings(config))
+    docs: list[Document] = list(plan.corpus_docs)
+    pending = []
+    for path, digest in plan.todo:
+        hit = cache.get(digest, key, str(path), str(path))
+        if hit is not None:
+            docs.append(hit)
+        else:
+            pending.append(path)
+    rep.stage("extract", len(plan.todo))
+    rep.advance("extract", len(plan.todo) - len(pending))
+    ex_config = config.extractor.model_copy(update={"passwords": tuple(passwords)})
+    for result in extract_many(pending, ex_config, workers=workers):
+        rep.advance("extract")
+        if result.document is not None:
+            cache.put(result.document, key)
+            docs.append(result.document)
+        else:
+            plan.failures.append(FileFailure(path=result.path, error=result.error or "extraction failed"))
+            fault_point("extract-failure")
+    cache.close()
+    fault_point("extract")
+    return docs
+
+
+def _write_generation(
+    index_dir: Path,
+    prev: Manifest | None,
+    target: Manifest,
+    plan: Plan,
+    new_docs: list[Document],
+    config: PipelineConfig,
+    rep: Reporter,
+) -> Manifest:
+    gens = index_dir / GENERATIONS
+    gens.mkdir(exist_ok=True)
+    number = int(prev.generation[1:]) + 1 if prev is not None else 1
+    name = f"g{number:06d}"
+    partial = gens / f"{name}.partial"
+    prev_dir = gens / prev.generation if prev is not None else None
+    cache = EmbeddingCache(index_dir / CACHE / "embeddings.sqlite")
+    try:
+        writer = GenerationWriter(partial, prev, prev_dir, target, config, cache, rep, fault_point)
+        stats = writer.write(plan, new_docs)
+    finally:
+        cache.close()
+    if (gens / name).exists():  # finished by a run killed before its switch: never named, so unused
+        shutil.rmtree(gens / name)
+    os.replace(partial, gens / name)
+    manifest = stats.model_copy(update={"generation": name, "created": datetime.now(UTC).isoformat()})
+    fault_point("switch")
+    write_manifest(index_dir, manifest)
+    _collect_garbage(gens, keep={name, prev.generation if prev else ""})
+    return manifest
+
+
+def _collect_garbage(gens: Path, keep: set[str]) -> None:
+    """Keeps the current and the previous generation (a reader may still have it open)."""
+    for d in gens.iterdir():
+        if d.is_dir() and d.name not in keep:
+            shutil.rmtree(d, ignore_errors=True)

@@ -1,0 +1,70 @@
+"""Opening an index for reading: the current generation, its store and structures."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+from ragsys.index.build import GENERATIONS
+from ragsys.index.errors import IndexFormatError, MissingRepresentationError
+from ragsys.index.manifest import DenseRep, Manifest, read_manifest
+from ragsys.index.reps import dense_key, sparse_key
+from ragsys.index.store import ChunkStore
+from ragsys.index.writer import STORE
+from ragsys.models import model_fingerprint
+from ragsys.retrieve.bm25 import BM25Config, BM25Index
+from ragsys.retrieve.dense import DenseConfig, VectorIndex
+from ragsys.types import Chunk
+
+
+class Index:
+    """A read-only view of one generation; a concurrent `ragsys index` never disturbs it.
+
+    Example:
+        >>> index = Index.open(Path("my-index"))  # doctest: +SKIP
+        >>> index.chunks([0, 1])  # doctest: +SKIP
+    """
+
+    def __init__(self, path: Path, manifest: Manifest, store: ChunkStore) -> None:
+        self.path, self.manifest, self.store = path, manifest, store
+
+    @classmethod
+    def open(cls, path: Path) -> Index:
+        manifest = read_manifest(path)
+        gen = path / GENERATIONS / manifest.generation
+        if not (gen / STORE).exists():
+            raise IndexFormatError(path, f"generation {manifest.generation} is missing; re-index")
+        return cls(path, manifest, ChunkStore.open_readonly(gen / STORE))
+
+    @property
+    def generation_dir(self) -> Path:
+        return self.path / GENERATIONS / self.manifest.generation
+
+    def chunks(self, rows: Sequence[int]) -> list[Chunk]:
+        return self.store.chunks(rows)
+
+    def bm25(self, config: BM25Config) -> BM25Index:
+        key = sparse_key(config)
+        if key not in {r.key for r in self.manifest.sparse}:
+            raise MissingRepresentationError(
+                self.path, "this index holds no BM25 structure for this tokenizer; "
+                "re-index with the same --pipeline you search with",
+            )  # fmt: skip
+        return BM25Index.load(self.generation_dir / "bm25" / key)
+
+    def dense_rep(self, config: DenseConfig) -> DenseRep:
+        key = dense_key(config, model_fingerprint(config.model))
+        for rep in self.manifest.dense:
+            if rep.key == key:
+                return rep
+        raise MissingRepresentationError(
+            self.path, f"this index holds no vectors for model {config.model!r} with these settings; "
+            "re-index with the same --pipeline you search with",
+        )  # fmt: skip
+
+    def vectors(self, config: DenseConfig) -> VectorIndex:
+        rep = self.dense_rep(config)
+        return VectorIndex.load(self.generation_dir / "dense" / rep.key)
+
+    def close(self) -> None:
+        self.store.close()

@@ -1,0 +1,126 @@
+"""Writes one complete generation directory: chunk store, BM25 structures, vectors."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+
+from ragsys.chunk import StructureChunker, hf_token_counter
+from ragsys.index.cache import EmbeddingCache
+from ragsys.index.fsutil import fsync_tree
+from ragsys.index.manifest import DenseRep, DocEntry, Manifest
+from ragsys.index.plan import Plan
+from ragsys.index.progress import Reporter
+from ragsys.index.reps import dense_config_for
+from ragsys.index.store import ChunkStore
+from ragsys.models import load_sentence_transformer, load_tokenizer
+from ragsys.pipeline import PipelineConfig
+from ragsys.retrieve.bm25 import BM25Index
+from ragsys.retrieve.dense import SentenceEncoder, VectorIndex
+from ragsys.retrieve.tokenize import Tokenizer, TokenizerConfig
+from ragsys.types import Chunk, Document
+
+STORE = "chunks.sqlite"
+EMBED_CALL = 256  # texts per encode() call: big enough to keep the encoder's batching efficient
+
+
+class GenerationWriter:
+    def __init__(
+        self,
+        out: Path,
+        prev: Manifest | None,
+        prev_dir: Path | None,
+        target: Manifest,
+        config: PipelineConfig,
+        cache: EmbeddingCache,
+        reporter: Reporter,
+        fault: Callable[[str], None],
+    ) -> None:
+        self.out, self.prev, self.prev_dir, self.target = out, prev, prev_dir, target
+        self.config, self.cache, self.rep, self.fault = config, cache, reporter, fault
+        self._chunker: StructureChunker | None = None
+
+    def write(self, plan: Plan, new_docs: list[Document]) -> Manifest:
+        self.out.mkdir(parents=True)
+        store = ChunkStore.create(self.out / STORE)
+        chunks, documents, pages = self._write_store(store, plan, new_docs)
+        store.commit()
+        store.close()
+        self.fault("chunk")
+        texts = [c.text for c in chunks]
+        for srep in self.target.sparse:
+            tokenizer = Tokenizer(TokenizerConfig.model_validate(srep.tokenizer))
+            BM25Index.build(tokenizer.tokenize_many(texts)).save(self.out / "bm25" / srep.key)
+        dense = tuple(self._write_dense(drep, chunks) for drep in self.target.dense)
+        self.rep.stage("write", 1)
+        fsync_tree(self.out)
+        self.rep.advance("write")
+        self.fault("write")
+        return self.target.model_copy(
+            update={"documents": documents, "pages": pages, "chunks": len(chunks), "dense": dense}
+        )
+
+    def _write_store(
+        self, store: ChunkStore, plan: Plan, new_docs: list[Document]
+    ) -> tuple[list[Chunk], dict[str, DocEntry], int]:
+        new = {d.id: d for d in new_docs}
+        kept = set(self.prev.documents) - set(plan.deleted) - set(new) if self.prev else set()
+        prev_store = ChunkStore.open_readonly(self.prev_dir / STORE) if self.prev_dir and kept else None
+        same_chunking = self.prev is not None and self.prev.chunking == self.target.chunking
+        self.rep.stage("chunk", len(new) + (0 if same_chunking else len(kept)))
+        all_chunks: list[Chunk] = []
+        entries: dict[str, DocEntry] = {}
+        pages = 0
+        for doc_id in sorted(new.keys() | kept):
+            doc = new.get(doc_id) or (prev_store.document(doc_id) if prev_store else None)
+            if doc is None:
+                continue
+            if doc_id in new or not same_chunking or prev_store is None:
+                chunks = self._chunk(doc)
+                self.rep.advance("chunk")
+            else:
+                chunks = prev_store.chunks_of(doc_id)
+            store.add_document(doc, chunks, len(all_chunks))
+            all_chunks.extend(chunks)
+            pages += doc.page_count
+            entries[doc_id] = DocEntry(
+                source=doc.source, content_hash=doc.content_hash, pages=doc.page_count, chunks=len(chunks)
+            )
+        if prev_store is not None:
+            prev_store.close()
+        return all_chunks, entries, pages
+
+    def _chunk(self, doc: Document) -> list[Chunk]:
+        if self._chunker is None:
+            tokenizer = load_tokenizer(self.config.chunking.tokenizer)
+            self._chunker = StructureChunker(self.config.chunking, hf_token_counter(tokenizer))
+        return self._chunker.split(doc)
+
+    def _write_dense(self, drep: DenseRep, chunks: list[Chunk]) -> DenseRep:
+        dconf = dense_config_for(self.config, drep)
+        hashes = [c.hash for c in chunks]
+        have = self.cache.get_many(drep.key, hashes)
+        missing = sorted({c.hash: c.text for c in chunks if c.hash not in have}.items())
+        self.rep.stage(f"embed {drep.model}", len(missing))
+        if missing:
+            model = load_sentence_transformer(dconf.model, max_seq_length=dconf.max_seq_length)
+            encoder = SentenceEncoder(model, dconf.batch_size, dconf.passage_prefix)
+            for i in range(0, len(missing), EMBED_CALL):
+                part = missing[i : i + EMBED_CALL]
+                vecs = encoder.encode([t for _, t in part])
+                self.cache.put_many(drep.key, [h for h, _ in part], vecs)
+                have.update({h: v for (h, _), v in zip(part, vecs, strict=True)})
+                self.rep.advance(f"embed {drep.model}", len(part))
+                self.fault("embed")
+        dim = len(next(iter(have.values()))) if have else max(drep.dim, 1)
+        vectors: npt.NDArray[np.float32] = (
+            np.stack([have[h] for h in hashes]).astype(np.float32)
+            if hashes
+            else np.zeros((0, dim), np.float32)
+        )
+        index = VectorIndex.build(vectors, dconf)
+        index.save(self.out / "dense" / drep.key)
+        return drep.model_copy(update={"dim": dim, "index_kind": index.kind})

@@ -1,0 +1,149 @@
+"""Pipelines: a typed configuration, and the plain composition it builds.
+
+`PipelineConfig` is data (YAML via `model_dump` + `yaml.safe_dump`); component
+fields are unions discriminated on `kind`, so only known component classes can
+ever be loaded from a saved pipeline - no import paths in configs.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated
+
+import yaml
+from pydantic import Field, ValidationError
+
+from ragsys.chunk import ChunkConfig
+from ragsys.extract import ExtractorConfig, PdfExtractorConfig
+from ragsys.fusion import FusionConfig, RRFConfig
+from ragsys.protocols import Reranker, Retriever
+from ragsys.rerank import CrossEncoderConfig
+from ragsys.retrieve.bm25 import BM25Config
+from ragsys.retrieve.dense import DenseConfig
+from ragsys.types import Frozen, Hit
+
+RetrieverConfig = Annotated[BM25Config | DenseConfig, Field(discriminator="kind")]
+PIPELINE_YAML = "pipeline.yaml"
+
+
+class PipelineError(Exception):
+    """A pipeline file or directory cannot be loaded; the message names it and the fix."""
+
+
+class PipelineConfig(Frozen):
+    """Everything that decides how documents are indexed and how a query is answered.
+
+    Example:
+        >>> from ragsys.retrieve.bm25 import BM25Config
+        >>> PipelineConfig(name="bm25", retrievers=(BM25Config(),)).retrievers[0].kind
+        'bm25'
+    """
+
+    name: str = "pipeline"
+    extractor: Annotated[ExtractorConfig, Field(discriminator="kind")] = PdfExtractorConfig()
+    chunking: ChunkConfig = ChunkConfig()
+    retrievers: tuple[RetrieverConfig, ...]
+    fusion: Annotated[FusionConfig, Field(discriminator="kind")] = RRFConfig()
+    reranker: CrossEncoderConfig | None = None
+    candidates: int = Field(default=100, ge=1, description="hits asked of each retriever before fusion")
+    top_k: int = Field(default=10, ge=1)
+
+    def to_yaml(self, path: Path) -> None:
+        path.write_text(yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False), encoding="utf-8")
+
+    @classmethod
+    def from_yaml(cls, path: Path) -> PipelineConfig:
+        try:
+            raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+            return cls.model_validate(raw)
+        except (OSError, yaml.YAMLError, ValidationError) as e:
+            raise PipelineError(f"{path}: not a valid pipeline config: {e}") from e
+
+
+def default_pipeline() -> PipelineConfig:
+    """BM25 + the bundled MiniLM, fused with reciprocal rank fusion; no reranker.
+
+    No pretrained cross-encoder is available offline, and an untrained one is worse
+    than none, so the default reranks nothing until `ragsys train reranker` made one.
+    """
+    return PipelineConfig(name="hybrid", retrievers=(BM25Config(), DenseConfig()), fusion=RRFConfig())
+
+
+def load_pipeline(spec: str | Path | None) -> PipelineConfig:
+    """A `pipelines/*.py` file (exposing `build()` or `CONFIG`), a saved directory, or the default."""
+    if spec is None or str(spec) == "":
+        return default_pipeline()
+    path = Path(spec)
+    if path.is_dir():
+        if not (path / PIPELINE_YAML).exists():
+            raise PipelineError(
+                f"{path}: no {PIPELINE_YAML} here; pass a saved pipeline directory or a .py file"
+            )
+        return PipelineConfig.from_yaml(path / PIPELINE_YAML)
+    if path.suffix in (".yaml", ".yml") and path.exists():
+        return PipelineConfig.from_yaml(path)
+    if path.suffix != ".py" or not path.exists():
+        raise PipelineError(f"{path}: not found; pass a pipelines/*.py file or a saved pipeline directory")
+    return _load_py(path)
+
+
+def _load_py(path: Path) -> PipelineConfig:
+    # Executing the user's own pipeline file is the point of declaring pipelines in
+    # Python; configs loaded from saved directories never import anything.
+    spec = importlib.util.spec_from_file_location(f"ragsys_pipeline_{path.stem}", path)
+    if spec is None or spec.loader is None:
+        raise PipelineError(f"{path}: cannot be imported as a Python module")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    if hasattr(module, "build"):
+        config = module.build()
+    elif hasattr(module, "CONFIG"):
+        config = module.CONFIG
+    else:
+        raise PipelineError(f"{path}: define `build() -> PipelineConfig` or `CONFIG = PipelineConfig(...)`")
+    if not isinstance(config, PipelineConfig):
+        raise PipelineError(f"{path}: build()/CONFIG returned {type(config).__name__}, not PipelineConfig")
+    return config
+
+
+@dataclass(frozen=True)
+class SearchPipeline:
+    """Retrievers -> fusion -> optional reranker: plain composition, nothing hidden."""
+
+    config: PipelineConfig
+    retrievers: Sequence[Retriever]
+    reranker: Reranker | None = None
+
+    def search(self, query: str, k: int | None = None) -> list[Hit]:
+        k = k or self.config.top_k
+        runs = [r.retrieve(query, max(self.config.candidates, k)) for r in self.retrievers]
+        hits = self.config.fusion.fuse(runs) if len(runs) > 1 else list(runs[0])
+        if self.reranker is not None:
+            return self.reranker.rerank(query, hits, k)
+        return hits[:k]
+
+    def search_many(
+        self, queries: Sequence[str], k: int | None = None, on_progress: Callable[[int], None] | None = None
+    ) -> list[list[Hit]]:
+        """`search` for many queries; retrievers that batch (dense encoding) do so."""
+        k = k or self.config.top_k
+        depth = max(self.config.candidates, k)
+        runs = [_retrieve_many(r, queries, depth) for r in self.retrievers]
+        out: list[list[Hit]] = []
+        for i, query in enumerate(queries):
+            per_query = [run[i] for run in runs]
+            hits = self.config.fusion.fuse(per_query) if len(per_query) > 1 else list(per_query[0])
+            out.append(self.reranker.rerank(query, hits, k) if self.reranker is not None else hits[:k])
+            if on_progress is not None:
+                on_progress(1)
+        return out
+
+
+def _retrieve_many(retriever: Retriever, queries: Sequence[str], k: int) -> list[list[Hit]]:
+    batched = getattr(retriever, "retrieve_many", None)
+    if callable(batched):
+        return list(batched(queries, k))
+    return [retriever.retrieve(q, k) for q in queries]
