@@ -272,6 +272,41 @@ def _print_eval(record: dict[str, object]) -> None:
         err.print(f"report: {files['html']}")
 
 
+train_app = typer.Typer(no_args_is_help=True, help="Train one component of a pipeline.")
+app.add_typer(train_app, name="train")
+
+
+@train_app.command("mixture")
+def train_mixture(
+    index_dir: IndexOpt,
+    eval_set: Annotated[Path, typer.Option("--eval-set", help="eval set JSONL with a train split")],
+    out: Annotated[Path, typer.Option("--out", help="pipeline directory to write")],
+    pipeline: PipelineOpt = "pipelines/mixture.py",
+) -> None:
+    """Fit a learned mixture's fusion weights on a dev split carved from the train questions."""
+    from ragsys.assemble import build_search
+    from ragsys.evalset import EvalSetReader
+    from ragsys.fit import fit_learned_mixture
+    from ragsys.index.reader import Index
+    from ragsys.mixture import LearnedMixtureConfig
+
+    with user_errors():
+        config = load_pipeline(pipeline)
+        if not isinstance(config.fusion, LearnedMixtureConfig):
+            raise ValueError(
+                f"{pipeline}: fusion kind {config.fusion.kind!r} has nothing to fit; use a learned one"
+            )
+        index = Index.open(index_dir)
+        items = EvalSetReader(eval_set).read([config.fusion.fit_split])
+        fitted, fit = fit_learned_mixture(
+            config, build_search(config, index), items, set(index.manifest.documents)
+        )
+        out.mkdir(parents=True, exist_ok=True)
+        fitted.to_yaml(out / "pipeline.yaml")
+    err.print(f"fitted on {fit.n_queries} dev questions: {fit.config.model_dump(mode='json')} "
+              f"(dev nDCG@10 {fit.ndcg_at_10:.4f}); saved {out / 'pipeline.yaml'}")  # fmt: skip
+
+
 def main() -> None:
     app()
 

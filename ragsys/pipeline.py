@@ -18,7 +18,8 @@ from pydantic import Field, ValidationError
 
 from ragsys.chunk import ChunkConfig
 from ragsys.extract import ExtractorConfig, PdfExtractorConfig
-from ragsys.fusion import FusionConfig, RRFConfig
+from ragsys.fusion import ConvexConfig, RRFConfig
+from ragsys.mixture import LearnedMixtureConfig
 from ragsys.protocols import Reranker, Retriever
 from ragsys.rerank import CrossEncoderConfig
 from ragsys.retrieve.bm25 import BM25Config
@@ -46,7 +47,9 @@ class PipelineConfig(Frozen):
     extractor: Annotated[ExtractorConfig, Field(discriminator="kind")] = PdfExtractorConfig()
     chunking: ChunkConfig = ChunkConfig()
     retrievers: tuple[RetrieverConfig, ...]
-    fusion: Annotated[FusionConfig, Field(discriminator="kind")] = RRFConfig()
+    fusion: Annotated[RRFConfig | ConvexConfig | LearnedMixtureConfig, Field(discriminator="kind")] = (
+        RRFConfig()
+    )
     reranker: CrossEncoderConfig | None = None
     candidates: int = Field(default=100, ge=1, description="hits asked of each retriever before fusion")
     top_k: int = Field(default=10, ge=1)
@@ -131,7 +134,7 @@ class SearchPipeline:
         """`search` for many queries; retrievers that batch (dense encoding) do so."""
         k = k or self.config.top_k
         depth = max(self.config.candidates, k)
-        runs = [_retrieve_many(r, queries, depth) for r in self.retrievers]
+        runs = [retrieve_many(r, queries, depth) for r in self.retrievers]
         out: list[list[Hit]] = []
         for i, query in enumerate(queries):
             per_query = [run[i] for run in runs]
@@ -142,7 +145,7 @@ class SearchPipeline:
         return out
 
 
-def _retrieve_many(retriever: Retriever, queries: Sequence[str], k: int) -> list[list[Hit]]:
+def retrieve_many(retriever: Retriever, queries: Sequence[str], k: int) -> list[list[Hit]]:
     batched = getattr(retriever, "retrieve_many", None)
     if callable(batched):
         return list(batched(queries, k))

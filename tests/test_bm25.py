@@ -328,3 +328,10 @@ def test_retriever_rejects_a_tokenizer_from_another_config() -> None:
     s = config.build_scorer(BM25Index.build([["a"]]))
     with pytest.raises(ValueError, match="Tokenizer"):
         BM25Retriever(config, s, Tokenizer(PLAIN), lambda rows: [])
+
+
+def test_load_rejects_mismatched_vocabulary(tmp_path: Path) -> None:
+    BM25Index.build([["a", "b"]]).save(tmp_path)
+    (tmp_path / "bm25_vocab.json").write_text(json.dumps({"format": 1, "terms": ["a"]}))
+    with pytest.raises(ValueError, match="rebuild"):
+        BM25Index.load(tmp_path)

@@ -72,9 +72,15 @@ def index_paths(
         )  # fmt: skip
         if prev is not None and not plan.changes and prev.signature() == target.signature():
             return IndexSummary.of(plan, prev, time.monotonic() - t0, generation=prev.generation)
+        t_extract = time.monotonic()
         new_docs = _extract(plan, config, passwords, workers, index_dir, rep)
-        manifest = _write_generation(index_dir, prev, target, plan, new_docs, config, rep)
-        return IndexSummary.of(plan, manifest, time.monotonic() - t0, generation=manifest.generation)
+        timings = {"extract": round(time.monotonic() - t_extract, 3)}
+        manifest, writer = _write_generation(index_dir, prev, target, plan, new_docs, config, rep)
+        timings.update(writer.timings)
+        return IndexSummary.of(
+            plan, manifest, time.monotonic() - t0, generation=manifest.generation, timings=timings,
+            chunks_embedded=writer.embedded,
+        )  # fmt: skip
 
 
 def _read_prev(index_dir: Path) -> Manifest | None:
@@ -130,7 +136,7 @@ def _write_generation(
     new_docs: list[Document],
     config: PipelineConfig,
     rep: Reporter,
-) -> Manifest:
+) -> tuple[Manifest, GenerationWriter]:
     gens = index_dir / GENERATIONS
     gens.mkdir(exist_ok=True)
     number = int(prev.generation[1:]) + 1 if prev is not None else 1
@@ -150,7 +156,7 @@ def _write_generation(
     fault_point("switch")
     write_manifest(index_dir, manifest)
     _collect_garbage(gens, keep={name, prev.generation if prev else ""})
-    return manifest
+    return manifest, writer
 
 
 def _collect_garbage(gens: Path, keep: set[str]) -> None:

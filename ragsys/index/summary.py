@@ -21,9 +21,19 @@ class IndexSummary(Frozen):
     chunks: int
     seconds: float
     generation: str
+    timings: dict[str, float] = {}  # seconds per stage; "embed" is encoding alone
+    chunks_embedded: int = 0  # embedding-cache misses encoded by this run
 
     @classmethod
-    def of(cls, plan: Plan, manifest: Manifest, seconds: float, generation: str) -> IndexSummary:
+    def of(
+        cls,
+        plan: Plan,
+        manifest: Manifest,
+        seconds: float,
+        generation: str,
+        timings: dict[str, float] | None = None,
+        chunks_embedded: int = 0,
+    ) -> IndexSummary:
         present = set(manifest.documents)
         indexed = len(plan.seen & present)
         return cls(
@@ -37,6 +47,8 @@ class IndexSummary(Frozen):
             chunks=manifest.chunks,
             seconds=round(seconds, 3),
             generation=generation,
+            timings=timings or {},
+            chunks_embedded=chunks_embedded,
         )
 
     def cli_json(self) -> dict[str, object]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -42,26 +43,38 @@ class GenerationWriter:
         self.out, self.prev, self.prev_dir, self.target = out, prev, prev_dir, target
         self.config, self.cache, self.rep, self.fault = config, cache, reporter, fault
         self._chunker: StructureChunker | None = None
+        self.timings: dict[str, float] = {}
+        self.embedded = 0  # chunks embedded in this run (cache misses)
 
     def write(self, plan: Plan, new_docs: list[Document]) -> Manifest:
         self.out.mkdir(parents=True)
+        t = time.monotonic()
         store = ChunkStore.create(self.out / STORE)
         chunks, documents, pages = self._write_store(store, plan, new_docs)
         store.commit()
         store.close()
         self.fault("chunk")
+        t = self._lap("chunk", t)
         texts = [c.text for c in chunks]
         for srep in self.target.sparse:
             tokenizer = Tokenizer(TokenizerConfig.model_validate(srep.tokenizer))
             BM25Index.build(tokenizer.tokenize_many(texts)).save(self.out / "bm25" / srep.key)
+        t = self._lap("bm25", t)
         dense = tuple(self._write_dense(drep, chunks) for drep in self.target.dense)
+        t = self._lap("dense", t)
         self.rep.stage("write", 1)
         fsync_tree(self.out)
         self.rep.advance("write")
         self.fault("write")
+        self._lap("write", t)
         return self.target.model_copy(
             update={"documents": documents, "pages": pages, "chunks": len(chunks), "dense": dense}
         )
+
+    def _lap(self, stage: str, since: float) -> float:
+        now = time.monotonic()
+        self.timings[stage] = round(self.timings.get(stage, 0.0) + now - since, 3)
+        return now
 
     def _write_store(
         self, store: ChunkStore, plan: Plan, new_docs: list[Document]
@@ -103,11 +116,17 @@ class GenerationWriter:
         dconf = dense_config_for(self.config, drep)
         hashes = [c.hash for c in chunks]
         have = self.cache.get_many(drep.key, hashes)
-        missing = sorted({c.hash: c.text for c in chunks if c.hash not in have}.items())
+        # Longest first, as SentenceTransformer.encode sorts within a call: sorting across calls
+        # too keeps padding (wasted compute) as low as one big encode() call would.
+        missing = sorted(
+            {c.hash: c.text for c in chunks if c.hash not in have}.items(),
+            key=lambda ht: (-len(ht[1]), ht[0]),
+        )
         self.rep.stage(f"embed {drep.model}", len(missing))
         if missing:
             model = load_sentence_transformer(dconf.model, max_seq_length=dconf.max_seq_length)
             encoder = SentenceEncoder(model, dconf.batch_size, dconf.passage_prefix)
+            t = time.monotonic()
             for i in range(0, len(missing), EMBED_CALL):
                 part = missing[i : i + EMBED_CALL]
                 vecs = encoder.encode([t for _, t in part])
@@ -115,6 +134,8 @@ class GenerationWriter:
                 have.update({h: v for (h, _), v in zip(part, vecs, strict=True)})
                 self.rep.advance(f"embed {drep.model}", len(part))
                 self.fault("embed")
+            self._lap("embed", t)  # encoding alone (model loading excluded), for throughput figures
+            self.embedded += len(missing)
         dim = len(next(iter(have.values()))) if have else max(drep.dim, 1)
         vectors: npt.NDArray[np.float32] = (
             np.stack([have[h] for h in hashes]).astype(np.float32)

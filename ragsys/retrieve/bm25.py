@@ -74,8 +74,9 @@ def tf_lucene(tf: FloatArray, norm: FloatArray, k1: float, delta: float) -> Floa
 
 
 def tf_bm25plus(tf: FloatArray, norm: FloatArray, k1: float, delta: float) -> FloatArray:
-    """Okapi tf plus delta, so a long document containing the term always beats one that
-    does not. Source: Lv & Zhai 2011; rank_bm25.BM25Plus; bm25s.scoring._score_tfc_bm25plus."""
+    """Okapi tf plus delta: containing the term is worth at least idf * delta, however long
+    the document, so long documents are not over-penalized. Source: Lv & Zhai 2011;
+    rank_bm25.BM25Plus; bm25s.scoring._score_tfc_bm25plus."""
     return tf * (k1 + 1) / (k1 * norm + tf) + delta
 
 
@@ -168,6 +169,8 @@ class BM25Index:
         with np.load(directory / _INDEX_ARRAYS, allow_pickle=False) as arrays:
             doc_lengths = arrays["doc_lengths"].astype(np.int64)
             shape = (len(terms), doc_lengths.shape[0])
+            if arrays["indptr"].shape[0] != len(terms) + 1:
+                raise ValueError(f"{directory}: vocabulary and arrays disagree; rebuild the index")
             tf = sp.csr_array((arrays["tf"], arrays["indices"], arrays["indptr"]), shape=shape)
         return cls(vocab={t: i for i, t in enumerate(terms)}, tf=tf, doc_lengths=doc_lengths)
 
