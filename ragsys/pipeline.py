@@ -7,7 +7,9 @@ ever be loaded from a saved pipeline - no import paths in configs.
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
+import shutil
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -59,11 +61,59 @@ class PipelineConfig(Frozen):
 
     @classmethod
     def from_yaml(cls, path: Path) -> PipelineConfig:
+        """Reads a config; relative weight paths (`models/...`) resolve against its folder."""
         try:
             raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-            return cls.model_validate(raw)
+            return cls.model_validate(_map_weight_paths(raw, lambda v: _absolute(v, path.parent)))
         except (OSError, yaml.YAMLError, ValidationError) as e:
             raise PipelineError(f"{path}: not a valid pipeline config: {e}") from e
+
+    def save(self, directory: Path) -> Path:
+        """Writes `pipeline.yaml` plus every local weight folder it names (fine-tuned encoders,
+        cross-encoders, LoRA adapters) copied under `models/`, so the directory is self-contained
+        and `PipelineConfig.load(directory)` behaves exactly the same anywhere."""
+        directory.mkdir(parents=True, exist_ok=True)
+        raw = _map_weight_paths(self.model_dump(mode="json"), lambda v: _bundle(v, directory))
+        path = directory / PIPELINE_YAML
+        path.write_text(yaml.safe_dump(raw, sort_keys=False), encoding="utf-8")
+        return path
+
+    @classmethod
+    def load(cls, directory: Path) -> PipelineConfig:
+        return cls.from_yaml(directory / PIPELINE_YAML)
+
+
+WEIGHT_FIELDS = ("model", "adapter")  # config fields that name weights: an alias, hub id or folder
+
+
+def _map_weight_paths(node: object, fn: Callable[[str], str]) -> object:
+    if isinstance(node, dict):
+        return {
+            k: fn(v) if k in WEIGHT_FIELDS and isinstance(v, str) else _map_weight_paths(v, fn)
+            for k, v in node.items()
+        }
+    if isinstance(node, list):
+        return [_map_weight_paths(v, fn) for v in node]
+    return node
+
+
+def _absolute(value: str, base: Path) -> str:
+    candidate = base / value
+    return str(candidate) if not Path(value).is_absolute() and candidate.exists() else value
+
+
+def _bundle(value: str, directory: Path) -> str:
+    """A local weight folder outside `directory` is copied in; aliases and hub ids stay as they are."""
+    src = Path(value)
+    if not src.is_dir():
+        return value
+    src, root = src.resolve(), directory.resolve()
+    if root in src.parents:
+        return str(src.relative_to(root))
+    dest = root / "models" / f"{src.name}-{hashlib.sha256(str(src).encode()).hexdigest()[:8]}"
+    if not dest.exists():
+        shutil.copytree(src, dest)
+    return str(dest.relative_to(root))
 
 
 def default_pipeline() -> PipelineConfig:

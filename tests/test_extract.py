@@ -29,7 +29,7 @@ from ragsys.extract import (
 )
 from ragsys.extract.headings import Line, block_parts, heading_style, join_lines
 from ragsys.extract.order import reading_order
-from ragsys.extract.page import may_hold_table
+from ragsys.extract.tables import may_hold_table, table_markdown
 from ragsys.extract.unstructured import elements_to_pages
 from ragsys.types import Document
 from tests import pdfgen
@@ -211,11 +211,36 @@ def test_image_only_page_is_reported(tmp_path: Path, extractor: PdfExtractor) ->
     doc = extractor.extract(pdfgen.image_only(tmp_path / "mixed.pdf", with_text_page=True))
     assert [p.has_text_layer for p in doc.pages] == [True, False]
     assert doc.pages[1].text == "" and not doc.pages[1].ocr
-    assert any("page 2" in w and "OCR is off" in w for w in doc.warnings)
+    assert any("no text layer" in w and "page 2;" in w and "OCR is off" in w for w in doc.warnings)
     no_ocr = PdfExtractor(PdfExtractorConfig(ocr="auto"), tessdata=None)  # as if tesseract were missing
     with pytest.raises(EmptyDocumentError, match="no page has a text layer") as err:
         no_ocr.extract(pdfgen.image_only(tmp_path / "scan.pdf"))
     assert "tesseract" in str(err.value)
+
+
+def test_pages_without_text_are_ocrd_when_tesseract_is_there(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import pymupdf
+
+    donor = pymupdf.open(pdfgen.simple(tmp_path / "donor.pdf", "Recognized words"))  # type: ignore[no-untyped-call]
+    donor_page = donor[0]  # OCR is faked: the text layer of another page stands in for tesseract's
+    calls: list[dict[str, object]] = []
+
+    def fake_ocr(page: object, **kwargs: object) -> object:
+        calls.append(kwargs)
+        return donor_page.get_textpage(flags=kwargs["flags"])
+
+    monkeypatch.setattr(pymupdf.Page, "get_textpage_ocr", fake_ocr)
+    doc = PdfExtractor(PdfExtractorConfig(), tessdata="/fake/tessdata").extract(
+        pdfgen.image_only(tmp_path / "scan.pdf", with_text_page=True)
+    )
+    assert len(calls) == 1 and calls[0]["tessdata"] == "/fake/tessdata" and calls[0]["full"] is True
+    scanned = doc.pages[1]
+    assert scanned.ocr and not scanned.has_text_layer and "Recognized words" in scanned.text
+    assert not doc.pages[0].ocr and any("text from OCR" in w for w in doc.warnings)
+    off = PdfExtractor(PdfExtractorConfig(ocr="off"), tessdata="/fake/tessdata")
+    assert not off.extract(pdfgen.image_only(tmp_path / "scan2.pdf", with_text_page=True)).pages[1].ocr
 
 
 def test_errors_name_file_reason_fix_and_pickle() -> None:
@@ -289,6 +314,24 @@ def test_table_prefilter_needs_two_rows_of_cells() -> None:
     assert not may_hold_table(one_row)
     two_rows = [*one_row, (72.0, 414.0, 200.0, 424.0), (300.0, 414.0, 340.0, 424.0)]
     assert may_hold_table(two_rows)
+
+
+def test_table_markdown_fills_cells_from_words() -> None:
+    grid = [
+        [(0.0, 0.0, 50.0, 10.0), (50.0, 0.0, 100.0, 10.0)],
+        [(0.0, 10.0, 50.0, 30.0), (50.0, 10.0, 100.0, 20.0)],
+        [None, (50.0, 20.0, 100.0, 30.0)],  # the first cell is merged into the row above
+    ]
+    words = [
+        (2.0, 1.0, 20.0, 9.0, "Item", 0, 0, 0),
+        (52.0, 1.0, 70.0, 9.0, "a|b", 0, 1, 0),
+        (2.0, 11.0, 20.0, 19.0, "Total", 1, 0, 0),
+        (22.0, 21.0, 40.0, 29.0, "cost", 1, 0, 1),
+        (52.0, 11.0, 70.0, 19.0, "1", 1, 1, 0),
+        (52.0, 21.0, 70.0, 29.0, "2", 1, 2, 0),
+        (200.0, 1.0, 220.0, 9.0, "outside", 2, 0, 0),
+    ]
+    assert table_markdown(grid, words) == "|Item|a\\|b|\n|---|---|\n|Total cost|1|\n||2|"
 
 
 # ---- unstructured (mapping tested with a fake partition; the library is optional) ------------

@@ -10,6 +10,7 @@ body lines into headings.
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -27,6 +28,7 @@ _SIZE_DELTA = 0.8
 _MAX_SIZED_LINES, _MAX_SIZED_CHARS = 4, 300
 _MAX_BOLD_LINES, _MAX_BOLD_CHARS = 2, 150
 _MAX_NUMBER_CHARS = 8
+_LETTER = re.compile(r"[^\W\d_]")  # any unicode letter
 
 
 class Line(NamedTuple):
@@ -122,7 +124,7 @@ def join_lines(texts: Iterable[str]) -> str:
 
 
 def _has_letter(text: str) -> bool:
-    return any(ch.isalpha() for ch in text)
+    return _LETTER.search(text) is not None
 
 
 def _is_cjk(ch: str) -> bool:

@@ -75,7 +75,7 @@ class PdfExtractor:
 
     def __init__(self, config: PdfExtractorConfig, tessdata: str | None = None) -> None:
         self.config = config
-        self._tessdata = tessdata
+        self._tessdata = tessdata if config.ocr == "auto" else None
 
     def extract(self, path: Path) -> Document:
         suffix = path.suffix.lower()
@@ -102,7 +102,7 @@ class PdfExtractor:
         if not any(page.text for page in pages):
             if doc.is_repaired:
                 raise MalformedError(name, "the file is damaged and no text survived PyMuPDF's repair")
-            raise EmptyDocumentError(name, _no_text_reason(pages, self._tessdata is not None))
+            raise EmptyDocumentError(name, self._no_text_reason(pages))
         metadata = doc.metadata or {}
         return Document(
             id=name,
@@ -145,13 +145,24 @@ class PdfExtractor:
         missing = [p.number for p in pages if not p.has_text_layer and not p.ocr]
         warnings = []
         if ocr_pages:
-            warnings.append(f"OCR'd {_page_list(sorted(ocr_pages))}: no text layer")
+            warnings.append(f"no text layer on {_page_list(sorted(ocr_pages))}: text from OCR")
         if missing:
-            why = "OCR is off" if self.config.ocr == "off" else "OCR is unavailable (tesseract not found)"
-            if self._tessdata is not None:
-                why = "OCR found no text"
-            warnings.append(f"no text layer (scanned or blank) on {_page_list(missing)}; {why}")
+            warnings.append(
+                f"no text layer (scanned or blank) on {_page_list(missing)}; {self._why_no_ocr()}"
+            )
         return warnings
+
+    def _why_no_ocr(self) -> str:
+        if self.config.ocr == "off":
+            return "OCR is off"
+        if self._tessdata is None:
+            return "OCR is unavailable (tesseract not found)"
+        return "blank, or OCR failed"
+
+    def _no_text_reason(self, pages: Sequence[Page]) -> str:
+        if not any(p.has_text_layer or p.ocr for p in pages):
+            return f"no page has a text layer (scanned?) and {self._why_no_ocr()}"
+        return "no extractable text on any page"
 
 
 def _open_pdf(name: str, data: bytes, passwords: Sequence[str]) -> pymupdf.Document:
@@ -207,12 +218,6 @@ def _first_heading(pages: Sequence[Page]) -> str:
         if headings:
             return min(headings, key=lambda b: b.level).text
     return ""
-
-
-def _no_text_reason(pages: Sequence[Page], ocr_available: bool) -> str:
-    if not any(p.has_text_layer for p in pages) and not ocr_available:
-        return "no page has a text layer (scanned?) and OCR is unavailable"
-    return "no extractable text on any page"
 
 
 def _page_list(numbers: Sequence[int]) -> str:

@@ -12,8 +12,8 @@ pool for the layout model, and a forked child of a process holding it can
 deadlock. The time limit starts when a ready worker receives its file, so
 worker start-up (about a second of imports) never counts against a file.
 
-With `workers > 1` results are yielded as they complete (not in input order;
-`ExtractResult.path` says which file). With `workers=1` files are extracted
+With `workers > 1` files are handed out largest first and results are yielded as
+they complete (not in input order; `ExtractResult.path` says which file). With `workers=1` files are extracted
 in-process, in input order, so a debugger and tracebacks work; the time limit is
 then enforced with SIGALRM, which interrupts Python code but not a single long C
 call, and only when called from the main thread of a POSIX process.
@@ -175,7 +175,7 @@ class _Pool:
         self._start_failures = 0
 
     def run(self, paths: list[str], workers: int) -> Iterator[ExtractResult]:
-        pending = deque(paths)
+        pending = deque(sorted(paths, key=_size, reverse=True))  # biggest first: no long tail at the end
         self._workers = [self._spawn() for _ in range(min(workers, len(pending)))]
         while pending or any(w.path is not None for w in self._workers):
             for worker in self._workers:
@@ -230,6 +230,13 @@ class _Pool:
     def _replace(self, worker: _Worker) -> None:
         _kill(worker)
         self._workers[self._workers.index(worker)] = self._spawn()
+
+
+def _size(path: str) -> int:
+    try:
+        return Path(path).stat().st_size
+    except OSError:
+        return 0
 
 
 def _next_deadline(pool: list[_Worker], limit: float) -> float:

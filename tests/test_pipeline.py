@@ -1,0 +1,70 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from ragsys.pipeline import PipelineConfig, PipelineError, default_pipeline, load_pipeline
+from ragsys.rerank import CrossEncoderConfig
+from ragsys.retrieve.dense import DenseConfig
+
+PIPELINES = Path(__file__).resolve().parents[1] / "pipelines"
+
+
+@pytest.mark.parametrize("name", ["bm25", "dense", "hybrid", "mixture"])
+def test_shipped_pipelines_round_trip_through_yaml(name: str, tmp_path: Path) -> None:
+    config = load_pipeline(PIPELINES / f"{name}.py")
+    config.to_yaml(tmp_path / "p.yaml")
+    assert PipelineConfig.from_yaml(tmp_path / "p.yaml") == config
+
+
+def test_default_is_the_hybrid_file() -> None:
+    assert load_pipeline(None) == load_pipeline(PIPELINES / "hybrid.py") == default_pipeline()
+    assert default_pipeline().reranker is None
+
+
+def test_save_bundles_local_weights_and_load_restores_them(tmp_path: Path, tiny_st_path: Path) -> None:
+    config = PipelineConfig(
+        retrievers=(DenseConfig(model=str(tiny_st_path)), DenseConfig(model="minilm")),
+        reranker=CrossEncoderConfig(model=str(tiny_st_path)),
+    )
+    out = tmp_path / "saved"
+    config.save(out)
+    text = (out / "pipeline.yaml").read_text()
+    assert str(tiny_st_path) not in text and "models/" in text  # relative, inside the directory
+    copied = next((out / "models").iterdir())
+    assert (copied / "config.json").exists()
+    moved = tmp_path / "moved"
+    out.rename(moved)  # self-contained: works from anywhere
+    loaded = load_pipeline(moved)
+    first = loaded.retrievers[0]
+    assert (
+        isinstance(first, DenseConfig) and Path(first.model).resolve().parent == (moved / "models").resolve()
+    )
+    assert isinstance(loaded.retrievers[1], DenseConfig) and loaded.retrievers[1].model == "minilm"
+    assert loaded.reranker is not None and loaded.reranker.model == first.model
+
+
+def test_unknown_component_kind_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "pipeline.yaml").write_text(
+        "retrievers:\n- kind: os.system\n  model: rm -rf /\n", encoding="utf-8"
+    )
+    with pytest.raises(PipelineError, match="pipeline.yaml"):
+        load_pipeline(tmp_path)
+
+
+def test_py_files_expose_build_or_config(tmp_path: Path) -> None:
+    good = tmp_path / "good.py"
+    good.write_text(
+        "from ragsys.pipeline import PipelineConfig\nfrom ragsys.retrieve.bm25 import BM25Config\n"
+        "def build():\n    return PipelineConfig(name='x', retrievers=(BM25Config(),))\n"
+    )
+    assert load_pipeline(good).name == "x"
+    bad = tmp_path / "bad.py"
+    bad.write_text("X = 1\n")
+    with pytest.raises(PipelineError, match="CONFIG"):
+        load_pipeline(bad)
+    with pytest.raises(PipelineError, match="not found"):
+        load_pipeline(tmp_path / "missing.py")
+    with pytest.raises(PipelineError, match="pipeline.yaml"):
+        load_pipeline(tmp_path)
