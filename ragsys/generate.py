@@ -47,7 +47,8 @@ DEFAULT_SYSTEM_PROMPT = (
     "in square brackets, like [1] or [2][3]. Keep the answer short. "
     "If the passages do not contain the answer, reply exactly: {abstain_text}"
 )
-# Small models often continue by inventing the next turn; cut there.
+# Small models often continue by inventing the next turn; cut there. The chat markers only
+# matter for a tokenizer that does not mark them special (decoding drops special tokens).
 DEFAULT_STOP = ("\nQuestion:", "\nPassages:", "<|im_end|>", "<|endoftext|>")
 
 NO_WINDOW = 10**8  # tokenizers without a known window report a huge sentinel instead
@@ -104,12 +105,16 @@ class GeneratorConfig(Frozen):
 
 def load_adapter(model: PreTrainedModel, adapter: str) -> PreTrainedModel:
     """Apply a peft LoRA adapter folder and merge it, so inference runs at base-model speed."""
-    from ragsys.models import ModelLoadError, check_safetensors
+    from ragsys.models import ModelLoadError
 
     folder = Path(adapter).expanduser()
     if not (folder / "adapter_config.json").is_file():
         raise ModelLoadError(f"adapter {adapter!r} is not a peft adapter folder (no adapter_config.json)")
-    check_safetensors(folder)  # peft would otherwise fall back to unpickling adapter_model.bin
+    if not (folder / "adapter_model.safetensors").is_file():  # else peft would unpickle adapter_model.bin
+        raise ModelLoadError(
+            f"adapter {adapter!r} has no adapter_model.safetensors, and ragsys never unpickles weights; "
+            "re-save it with `model.save_pretrained(folder)` (peft writes safetensors by default)"
+        )
     from peft import PeftModel
 
     merged: PreTrainedModel = PeftModel.from_pretrained(model, str(folder)).merge_and_unload()

@@ -6,6 +6,7 @@ import hashlib
 import random
 import shutil
 import threading
+import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -273,10 +274,21 @@ def test_streaming_yields_the_same_text_as_generate(model_and_tok: tuple[Any, An
     assert len(pieces) > 1 and "".join(pieces) == gen.generate(QUESTION, HITS).text
 
 
-def test_leaving_the_stream_early_stops_the_generation_thread(model_and_tok: tuple[Any, Any]) -> None:
-    stream = _gen(model_and_tok, max_new_tokens=80).generate_stream(QUESTION, HITS)
+def test_leaving_the_stream_early_stops_generation(tok: ChatTokenizer) -> None:
+    class SlowLM(ScriptedLM):
+        def generate(
+            self, input_ids: torch.Tensor, stopping_criteria: Sequence[Any], **kw: Any
+        ) -> torch.Tensor:
+            slowed = [
+                lambda ids, scores, c=c: (time.sleep(0.01), c(ids, scores))[1] for c in stopping_criteria
+            ]
+            return super().generate(input_ids, slowed, **kw)
+
+    lm = SlowLM(tok, " ".join(CORPUS[:3]))  # ~40 tokens, 10 ms each
+    stream = HFGenerator(_config(max_new_tokens=80), lm, tok).generate_stream(QUESTION, HITS)
     next(stream)
     stream.close()
+    assert lm.steps < len(lm._reply) // 2
     assert not any(t.name == "ragsys-generate" for t in threading.enumerate())
 
 
@@ -317,9 +329,29 @@ def test_build_refuses_a_folder_that_is_not_an_adapter(lm_path: Path, tmp_path: 
         _config(model=str(lm_path), adapter=str(tmp_path)).build()
 
 
+def test_build_refuses_a_pickled_adapter(lm_path: Path, tmp_path: Path) -> None:
+    pickled = _save_lora(lm_path, tmp_path / "pickled", init_lora_weights=False)
+    (pickled / "adapter_model.safetensors").rename(pickled / "adapter_model.bin")
+    with pytest.raises(ModelLoadError, match="never unpickles"):
+        _config(model=str(lm_path), adapter=str(pickled)).build()
+
+
 def test_build_refuses_a_model_without_a_chat_template(lm_path: Path, tmp_path: Path) -> None:
     bare = tmp_path / "bare"
     shutil.copytree(lm_path, bare)
     (bare / "chat_template.jinja").unlink()
     with pytest.raises(ModelLoadError, match="chat template"):
         _config(model=str(bare)).build()
+
+
+@pytest.mark.slow
+def test_smollm2_answers_from_the_passages_and_streams_the_same_text() -> None:
+    try:
+        gen = GeneratorConfig(max_new_tokens=40).build()
+    except ModelLoadError as e:
+        pytest.skip(f"smollm2-135m is not available: {e}")
+    hits = [_hit("river", "The Varna river is 212 kilometres long and flows into Lake Orin.")]
+    pieces: list[str] = []
+    answer = gen.stream("How long is the Varna river?", hits, on_text=pieces.append)
+    assert "212" in answer.text and not answer.abstained
+    assert "".join(pieces) == answer.text and len(pieces) > 1

@@ -115,7 +115,8 @@ def test_prompt_uses_the_chat_template(tok: ChatTokenizer) -> None:
         "\n\nQuestion: Does aspirin help?"
     )
     assert prompt.text == (
-        f"<|im_start|>system\nCite [n].<|im_end|>\n<|im_start|>user\n{user}<|im_end|>\n<|im_start|>assistant\n"
+        f"<|im_start|>system\nCite [n].<|im_end|>\n"
+        f"<|im_start|>user\n{user}<|im_end|>\n<|im_start|>assistant\n"
     )
     assert list(prompt.ids) == tok.encode(prompt.text, add_special_tokens=False)
     assert prompt.numbered() == {1: hits[0], 2: hits[1]}
