@@ -28,15 +28,14 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Protocol, cast
 
-import torch
 from pydantic import Field
-from transformers import StoppingCriteria, StoppingCriteriaList
 
 from ragsys.citations import is_abstention, parse_citations
 from ragsys.prompt import ChatTokenizer, Prompt, build_prompt, decode
 from ragsys.types import Answer, Frozen, Hit
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # torch and transformers load in `build()` and on first use: configs stay cheap
+    import torch
     from transformers import PreTrainedModel
 
 DEFAULT_ABSTAIN = "I cannot answer this from the documents."
@@ -153,11 +152,12 @@ def _stop_prefix_len(text: str, stops: Sequence[str]) -> int:
     return best
 
 
-class TextWatch(StoppingCriteria):
+class TextWatch:
     """Called by `generate` after each new token: times it, decodes, stops, streams.
 
-    A stopping criterion rather than a streamer because `transformers` may report tokens
-    to a streamer a step late (its deferred stop check), while criteria see every step.
+    Used as a stopping criterion (anything callable fits `StoppingCriteriaList`) rather
+    than as a streamer, because `transformers` may report tokens to a streamer a step late
+    (its deferred stop check), while criteria see every step.
     """
 
     def __init__(
@@ -175,6 +175,8 @@ class TextWatch(StoppingCriteria):
         self.first_token_at: float | None = None
 
     def __call__(self, input_ids: torch.Tensor, scores: Any, **kwargs: Any) -> torch.Tensor:
+        import torch
+
         if self.first_token_at is None:
             self.first_token_at = time.perf_counter()
         self._ids.extend(input_ids[0, self._seen :].tolist())
@@ -289,6 +291,9 @@ class HFGenerator:
             )
 
     def _run(self, prompt: Prompt, watch: TextWatch, prompt_s: float) -> tuple[str, dict[str, float]]:
+        import torch
+        from transformers import StoppingCriteriaList
+
         ids = torch.tensor([prompt.ids], dtype=torch.long, device=self._model.device)
         started = time.perf_counter()
         with torch.inference_mode(), _seeded(self.config, self._model.device):
@@ -343,6 +348,8 @@ def _seeded(config: GeneratorConfig, device: torch.device) -> Iterator[None]:
     if not config.do_sample:
         yield
         return
+    import torch
+
     with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
         torch.manual_seed(config.seed)
         yield
