@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# `make demo`: index a small corpus and search it. The corpus is rendered from
+# `make demo`: index a small corpus, search it, and answer a question with citations. The corpus is rendered from
 # data/demo/*.md so it exists on any machine; set DEMO_CORPUS=sec10q to use the
 # 20 SEC 10-Q filings in ../shared/data/sec10q/docs instead (takes ~10 minutes).
 set -euo pipefail
@@ -20,3 +20,5 @@ $RAGSYS index "$CORPUS" --index "$OUT/index" --json | tail -n 1
 $RAGSYS inspect "$OUT/index"
 echo "--- search: $QUESTION"
 $RAGSYS search "$QUESTION" --index "$OUT/index" -k 3
+echo "--- ask (SmolLM2-135M, bundled; converted from GGUF once into the user cache): $QUESTION"
+$RAGSYS ask "$QUESTION" --index "$OUT/index" -k 3

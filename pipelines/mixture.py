@@ -7,6 +7,7 @@ questions. Fit and save it with
 (`ragsys eval --pipeline pipelines/mixture.py` fits it on the fly the same way).
 """
 
+from ragsys.generate import GeneratorConfig
 from ragsys.mixture import LearnedMixtureConfig
 from ragsys.pipeline import PipelineConfig
 from ragsys.retrieve.bm25 import BM25Config
@@ -16,4 +17,5 @@ CONFIG = PipelineConfig(
     name="mixture",
     retrievers=(BM25Config(), DenseConfig(model="minilm")),
     fusion=LearnedMixtureConfig(dev_fraction=0.25, seed=0),
+    generator=GeneratorConfig(),
 )

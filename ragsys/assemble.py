@@ -23,10 +23,12 @@ def build_retriever(config: RetrieverConfig, index: Index) -> Retriever:
     return DenseRetriever(config, encoder, vectors, index.chunks)
 
 
-def build_search(config: PipelineConfig, index: Index) -> SearchPipeline:
+def build_search(config: PipelineConfig, index: Index, generate: bool = False) -> SearchPipeline:
+    """Retrievers, fusion and reranker; the generator too when `generate` (it is the slow load)."""
     retrievers = [build_retriever(r, index) for r in config.retrievers]
     reranker = None
     if config.reranker is not None:
         rc = config.reranker
         reranker = CrossEncoderReranker(rc, load_cross_encoder(rc.model, max_length=rc.max_length))
-    return SearchPipeline(config=config, retrievers=retrievers, reranker=reranker)
+    generator = config.generator.build() if generate and config.generator is not None else None
+    return SearchPipeline(config=config, retrievers=retrievers, reranker=reranker, generator=generator)

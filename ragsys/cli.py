@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -16,6 +17,7 @@ from rich.table import Table
 
 from ragsys.index.errors import IndexError_
 from ragsys.pipeline import PipelineError, load_pipeline
+from ragsys.types import Answer
 
 app = typer.Typer(
     add_completion=False, no_args_is_help=True, help="Retrieval-augmented generation as a system."
@@ -143,6 +145,81 @@ def search(
 
 
 @app.command()
+def ask(
+    question: Annotated[str, typer.Argument(help="the question")],
+    index_dir: IndexOpt,
+    pipeline: PipelineOpt = None,
+    k: Annotated[int | None, typer.Option("-k", help="passages retrieved for the generator")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Answer a question from the index, citing passages as [n] with their document and page."""
+    from ragsys.assemble import build_search
+    from ragsys.generate import HFGenerator
+    from ragsys.index.reader import Index
+
+    with user_errors():
+        config = load_pipeline(pipeline)
+        if config.generator is None:
+            raise ValueError(f"pipeline {config.name!r} has no generator; use one with `generator=...`")
+        rag = build_search(config, Index.open(index_dir), generate=True)
+        assert isinstance(rag.generator, HFGenerator)
+        t0 = time.perf_counter()
+        hits = rag.search(question, k)
+        retrieve_s = time.perf_counter() - t0
+        if as_json:
+            answer = rag.generator.generate(question, hits)
+        else:
+            out.print("[bold]Answer:[/bold] ", end="")
+            answer = rag.generator.stream(
+                question, hits, on_text=lambda t: out.print(t, end="", highlight=False)
+            )
+            out.print()
+    timings = {"retrieve_s": retrieve_s, **answer.timings}
+    if as_json:
+        emit_json(answer_json(answer, timings))
+        return
+    if answer.abstained:
+        out.print("[yellow](abstained: the passages do not answer this)[/yellow]")
+    for c in answer.citations:
+        out.print(f"  [{c.n}] {c.doc} {_pages(c.page_start, c.page_end)}", highlight=False)
+    if not answer.citations and not answer.abstained:
+        out.print("[dim](the answer cites no passage)[/dim]")
+    out.print("[bold]Passages given to the model:[/bold]")
+    for n, h in enumerate(answer.contexts, start=1):
+        snippet = " ".join(h.chunk.text.split())[:160]
+        out.print(
+            f"  [{n}] {h.chunk.doc_id} {_pages(h.chunk.page_start, h.chunk.page_end)}: {snippet}",
+            highlight=False,
+        )
+    err.print(f"[dim]retrieve {retrieve_s:.2f}s, generate {answer.timings.get('generate_s', 0):.2f}s, "
+              f"{answer.timings.get('tokens_per_s', 0):.1f} tokens/s[/dim]")  # fmt: skip
+
+
+def _pages(start: int, end: int) -> str:
+    return f"p. {start}" if start == end else f"pp. {start}-{end}"
+
+
+def answer_json(answer: Answer, timings: dict[str, float]) -> dict[str, object]:
+    """The `ragsys ask --json` shape (the HTTP API returns the same)."""
+    return {
+        "answer": answer.text,
+        "abstained": answer.abstained,
+        "citations": [
+            {"n": c.n, "doc": c.doc, "page_start": c.page_start, "page_end": c.page_end,
+             "chunk_id": c.chunk_id, "text": c.text}
+            for c in answer.citations
+        ],
+        "contexts": [
+            {"n": n, "doc": h.chunk.doc_id, "page_start": h.chunk.page_start, "page_end": h.chunk.page_end,
+             "chunk_id": h.chunk.id, "score": h.score, "text": h.chunk.text}
+            for n, h in enumerate(answer.contexts, start=1)
+        ],
+        "dropped_citations": answer.dropped_citations,
+        "timings": timings,
+    }  # fmt: skip
+
+
+@app.command()
 def inspect(
     index_dir: Annotated[Path, typer.Argument(help="index directory")],
     pipeline: PipelineOpt = None,
@@ -237,13 +314,31 @@ def eval_(
     name: Annotated[str | None, typer.Option(help="run name (file names of the report)")] = None,
     limit: Annotated[int | None, typer.Option(help="score only the first N questions (smoke runs)")] = None,
     seed: Annotated[int, typer.Option(help="bootstrap and fitting seed")] = 0,
+    generate: Annotated[
+        bool | None,
+        typer.Option(
+            "--generate/--no-generate", help="score answers (default: if the set has answers/labels)"
+        ),
+    ] = None,
+    k: Annotated[int | None, typer.Option("-k", help="passages given to the generator")] = None,
+    max_new_tokens: Annotated[
+        int | None, typer.Option(help="override the generator's max_new_tokens")
+    ] = None,
+    label_rule: Annotated[
+        str, typer.Option(help="constrained (the model picks a label) or rule (read off the answer)")
+    ] = "constrained",
     as_json: JsonOpt = False,
 ) -> None:
-    """Score a pipeline on an eval set: IR metrics with 95% CIs, paired test, HTML report."""
-    from ragsys.cli_eval import run_eval
+    """Score a pipeline on an eval set: IR metrics, answer metrics, 95% CIs, paired test, HTML report."""
+    from ragsys.cli_eval import AnswerOptions, run_eval
 
     with user_errors():
-        record = run_eval(index_dir, eval_set, split, pipeline, baseline, out_dir, name, limit, seed, err)
+        if label_rule not in ("constrained", "rule"):
+            raise ValueError(f"--label-rule {label_rule!r}: choose constrained or rule")
+        opts = AnswerOptions(generate, k, max_new_tokens, label_rule)  # type: ignore[arg-type]
+        record = run_eval(
+            index_dir, eval_set, split, pipeline, baseline, out_dir, name, limit, seed, err, opts
+        )
     _print_eval(record)
     if as_json:
         emit_json({"n": record["n"], "metrics": record["metrics"], "ci95": record["ci95"]})

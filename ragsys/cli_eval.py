@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import time
-from dataclasses import replace
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -11,12 +12,38 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from ragsys.assemble import build_search
-from ragsys.evalset import EvalSetReader
+from ragsys.evalset import EvalItem, EvalSetReader
 from ragsys.evaluate import finish_report, score_retrieval, search_all
+from ragsys.evaluate_answers import LabelRule, generate_and_score
 from ragsys.fit import fit_learned_mixture
 from ragsys.index.reader import Index
 from ragsys.mixture import LearnedMixtureConfig
 from ragsys.pipeline import load_pipeline
+
+
+def _progress(console: Console) -> Progress:
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+    )
+
+
+@dataclass(frozen=True)
+class AnswerOptions:
+    """`generate`: None = when the pipeline has a generator and the set has answers or labels."""
+
+    generate: bool | None = None
+    k: int | None = None
+    max_new_tokens: int | None = None
+    label_rule: LabelRule = "constrained"
+
+    def wanted(self, has_generator: bool, items: Sequence[EvalItem]) -> bool:
+        if self.generate is False or not has_generator:
+            return False
+        return bool(self.generate) or any(it.answer or it.label for it in items)
 
 
 def run_eval(
@@ -30,12 +57,13 @@ def run_eval(
     limit: int | None,
     seed: int,
     console: Console,
+    answers: AnswerOptions | None = None,
 ) -> dict[str, Any]:
     config = load_pipeline(pipeline)
     reader = EvalSetReader(eval_set)
     items = reader.read([split])[:limit] if limit else reader.read([split])
     index = Index.open(index_dir)
-    search = build_search(config, index)
+    search = build_search(config, index)  # the generator is built below, only if answers are scored
     fit_info: dict[str, Any] = {}
     if isinstance(config.fusion, LearnedMixtureConfig) and config.fusion.fitted is None:
         if config.fusion.fit_split == split:
@@ -50,13 +78,28 @@ def run_eval(
         fit_info = {"mixture_fit": {"dev_ndcg@10": fit.ndcg_at_10, "dev_queries": fit.n_queries,
                                     "fitted": fit.config.model_dump(mode="json")}}  # fmt: skip
     t0 = time.monotonic()
-    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                  console=console) as progress:  # fmt: skip
+    with _progress(console) as progress:
         task = progress.add_task(f"search ({split})", total=len(items))
         hits = search_all(search, [it.question for it in items],
                           on_progress=lambda n: progress.advance(task, n))  # fmt: skip
     seconds = time.monotonic() - t0
     result, per_query = score_retrieval(items, hits)
+    opts = answers or AnswerOptions()
+    if opts.wanted(config.generator is not None, items):
+        assert config.generator is not None
+        gen_config = config.generator
+        if opts.max_new_tokens is not None:
+            gen_config = gen_config.model_copy(update={"max_new_tokens": opts.max_new_tokens})
+        generator = gen_config.build()
+        with _progress(console) as progress:
+            task = progress.add_task(f"generate ({split})", total=len(items))
+            answer_pq, extra = generate_and_score(
+                generator, items, hits, opts.k or config.top_k, opts.label_rule,
+                on_progress=lambda n: progress.advance(task, n),
+            )  # fmt: skip
+        for qid, values in answer_pq.items():
+            per_query.setdefault(qid, {}).update(values)
+        result.update(extra, generator=gen_config.model_dump(mode="json"))
     result.update(
         split=split, eval_set=str(eval_set), index=str(index_dir), seed=seed,
         config=config.model_dump(mode="json"), seconds_search=round(seconds, 3),

@@ -74,7 +74,7 @@ class GeneratorConfig(Frozen):
     kind: Literal["hf"] = "hf"
     model: str = "smollm2-135m"
     adapter: str | None = None
-    context_tokens: int = Field(default=1536, ge=32)
+    context_tokens: int = Field(default=1024, ge=32)  # ~4 chunks of 256: a 135M model does better with few
     max_new_tokens: int = Field(default=192, ge=1)
     min_new_tokens: int = Field(default=0, ge=0)
     do_sample: bool = False
@@ -278,6 +278,16 @@ class HFGenerator:
             dropped_citations=parsed.dropped,
             timings=timings | _packing(prompt),
         )
+
+    def choose(self, answer: Answer, options: Sequence[str]) -> tuple[str, list[float]]:
+        """The constrained final step (`ragsys.choose`): one of `options` given the answer."""
+        from ragsys.choose import choose_label
+
+        prompt = self.prompt(answer.question, answer.contexts)
+        return choose_label(
+            self._model, self._tokenizer, self.config.system_text(), prompt.passages, answer.question,
+            answer.text, options,
+        )  # fmt: skip
 
     def _check_window(self, prompt: Prompt) -> None:
         """Fail loudly rather than let positions past the model's window produce garbage."""

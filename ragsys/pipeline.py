@@ -21,12 +21,13 @@ from pydantic import Field, ValidationError
 from ragsys.chunk import ChunkConfig
 from ragsys.extract import ExtractorConfig, PdfExtractorConfig
 from ragsys.fusion import ConvexConfig, RRFConfig
+from ragsys.generate import GeneratorConfig
 from ragsys.mixture import LearnedMixtureConfig
-from ragsys.protocols import Reranker, Retriever
+from ragsys.protocols import Generator, Reranker, Retriever
 from ragsys.rerank import CrossEncoderConfig
 from ragsys.retrieve.bm25 import BM25Config
 from ragsys.retrieve.dense import DenseConfig
-from ragsys.types import Frozen, Hit
+from ragsys.types import Answer, Frozen, Hit
 
 RetrieverConfig = Annotated[BM25Config | DenseConfig, Field(discriminator="kind")]
 PIPELINE_YAML = "pipeline.yaml"
@@ -53,6 +54,7 @@ class PipelineConfig(Frozen):
         RRFConfig()
     )
     reranker: CrossEncoderConfig | None = None
+    generator: GeneratorConfig | None = None
     candidates: int = Field(default=100, ge=1, description="hits asked of each retriever before fusion")
     top_k: int = Field(default=10, ge=1)
 
@@ -117,12 +119,17 @@ def _bundle(value: str, directory: Path) -> str:
 
 
 def default_pipeline() -> PipelineConfig:
-    """BM25 + the bundled MiniLM, fused with reciprocal rank fusion; no reranker.
+    """BM25 + the bundled MiniLM, fused with reciprocal rank fusion; no reranker; SmolLM2 answers.
 
     No pretrained cross-encoder is available offline, and an untrained one is worse
     than none, so the default reranks nothing until `ragsys train reranker` made one.
     """
-    return PipelineConfig(name="hybrid", retrievers=(BM25Config(), DenseConfig()), fusion=RRFConfig())
+    return PipelineConfig(
+        name="hybrid",
+        retrievers=(BM25Config(), DenseConfig()),
+        fusion=RRFConfig(),
+        generator=GeneratorConfig(),
+    )
 
 
 def load_pipeline(spec: str | Path | None) -> PipelineConfig:
@@ -169,6 +176,15 @@ class SearchPipeline:
     config: PipelineConfig
     retrievers: Sequence[Retriever]
     reranker: Reranker | None = None
+    generator: Generator | None = None
+
+    def answer(self, query: str, k: int | None = None) -> Answer:
+        """Search, then generate from the hits (the generator packs what fits its budget)."""
+        if self.generator is None:
+            raise PipelineError(
+                f"pipeline {self.config.name!r} has no generator; add `generator=GeneratorConfig()`"
+            )
+        return self.generator.generate(query, self.search(query, k))
 
     def search(self, query: str, k: int | None = None) -> list[Hit]:
         k = k or self.config.top_k

@@ -34,3 +34,18 @@ def tiny_pipeline(tiny_st_path: Path):  # type: ignore[no-untyped-def]
         chunking=ChunkConfig(max_tokens=48, overlap_tokens=8, tokenizer=str(tiny_st_path)),
         retrievers=(BM25Config(), DenseConfig(model=str(tiny_st_path))),
     )
+
+
+@pytest.fixture(scope="session", autouse=True)
+def one_torch_thread() -> None:
+    """Tiny models gain nothing from intra-op threads, and on a busy CPU the threads spin."""
+    import torch
+
+    torch.set_num_threads(1)
+
+
+@pytest.fixture(scope="session")
+def tiny_lm_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from tests.tiny_models import make_tiny_causal_lm
+
+    return make_tiny_causal_lm(tmp_path_factory.mktemp("tiny-lm"))

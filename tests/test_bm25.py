@@ -2,6 +2,9 @@ from __future__ import annotations
 
 import json
 import math
+import subprocess
+import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -10,6 +13,7 @@ from pydantic import ValidationError
 
 import ragsys.retrieve.bm25 as bm25
 from ragsys.retrieve.bm25 import (
+    Backend,
     BM25Config,
     BM25Index,
     BM25Retriever,
@@ -25,6 +29,7 @@ from ragsys.types import Chunk
 SCIFACT = Path(__file__).resolve().parents[2] / "shared" / "data" / "scifact"
 PLAIN = TokenizerConfig(stopwords="none", stemmer="none", min_token_len=1)
 VARIANTS = ("okapi", "lucene", "bm25+")
+BACKENDS = ("numba", "numpy")
 
 
 def synthetic_corpus(n_docs: int = 200, seed: int = 0) -> tuple[list[list[str]], list[list[str]]]:
@@ -58,8 +63,16 @@ def scifact() -> tuple[list[list[str]], list[list[str]]]:
     )
 
 
-def scorer(docs: list[list[str]], **fields: object) -> BM25Scorer:
-    return BM25Config.model_validate(fields).build_scorer(BM25Index.build(docs))
+@pytest.fixture(params=BACKENDS)
+def backend(request: pytest.FixtureRequest) -> Backend:
+    if request.param == "numba":
+        pytest.importorskip("numba", reason="numba is not installed: only the numpy backend can run")
+    chosen: Backend = request.param
+    return chosen
+
+
+def scorer(docs: list[list[str]], backend: Backend = "auto", **fields: object) -> BM25Scorer:
+    return BM25Config.model_validate(fields).build_scorer(BM25Index.build(docs), backend)
 
 
 # --- parity with the reference implementations ---------------------------------------------
@@ -138,10 +151,10 @@ def brute_force(scores: np.ndarray, k: int) -> list[int]:
 @pytest.mark.parametrize("variant", VARIANTS)
 @pytest.mark.parametrize("k", [1, 7, 1000])
 def test_search_is_sorted_get_scores(
-    corpus: tuple[list[list[str]], list[list[str]]], variant: str, k: int
+    corpus: tuple[list[list[str]], list[list[str]]], variant: str, k: int, backend: Backend
 ) -> None:
     docs, queries = corpus
-    s = scorer(docs, variant=variant)
+    s = scorer(docs, backend, variant=variant)
     absent = 0.0
     for q in queries:
         scores, rows = s.search(q, k)
@@ -159,7 +172,7 @@ def test_search_many_equals_search_across_blocks(
     corpus: tuple[list[list[str]], list[list[str]]], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     docs, queries = corpus
-    s = scorer(docs)
+    s = scorer(docs, "numpy")
     monkeypatch.setattr(bm25, "_BLOCK_SCORES", 3 * len(docs))  # 3 queries per block
     batched = s.search_many(queries, 5)
     assert len(batched) == len(queries)
@@ -169,8 +182,8 @@ def test_search_many_equals_search_across_blocks(
         np.testing.assert_array_equal(scores, single[0])
 
 
-def test_unknown_terms_are_ignored(corpus: tuple[list[list[str]], list[list[str]]]) -> None:
-    s = scorer(corpus[0])
+def test_unknown_terms_are_ignored(corpus: tuple[list[list[str]], list[list[str]]], backend: Backend) -> None:
+    s = scorer(corpus[0], backend)
     np.testing.assert_array_equal(s.get_scores(["w2", "zzz"]), s.get_scores(["w2"]))
     assert not s.get_scores(["zzz", "yyy"]).any()
     assert s.search(["zzz"], 10)[1].size == 0
@@ -178,9 +191,9 @@ def test_unknown_terms_are_ignored(corpus: tuple[list[list[str]], list[list[str]
 
 @pytest.mark.parametrize("variant", VARIANTS)
 def test_empty_query_scores_zero_and_finds_nothing(
-    corpus: tuple[list[list[str]], list[list[str]]], variant: str
+    corpus: tuple[list[list[str]], list[list[str]]], variant: str, backend: Backend
 ) -> None:
-    s = scorer(corpus[0], variant=variant)
+    s = scorer(corpus[0], backend, variant=variant)
     np.testing.assert_array_equal(s.get_scores([]), np.zeros(len(corpus[0])))
     scores, rows = s.search([], 10)
     assert scores.size == 0 and rows.size == 0
@@ -194,23 +207,23 @@ def test_duplicate_tokens_count_each_time(
     np.testing.assert_allclose(s.get_scores(["w5", "w5"]), 2 * s.get_scores(["w5"]), rtol=1e-12)
 
 
-def test_k_larger_than_corpus_returns_every_match() -> None:
-    s = scorer([["a", "b"], ["b"], ["c"]])
+def test_k_larger_than_corpus_returns_every_match(backend: Backend) -> None:
+    s = scorer([["a", "b"], ["b"], ["c"]], backend)
     scores, rows = s.search(["b", "a"], k=50)
     assert rows.tolist() == [0, 1]
     assert scores[0] > scores[1] > 0
 
 
-def test_k_zero_and_negative() -> None:
-    s = scorer([["a"], ["b"]])
+def test_k_zero_and_negative(backend: Backend) -> None:
+    s = scorer([["a"], ["b"]], backend)
     assert s.search(["a"], 0)[1].size == 0
     with pytest.raises(ValueError, match="k must be"):
         s.search(["a"], -1)
 
 
-def test_ties_break_by_ascending_row() -> None:
+def test_ties_break_by_ascending_row(backend: Backend) -> None:
     docs = [["x", "y"], ["a", "b"], ["x", "y"], ["c", "d"], ["x", "y"], ["x", "y"]]
-    scores, rows = scorer(docs).search(["x"], k=3)
+    scores, rows = scorer(docs, backend).search(["x"], k=3)
     assert rows.tolist() == [0, 2, 4]
     assert len(set(scores.tolist())) == 1
 
@@ -224,12 +237,90 @@ def test_one_index_serves_any_parameters(corpus: tuple[list[list[str]], list[lis
     np.testing.assert_array_equal(a, scorer(corpus[0], k1=0.9, b=0.4).get_scores(q))
 
 
-def test_empty_corpus_searches_to_nothing() -> None:
+def test_empty_corpus_searches_to_nothing(backend: Backend) -> None:
     index = BM25Index.build([])
     assert index.num_docs == 0
-    s = BM25Config().build_scorer(index)
+    s = BM25Config().build_scorer(index, backend)
     assert s.get_scores(["a"]).shape == (0,)
     assert s.search(["a"], 5)[1].size == 0
+    assert s.search_many([], 5) == []
+
+
+# --- backends -----------------------------------------------------------------------------
+
+
+def tie_heavy_corpus(n_words: int, seed: int = 0) -> tuple[list[list[str]], list[list[str]]]:
+    """Docs of 1-3 tokens: most scores tie, and a query's terms reach the same rows in
+    different orders, which is what the kernel's heap must still rank by row. 6 words make
+    each query's postings cover most docs (the kernel scans all rows), 300 words few (it
+    revisits only the postings)."""
+    rng = np.random.default_rng(seed)
+    words = [f"v{i}" for i in range(n_words)]
+    docs = [[words[i] for i in rng.integers(0, n_words, rng.integers(1, 4))] for _ in range(300)]
+    queries = [[words[i] for i in rng.integers(0, n_words, rng.integers(1, 5))] for _ in range(40)]
+    return docs, queries + [["v1", "unknown", "v1"]]
+
+
+def covered(docs: list[list[str]], queries: list[list[str]]) -> list[float]:
+    """Per query, its postings (with repeats) over the number of docs."""
+    index = BM25Index.build(docs)
+    df = np.diff(index.tf.indptr)
+    return [sum(int(df[index.vocab[t]]) for t in q if t in index.vocab) / len(docs) for q in queries]
+
+
+CORPORA: dict[str, Callable[[], tuple[list[list[str]], list[list[str]]]]] = {
+    "zipf": synthetic_corpus,
+    "dense": lambda: tie_heavy_corpus(6),
+    "sparse": lambda: tie_heavy_corpus(300),
+}
+
+
+def test_kernel_corpora_cover_both_selection_paths() -> None:
+    """Guards the test below: the kernel scans every row when a query's postings exceed half
+    the docs, and revisits only the postings otherwise; both paths must be compared."""
+    fractions = [f for make in CORPORA.values() for f in covered(*make())]
+    assert any(f > 0.5 for f in fractions) and any(0 < f <= 0.5 for f in fractions)
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+@pytest.mark.parametrize("corpus_name", CORPORA)
+def test_numba_and_numpy_backends_agree_exactly(variant: str, corpus_name: str) -> None:
+    pytest.importorskip("numba", reason="numba is not installed: nothing to compare")
+    docs, queries = CORPORA[corpus_name]()
+    index = BM25Index.build(docs)
+    config = BM25Config.model_validate({"variant": variant})
+    jit, ref = config.build_scorer(index, "numba"), config.build_scorer(index, "numpy")
+    assert (jit.backend, ref.backend) == ("numba", "numpy")
+    for k in (1, 3, 10, 100, len(docs) + 1):
+        for got, want in zip(jit.search_many(queries, k), ref.search_many(queries, k), strict=True):
+            np.testing.assert_array_equal(got[1], want[1])
+            np.testing.assert_array_equal(got[0], want[0])  # same sums in the same order
+
+
+def test_numba_backend_matches_numpy_on_scifact(scifact: tuple[list[list[str]], list[list[str]]]) -> None:
+    pytest.importorskip("numba", reason="numba is not installed: nothing to compare")
+    docs, queries = scifact
+    index = BM25Index.build(docs)
+    for variant in VARIANTS:
+        config = BM25Config.model_validate({"variant": variant})
+        jit, ref = config.build_scorer(index, "numba"), config.build_scorer(index, "numpy")
+        for got, want in zip(jit.search_many(queries, 10), ref.search_many(queries, 10), strict=True):
+            np.testing.assert_array_equal(got[1], want[1])
+            np.testing.assert_allclose(got[0], want[0], rtol=1e-6)
+
+
+def test_auto_falls_back_to_numpy_without_numba(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "ragsys.retrieve.bm25_numba", None)  # its import now fails
+    index = BM25Index.build([["a", "b"], ["b"]])
+    assert BM25Config().build_scorer(index).backend == "numpy"
+    with pytest.raises(ImportError, match="pip install numba"):
+        BM25Config().build_scorer(index, "numba")
+
+
+def test_importing_bm25_does_not_import_numba() -> None:
+    code = "import sys, ragsys.retrieve.bm25; print('numba' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
 
 
 @pytest.mark.parametrize("seed", range(12))

@@ -11,7 +11,7 @@ from ragsys.retrieve.dense import DenseConfig
 PIPELINES = Path(__file__).resolve().parents[1] / "pipelines"
 
 
-@pytest.mark.parametrize("name", ["bm25", "dense", "hybrid", "mixture"])
+@pytest.mark.parametrize("name", ["bm25", "dense", "hybrid", "hybrid_rerank", "mixture"])
 def test_shipped_pipelines_round_trip_through_yaml(name: str, tmp_path: Path) -> None:
     config = load_pipeline(PIPELINES / f"{name}.py")
     config.to_yaml(tmp_path / "p.yaml")

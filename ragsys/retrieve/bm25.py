@@ -1,9 +1,10 @@
-"""Sparse BM25 retrieval on numpy/scipy: an index of raw counts, a scorer of precomputed weights.
+"""Sparse BM25 retrieval: an index of raw counts, a scorer of precomputed weights.
 
 `BM25Index` holds only corpus statistics (vocabulary, term-major term frequencies, document
 lengths), so one stored index serves every variant, k1 and b. `BM25Scorer` turns it into a
-term-major matrix of per-(term, doc) weights once; a query then sums a few rows of it with
-`np.bincount`, which is what makes BM25 fast without a JIT (`eval/bench/bm25.py`).
+term-major matrix of per-(term, doc) weights once; a query then sums a few rows of it. Search
+runs a numba kernel (`bm25_numba.py`) when numba imports, else numpy (`np.bincount`); both
+give identical results, and the kernel is what beats bm25s (`eval/bench/bm25.py`).
 
 Variants follow Kamphuis et al., "Which BM25 Do You Mean? A Large-Scale Reproducibility Study
 of Scoring Variants" (ECIR 2020), https://cs.uwaterloo.ca/~jimmylin/publications/Kamphuis_etal_ECIR2020_preprint.pdf
@@ -16,7 +17,7 @@ import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Literal, Protocol
 
 import numpy as np
 import numpy.typing as npt
@@ -29,6 +30,7 @@ from ragsys.types import Chunk, Frozen, Hit
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
 Variant = Literal["okapi", "lucene", "bm25+"]
+Backend = Literal["auto", "numba", "numpy"]
 IdfFn = Callable[[FloatArray, int, float], FloatArray]
 TfFn = Callable[[FloatArray, FloatArray, float, float], FloatArray]
 
@@ -106,8 +108,8 @@ class BM25Config(Frozen):
     epsilon: float = Field(default=0.25, ge=0)
     tokenizer: TokenizerConfig = TokenizerConfig()
 
-    def build_scorer(self, index: BM25Index) -> BM25Scorer:
-        return BM25Scorer(index, self)
+    def build_scorer(self, index: BM25Index, backend: Backend = "auto") -> BM25Scorer:
+        return BM25Scorer(index, self, backend)
 
 
 @dataclass(frozen=True, eq=False)
@@ -204,17 +206,23 @@ class BM25Scorer:
     for a term in exactly half the documents, so such a match alone is not a hit (rank_bm25
     scores it 0 too).
 
-    Queries are scored in blocks: one `np.bincount` fills a (queries, docs) score block, and
-    `top_k_rows` selects from all its rows at once, so numpy's per-call cost is paid per block.
+    `backend` picks how `search` runs, once, here: "numba" compiles `bm25_numba.search_block`
+    on first use and touches only each query's postings; "numpy" scores queries in blocks (one
+    `np.bincount` fills a (queries, docs) block, `top_k_rows` selects from all its rows), so
+    numpy's per-call cost is paid per block; "auto" is numba when it imports. `get_scores` is
+    numpy either way: it returns every document's score, so there is nothing to skip.
 
     >>> scorer = BM25Config().build_scorer(BM25Index.build([["a", "b"], ["b"]]))
     >>> scorer.search(["a"], k=5)[1].tolist()
     [0]
     """
 
-    def __init__(self, index: BM25Index, config: BM25Config) -> None:
+    def __init__(self, index: BM25Index, config: BM25Config, backend: Backend = "auto") -> None:
         self.index, self.config = index, config
+        self._kernel = load_kernel(backend)
+        self.backend: Literal["numba", "numpy"] = "numpy" if self._kernel is None else "numba"
         matrix, self._absent = weight_matrix(index, config)
+        self._indptr: IntArray = matrix.indptr.astype(np.int64)
         self._starts: list[int] = matrix.indptr.tolist()  # Python ints slice numpy fastest
         self._docs: npt.NDArray[np.int32] = matrix.indices
         self._weights: npt.NDArray[np.float32] = matrix.data
@@ -234,6 +242,8 @@ class BM25Scorer:
     def search_many(self, queries: Sequence[Sequence[str]], k: int) -> list[tuple[FloatArray, IntArray]]:
         if k < 0:
             raise ValueError(f"k must be >= 0, got {k}")
+        if self._kernel is not None:
+            return self._search_kernel(self._kernel, queries, min(k, self.index.num_docs))
         per_block = max(1, _BLOCK_SCORES // max(1, self.index.num_docs))
         results: list[tuple[FloatArray, IntArray]] = []
         for start in range(0, len(queries), per_block):
@@ -241,6 +251,22 @@ class BM25Scorer:
             offsets = self._absent_scores(terms) if self._has_absent else None
             results.extend(top_k_rows(self._accumulate(terms), k, offsets))
         return results
+
+    def _search_kernel(
+        self, kernel: SearchKernel, queries: Sequence[Sequence[str]], k: int
+    ) -> list[tuple[FloatArray, IntArray]]:
+        """All queries in one kernel call: term ids go in flat (-1 for unknown tokens), with
+        per-query offsets."""
+        if k == 0:
+            return [(np.zeros(0), np.zeros(0, dtype=np.int64)) for _ in queries]
+        get = self.index.vocab.get
+        query_starts = np.zeros(len(queries) + 1, dtype=np.int64)
+        np.cumsum([len(tokens) for tokens in queries], out=query_starts[1:])
+        flat = np.array([get(t, -1) for tokens in queries for t in tokens], dtype=np.int64)
+        zeros = np.zeros(self.index.num_docs)  # per call, not per scorer: threads may share one
+        args = (self._indptr, self._docs, self._weights, self._absent, zeros, query_starts, flat, k)
+        scores, rows, counts = kernel(*args)
+        return [(scores[q, :n], rows[q, :n]) for q, n in enumerate(counts.tolist())]
 
     def _term_ids(self, queries: Sequence[Sequence[str]]) -> list[list[int]]:
         vocab = self.index.vocab
@@ -264,6 +290,37 @@ class BM25Scorer:
         shift = np.repeat(np.arange(0, size, n_docs), [sum(b - a for a, b in query) for query in bounds])
         summed = np.bincount(np.concatenate(docs) + shift, weights=np.concatenate(weights), minlength=size)
         return summed.astype(np.float64, copy=False).reshape(len(terms), n_docs)
+
+
+class SearchKernel(Protocol):
+    """`bm25_numba.search_block`: (scores, rows, counts) of each query's top k."""
+
+    def __call__(
+        self,
+        starts: IntArray,
+        docs: npt.NDArray[np.int32],
+        weights: npt.NDArray[np.float32],
+        absent: FloatArray,
+        scores: FloatArray,
+        query_starts: IntArray,
+        query_terms: IntArray,
+        k: int,
+    ) -> tuple[FloatArray, IntArray, IntArray]: ...
+
+
+def load_kernel(backend: Backend) -> SearchKernel | None:
+    """The numba search kernel, or None for numpy. Imported here, not at module import, so
+    `import ragsys` does not pay numba's ~0.3 s unless a scorer is built."""
+    if backend == "numpy":
+        return None
+    try:
+        from ragsys.retrieve.bm25_numba import search_block
+    except ImportError as error:
+        if backend == "numba":
+            raise ImportError(f"backend='numba' needs numba ({error}): pip install numba") from error
+        return None
+    kernel: SearchKernel = search_block
+    return kernel
 
 
 def top_k_rows(
