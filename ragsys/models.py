@@ -171,7 +171,14 @@ def _write_dequantized(src: Path, gguf_file: str, dest: Path) -> None:
 
 @contextmanager
 def _loading(name: str) -> Iterator[None]:
-    """Missing files and unreachable hubs surface as OSError; name the model and the fix."""
+    """Missing files and unreachable hubs surface as OSError; name the model and the fix.
+
+    transformers' per-tensor "Loading weights" bar is switched off: ragsys's own progress
+    bars and `--json` output should not be interleaved with it on every load.
+    """
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()  # type: ignore[no-untyped-call]
     try:
         yield
     except OSError as e:
