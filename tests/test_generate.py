@@ -128,7 +128,7 @@ def test_config_defaults_round_trip_and_validate() -> None:
         "hf",
         "smollm2-135m",
         False,
-        1536,
+        1024,
     )
     assert config.system_text().endswith(DEFAULT_ABSTAIN) and "{abstain_text}" not in config.system_text()
     assert GeneratorConfig.model_validate(config.model_dump(mode="json")) == config

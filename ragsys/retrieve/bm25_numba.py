@@ -1,8 +1,8 @@
 """Numba kernels behind `BM25Scorer`'s "numba" backend.
 
 Importing this module imports numba (~0.3 s), so `ragsys.retrieve.bm25` imports it only when a
-scorer is built; the kernels compile on their first call (~2 s; `cache=False` keeps numba from
-writing cache files beside the installed package). They compute exactly what the numpy path
+scorer is built; the kernels compile on their first call (2-4 s; `cache=False` keeps numba
+from writing cache files beside the installed package). They compute exactly what the numpy path
 does: a query's terms are summed in query order, postings in row order, in float64 (as
 `np.bincount` sums float32 weights), and bm25+'s floor is summed in query order as Python's
 `sum` does, so scores match bit for bit and so do tie orders.
@@ -20,15 +20,16 @@ from numba import njit
 Floats = npt.NDArray[np.float64]
 Ints = npt.NDArray[np.int64]
 _TINY = float(np.nextafter(0.0, 1.0))  # `score >= _TINY` is `score > 0`
+_jit = njit(nogil=True, cache=False)  # one place to change how every kernel compiles
 
 
-@njit(nogil=True, cache=False)  # type: ignore[misc]
+@_jit
 def _worse(score_a: float, row_a: int, score_b: float, row_b: int) -> bool:
     """Ranking order: higher score first, then lower row; `a` ranks after `b`."""
     return score_a < score_b or (score_a == score_b and row_a > row_b)
 
 
-@njit(nogil=True, cache=False)  # type: ignore[misc]
+@_jit
 def _sift_down(heap_s: Floats, heap_r: Ints, size: int, i: int) -> None:
     """Restore the heap below `i`; the root (index 0) is the worst kept hit."""
     while True:
@@ -45,7 +46,7 @@ def _sift_down(heap_s: Floats, heap_r: Ints, size: int, i: int) -> None:
         i = child
 
 
-@njit(nogil=True, cache=False)  # type: ignore[misc]
+@_jit
 def _push(heap_s: Floats, heap_r: Ints, size: int, score: float, row: int) -> None:
     """Append to a heap of `size` entries and sift the new one up."""
     i = size
@@ -59,7 +60,7 @@ def _push(heap_s: Floats, heap_r: Ints, size: int, score: float, row: int) -> No
         i = parent
 
 
-@njit(nogil=True, cache=False)  # type: ignore[misc]
+@_jit
 def _offer(heap_s: Floats, heap_r: Ints, size: int, score: float, row: int) -> int:
     """Keep (score, row) if it is among the best `len(heap_s)` offered; returns the new size."""
     if size < heap_s.shape[0]:
@@ -71,13 +72,13 @@ def _offer(heap_s: Floats, heap_r: Ints, size: int, score: float, row: int) -> i
     return size
 
 
-@njit(nogil=True, cache=False)  # type: ignore[misc]
+@_jit
 def _bar(heap_s: Floats, size: int) -> float:
     """The lowest score that can still enter: one predictable test rejects most rows."""
     return heap_s[0] if size == heap_s.shape[0] else _TINY
 
 
-@njit(nogil=True, cache=False)  # type: ignore[misc]
+@_jit
 def _drain(
     scores: Floats, docs: npt.NDArray[np.int32], lo: int, hi: int, heap_s: Floats, heap_r: Ints, size: int
 ) -> int:
@@ -94,7 +95,7 @@ def _drain(
     return size
 
 
-@njit(nogil=True, cache=False)  # type: ignore[misc]
+@_jit
 def _scan(scores: Floats, heap_s: Floats, heap_r: Ints) -> int:
     """Offer every row in order, then zero the buffer: cheaper than `_drain` once a query's
     postings cover much of the corpus, since sequential reads beat revisiting rows at random."""
@@ -107,7 +108,7 @@ def _scan(scores: Floats, heap_s: Floats, heap_r: Ints) -> int:
     return size
 
 
-@njit(nogil=True, cache=False)  # type: ignore[misc]
+@_jit
 def _heapsort(heap_s: Floats, heap_r: Ints, size: int) -> None:
     """Sort the heap in place, best first: the worst goes last."""
     for end in range(size - 1, 0, -1):
@@ -116,7 +117,7 @@ def _heapsort(heap_s: Floats, heap_r: Ints, size: int) -> None:
         _sift_down(heap_s, heap_r, end, 0)
 
 
-@njit(nogil=True, cache=False)  # type: ignore[misc]
+@_jit
 def _search_one(
     starts: Ints,
     docs: npt.NDArray[np.int32],
@@ -146,7 +147,7 @@ def _search_one(
     return size
 
 
-@njit(nogil=True, cache=False)  # type: ignore[misc]
+@_jit
 def search_block(
     starts: Ints,  # (terms + 1,) int64: term t's postings are [starts[t], starts[t + 1])
     docs: npt.NDArray[np.int32],  # (postings,) int32 rows
