@@ -355,3 +355,21 @@ def test_smollm2_answers_from_the_passages_and_streams_the_same_text() -> None:
     answer = gen.stream("How long is the Varna river?", hits, on_text=pieces.append)
     assert "212" in answer.text and not answer.abstained
     assert "".join(pieces) == answer.text and len(pieces) > 1
+
+
+def test_saved_pipeline_with_adapter_answers_exactly_the_same(lm_path: Path, tmp_path: Path) -> None:
+    from ragsys.pipeline import PipelineConfig
+    from ragsys.retrieve.bm25 import BM25Config
+
+    live = _save_lora(lm_path, tmp_path / "live", init_lora_weights=False)
+    config = PipelineConfig(
+        retrievers=(BM25Config(),), generator=_config(model=str(lm_path), adapter=str(live))
+    )
+    config.save(tmp_path / "saved")
+    (tmp_path / "saved").rename(tmp_path / "moved")  # bundled weights: the folder stands alone
+    loaded = PipelineConfig.load(tmp_path / "moved")
+    assert loaded.generator is not None and loaded.generator.adapter is not None
+    assert Path(loaded.generator.adapter).resolve().is_relative_to((tmp_path / "moved").resolve())
+    before = config.generator.build().generate(QUESTION, HITS)  # type: ignore[union-attr]
+    after = loaded.generator.build().generate(QUESTION, HITS)
+    assert after.text == before.text
