@@ -29,6 +29,7 @@ from ragsys.extract import (
 )
 from ragsys.extract.headings import Line, block_parts, heading_style, join_lines
 from ragsys.extract.order import reading_order
+from ragsys.extract.runtime import use_lean_layout_model
 from ragsys.extract.tables import may_hold_table, table_markdown
 from ragsys.extract.unstructured import elements_to_pages
 from ragsys.types import Document
@@ -305,6 +306,7 @@ def test_configs_round_trip_and_build(tmp_path: Path) -> None:
     assert ".docx" in SUPPORTED_SUFFIXES["unstructured"] and ".md" in SUPPORTED_SUFFIXES["pymupdf"]
     with pytest.raises(ValueError):
         PdfExtractorConfig(timeout_s=0)
+    assert use_lean_layout_model()  # PyMuPDF's layout model was rebuilt single-threaded
 
 
 def test_table_prefilter_needs_two_rows_of_cells() -> None:

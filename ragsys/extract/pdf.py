@@ -31,6 +31,7 @@ from ragsys.extract.errors import (
 )
 from ragsys.extract.headings import HeadingStyle, Line, block_parts, heading_style
 from ragsys.extract.page import TEXT_FLAGS, PageContent, TableUnit, TextUnit, page_content
+from ragsys.extract.runtime import use_lean_layout_model
 from ragsys.extract.text import TEXT_SUFFIXES, extract_text, read_bytes
 from ragsys.types import Document, Frozen, Page
 
@@ -52,7 +53,9 @@ class PdfExtractorConfig(Frozen):
     timeout_s: float = Field(default=300.0, gt=0)  # per file; enforced by `extract_many`
 
     def build(self) -> PdfExtractor:
-        """Looks for tesseract's language data here, once, rather than per page."""
+        """Finds tesseract's language data once; with tables, makes the layout model lean (runtime.py)."""
+        if self.tables:
+            use_lean_layout_model()
         return PdfExtractor(self, tessdata=find_tessdata() if self.ocr == "auto" else None)
 
 

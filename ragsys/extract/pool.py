@@ -12,11 +12,13 @@ pool for the layout model, and a forked child of a process holding it can
 deadlock. The time limit starts when a ready worker receives its file, so
 worker start-up (about a second of imports) never counts against a file.
 
-With `workers > 1` files are handed out largest first and results are yielded as
-they complete (not in input order; `ExtractResult.path` says which file). With `workers=1` files are extracted
-in-process, in input order, so a debugger and tracebacks work; the time limit is
-then enforced with SIGALRM, which interrupts Python code but not a single long C
-call, and only when called from the main thread of a POSIX process.
+With `workers > 1` files are handed out largest first (no long tail at the end)
+and results are yielded as they complete, not in input order (`ExtractResult.path`
+says which file). Each worker runs PyMuPDF's layout model on one thread
+(runtime.py), so N workers keep N cores busy. With `workers=1` files are
+extracted in-process, in input order, so a debugger and tracebacks work; the time
+limit is then enforced with SIGALRM, which interrupts Python code but not a single
+long C call, and only when called from the main thread of a POSIX process.
 """
 
 from __future__ import annotations
@@ -175,7 +177,7 @@ class _Pool:
         self._start_failures = 0
 
     def run(self, paths: list[str], workers: int) -> Iterator[ExtractResult]:
-        pending = deque(sorted(paths, key=_size, reverse=True))  # biggest first: no long tail at the end
+        pending = deque(sorted(paths, key=_size, reverse=True))
         self._workers = [self._spawn() for _ in range(min(workers, len(pending)))]
         while pending or any(w.path is not None for w in self._workers):
             for worker in self._workers:
