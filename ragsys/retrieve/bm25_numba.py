@@ -3,8 +3,9 @@
 Importing this module imports numba (~0.3 s), so `ragsys.retrieve.bm25` imports it only when a
 scorer is built; the kernels compile on their first call (2-4 s) and numba caches the
 machine code (`cache=True`: in `__pycache__` beside this file, or numba's user-wide cache
-when that is not writable), so a one-off `ragsys search` pays ~0.3 s, not seconds. They compute exactly what the numpy path
-does: a query's terms are summed in query order, postings in row order, in float64 (as
+when that is not writable), so a one-off `ragsys search` pays ~0.3 s, not seconds.
+They compute exactly what the numpy path does: a query's terms are summed in query order,
+postings in row order, in float64 (as
 `np.bincount` sums float32 weights), and bm25+'s floor is summed in query order as Python's
 `sum` does, so scores match bit for bit and so do tie orders.
 
