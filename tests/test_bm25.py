@@ -25,6 +25,7 @@ from ragsys.retrieve.bm25 import (
 )
 from ragsys.retrieve.tokenize import Tokenizer, TokenizerConfig
 from ragsys.types import Chunk
+from tests.factories import make_chunk
 
 SCIFACT = Path(__file__).resolve().parents[2] / "shared" / "data" / "scifact"
 PLAIN = TokenizerConfig(stopwords="none", stemmer="none", min_token_len=1)
@@ -381,20 +382,7 @@ def test_config_round_trips_through_json() -> None:
 
 
 def fake_chunks(texts: list[str]) -> list[Chunk]:
-    return [
-        Chunk(
-            id=f"c{i}",
-            doc_id=f"d{i}",
-            source="s.txt",
-            text=t,
-            page_start=1,
-            page_end=1,
-            start=0,
-            end=len(t),
-            hash=str(i),
-        )
-        for i, t in enumerate(texts)
-    ]
+    return [make_chunk(f"c{i}", t, doc_id=f"d{i}", source="s.txt", hash=str(i)) for i, t in enumerate(texts)]
 
 
 def test_retriever_returns_hits_from_the_chunk_lookup() -> None:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
-
 import pytest
 
 from ragsys.citations import (
@@ -15,24 +13,21 @@ from ragsys.citations import (
     parse_citations,
     shorten,
 )
-from ragsys.types import Chunk, Hit
+from ragsys.types import Hit
+from tests.factories import make_hit
 
 ABSTAIN = "I cannot answer this from the documents."
 
 
 def _hit(cid: str, text: str = "Some passage text.", pages: tuple[int, int] = (1, 1)) -> Hit:
-    chunk = Chunk(
-        id=cid,
+    return make_hit(
+        cid,
+        text,
         doc_id=f"docs/{cid}.pdf",
-        source=f"/data/docs/{cid}.pdf",
-        text=text,
+        chunk_source=f"/data/docs/{cid}.pdf",
         page_start=pages[0],
         page_end=pages[1],
-        start=0,
-        end=len(text),
-        hash=hashlib.sha256(text.encode()).hexdigest(),
     )
-    return Hit(chunk=chunk, score=1.0, source="bm25")
 
 
 PASSAGES = {1: _hit("a", pages=(2, 3)), 2: _hit("b"), 3: _hit("c")}

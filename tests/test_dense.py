@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -24,6 +23,7 @@ from ragsys.retrieve.dense import (
     resolve_kind,
 )
 from ragsys.types import Chunk
+from tests.factories import make_chunk
 
 Vectors = npt.NDArray[np.float32]
 
@@ -33,18 +33,7 @@ def _unit(n: int, dim: int, seed: int) -> Vectors:
 
 
 def _chunk(i: int, text: str = "") -> Chunk:
-    text = text or f"chunk {i}"
-    return Chunk(
-        id=f"c{i:03d}",
-        doc_id=f"d{i}",
-        source=f"d{i}.pdf",
-        text=text,
-        page_start=1,
-        page_end=1,
-        start=0,
-        end=len(text),
-        hash=hashlib.sha256(text.encode()).hexdigest(),
-    )
+    return make_chunk(f"c{i:03d}", text or f"chunk {i}", doc_id=f"d{i}")
 
 
 def _recall_at_k(approx: npt.NDArray[np.int64], exact: npt.NDArray[np.int64]) -> float:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import random
 import shutil
 import threading
@@ -18,7 +17,8 @@ from pydantic import ValidationError
 from ragsys.generate import DEFAULT_ABSTAIN, GeneratorConfig, HFGenerator, visible_text
 from ragsys.models import ModelLoadError, load_causal_lm, load_tokenizer
 from ragsys.prompt import ChatTokenizer
-from ragsys.types import Answer, Chunk, Hit
+from ragsys.types import Answer
+from tests.factories import make_hit
 from tests.tiny_models import CORPUS, make_tiny_causal_lm
 
 ABSTAIN = "I do not know."
@@ -26,22 +26,7 @@ SYSTEM = "Cite [n]. Else say: {abstain_text}"  # short: the tiny model's window 
 TIMING_KEYS = {"prompt_s", "prompt_tokens", "new_tokens", "ttft_s", "generate_s", "tokens_per_s"}
 
 
-def _hit(cid: str, text: str) -> Hit:
-    chunk = Chunk(
-        id=cid,
-        doc_id=cid,
-        source=f"{cid}.pdf",
-        text=text,
-        page_start=1,
-        page_end=1,
-        start=0,
-        end=len(text),
-        hash=hashlib.sha256(text.encode()).hexdigest(),
-    )
-    return Hit(chunk=chunk, score=1.0, source="bm25")
-
-
-HITS = [_hit("a", CORPUS[0]), _hit("b", CORPUS[4])]
+HITS = [make_hit("a", CORPUS[0]), make_hit("b", CORPUS[4])]
 QUESTION = "Does aspirin help?"
 
 
@@ -350,7 +335,7 @@ def test_smollm2_answers_from_the_passages_and_streams_the_same_text() -> None:
         gen = GeneratorConfig(max_new_tokens=40).build()
     except ModelLoadError as e:
         pytest.skip(f"smollm2-135m is not available: {e}")
-    hits = [_hit("river", "The Varna river is 212 kilometres long and flows into Lake Orin.")]
+    hits = [make_hit("river", "The Varna river is 212 kilometres long and flows into Lake Orin.")]
     pieces: list[str] = []
     answer = gen.stream("How long is the Varna river?", hits, on_text=pieces.append)
     assert "212" in answer.text and not answer.abstained

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shutil
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
@@ -172,15 +173,20 @@ def test_tokenizer_loads_alone(tiny_st: Path) -> None:
     assert len(tokenizer("aspirin reduces the risk")["input_ids"]) > 2
 
 
-def test_causal_lm_generates_from_a_chat_prompt(tiny_lm: Path) -> None:
-    model, tokenizer = load_causal_lm(str(tiny_lm))
-    assert not model.training
-    prompt = tokenizer.apply_chat_template(
-        [{"role": "user", "content": "What was the revenue?"}],
+def _chat_prompt(tokenizer: Any, question: str) -> Any:
+    """One user turn through the chat template, as tensors ready for `model.generate(**prompt)`."""
+    return tokenizer.apply_chat_template(
+        [{"role": "user", "content": question}],
         add_generation_prompt=True,
         return_tensors="pt",
         return_dict=True,
     )
+
+
+def test_causal_lm_generates_from_a_chat_prompt(tiny_lm: Path) -> None:
+    model, tokenizer = load_causal_lm(str(tiny_lm))
+    assert not model.training
+    prompt = _chat_prompt(tokenizer, "What was the revenue?")
     out = model.generate(**prompt, max_new_tokens=3, do_sample=False)
     assert out.shape[1] == prompt["input_ids"].shape[1] + 3
 
@@ -239,12 +245,7 @@ def test_smollm2_converts_once_to_safetensors_with_a_chat_template(monkeypatch: 
     assert not list(folder.glob("*.bin"))
     model, tokenizer = load_causal_lm("smollm2-135m")
     assert tokenizer.chat_template
-    prompt = tokenizer.apply_chat_template(
-        [{"role": "user", "content": "What is the capital of France?"}],
-        add_generation_prompt=True,
-        return_tensors="pt",
-        return_dict=True,
-    )
+    prompt = _chat_prompt(tokenizer, "What is the capital of France?")
     out = model.generate(**prompt, max_new_tokens=8, do_sample=False)
     answer = tokenizer.decode(out[0, prompt["input_ids"].shape[1] :], skip_special_tokens=True)
     assert "Paris" in answer

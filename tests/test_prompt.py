@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import copy
-import hashlib
 
 import pytest
 
@@ -18,7 +17,8 @@ from ragsys.prompt import (
     passage_cost,
     passage_header,
 )
-from ragsys.types import Chunk, Hit
+from ragsys.types import Hit
+from tests.factories import make_hit
 from tests.tiny_models import CORPUS, make_tiny_causal_lm
 
 SHORT_A, SHORT_B, SHORT_C = CORPUS[0], CORPUS[4], CORPUS[28]
@@ -32,19 +32,14 @@ def tok(tmp_path_factory: pytest.TempPathFactory) -> ChatTokenizer:
 
 
 def _hit(cid: str, text: str, title: str = "", pages: tuple[int, int] = (1, 1)) -> Hit:
-    chunk = Chunk(
-        id=cid,
-        doc_id=cid,
-        source=f"/data/reports/{cid}.pdf",
-        text=text,
+    return make_hit(
+        cid,
+        text,
+        chunk_source=f"/data/reports/{cid}.pdf",
         page_start=pages[0],
         page_end=pages[1],
-        start=0,
-        end=len(text),
-        hash=hashlib.sha256(text.encode()).hexdigest(),
         title=title,
     )
-    return Hit(chunk=chunk, score=1.0, source="bm25")
 
 
 def _cost(tok: ChatTokenizer, n: int, hit: Hit) -> int:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 from typing import Any
 
@@ -13,23 +12,13 @@ from pydantic import ValidationError
 
 from ragsys.models import load_cross_encoder
 from ragsys.rerank import CrossEncoderConfig, CrossEncoderReranker, min_max, mix_scores
-from ragsys.types import Chunk, Hit
+from ragsys.types import Hit
+from tests.factories import make_hit
 from tests.tiny_models import make_tiny_cross_encoder
 
 
 def _hit(cid: str, text: str, score: float = 0.0) -> Hit:
-    chunk = Chunk(
-        id=cid,
-        doc_id="d",
-        source="d.pdf",
-        text=text,
-        page_start=1,
-        page_end=1,
-        start=0,
-        end=len(text),
-        hash=hashlib.sha256(text.encode()).hexdigest(),
-    )
-    return Hit(chunk=chunk, score=score, source="bm25")
+    return make_hit(cid, text, score, doc_id="d")
 
 
 class FakeScorer:

@@ -19,7 +19,6 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 import argparse  # noqa: E402
 import json  # noqa: E402
-import platform  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
 from collections.abc import Callable  # noqa: E402
@@ -27,16 +26,13 @@ from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
+from _common import cpu_environment, log  # noqa: E402
 
 from ragsys.models import load_sentence_transformer  # noqa: E402
 from ragsys.retrieve.dense import SentenceEncoder  # noqa: E402
 
 DATA = Path(__file__).resolve().parents[3] / "shared" / "data" / "scifact"
 BATCH = 64
-
-
-def log(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
 
 
 def scifact_texts(n: int) -> list[str]:
@@ -90,10 +86,7 @@ def main() -> None:
         "ragsys_docs_per_s": round(ours_dps, 2),
         "ratio": round(ours_dps / raw_dps, 3),
         "max_abs_diff_first_batch": diff,
-        "torch_threads": torch.get_num_threads(),
-        "device": "cpu",
-        "python": platform.python_version(),
-        "torch": torch.__version__,
+        **cpu_environment(),
     }
     print(json.dumps(result))
 

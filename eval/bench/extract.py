@@ -51,13 +51,18 @@ def timed(name: str, files: list[Path], work: Callable[[Path], int]) -> dict[str
             pages += page_count(path)
             progress.advance(task)
         seconds = time.perf_counter() - start
+    return report(name, seconds, pages, tables)
+
+
+def report(label: str, seconds: float, pages: int, tables: int) -> dict[str, float]:
+    """The rate of one timed run, printed to stderr as it finishes."""
     result = {
         "seconds": round(seconds, 2),
         "pages": pages,
         "pages_per_s": round(pages / seconds, 2),
         "tables": tables,
     }
-    console.print(f"{name}: {result}")
+    console.print(f"{label}: {result}")
     return result
 
 
@@ -103,14 +108,7 @@ def pool(files: list[Path], config: PdfExtractorConfig, workers: int) -> dict[st
         ):
             tables += count_tables(result.document) if result.document else 0
         seconds = time.perf_counter() - start
-    result = {
-        "seconds": round(seconds, 2),
-        "pages": pages,
-        "pages_per_s": round(pages / seconds, 2),
-        "tables": tables,
-    }
-    console.print(f"pool x{workers}: {result}")
-    return result
+    return report(f"pool x{workers}", seconds, pages, tables)
 
 
 def subset(files: list[Path], max_pages: int) -> list[Path]:

@@ -29,14 +29,13 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 import argparse  # noqa: E402
 import hashlib  # noqa: E402
 import json  # noqa: E402
-import platform  # noqa: E402
-import sys  # noqa: E402
 import time  # noqa: E402
 from collections.abc import Callable  # noqa: E402
 from pathlib import Path  # noqa: E402
 from typing import Any  # noqa: E402
 
 import torch  # noqa: E402
+from _common import cpu_environment, log  # noqa: E402
 
 from ragsys.generate import GeneratorConfig, HFGenerator  # noqa: E402
 from ragsys.models import load_causal_lm  # noqa: E402
@@ -48,10 +47,6 @@ SYNTHETIC = (
     "The Old Bridge over the Varna was completed in 1873 and has seven stone arches.",
     "Its designer, the engineer Ana Petrov, also built the harbour walls at Orin.",
 )
-
-
-def log(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
 
 
 def hit(i: int, text: str, title: str) -> Hit:
@@ -175,10 +170,7 @@ def main() -> None:
         "raw_ttft_s": round(ttft["raw"], 4),
         "ragsys_stream_ttft_s": round(ttft["ragsys"], 4),
         "ttft_ratio": round(ttft["ragsys"] / ttft["raw"], 3),
-        "torch_threads": torch.get_num_threads(),
-        "device": "cpu",
-        "python": platform.python_version(),
-        "torch": torch.__version__,
+        **cpu_environment(),
     }
     print(json.dumps(result))
 
