@@ -167,6 +167,7 @@ def main() -> None:
     if not files:
         sys.exit(f"no PDFs in {args.docs}")
     off, on = PdfExtractorConfig(table_prefilter=False), PdfExtractorConfig(table_prefilter=True)
+    load_start = round(os.getloadavg()[0], 2)
     r: dict[str, object] = {"files": len(files), "cpus": os.cpu_count(), "pymupdf": pymupdf.__version__}
     r["lean_layout_model"] = use_lean_layout_model()  # raw PyMuPDF runs with the same model settings
     r["raw_get_text"] = timed("raw get_text", files, raw_text)
@@ -181,6 +182,10 @@ def main() -> None:
         "spacy": pipeline,
     }
     r["pypdf"] = {**timed("pypdf", files, pypdf_text), "failures": PYPDF_FAILURES}
+    r["load_average_start_end"] = [
+        load_start,
+        round(os.getloadavg()[0], 2),
+    ]  # other processes share the cores
     r["ratios"] = ratios(r)
     print(json.dumps(r))
 
