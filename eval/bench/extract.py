@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import sys
 import time
 from collections.abc import Callable
@@ -45,22 +46,27 @@ def timed(name: str, files: list[Path], work: Callable[[Path], int]) -> dict[str
     pages = tables = 0
     with Progress(console=console, transient=True) as progress:
         task = progress.add_task(name, total=len(files))
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), time.process_time()
         for path in files:
             tables += work(path)
             pages += page_count(path)
             progress.advance(task)
-        seconds = time.perf_counter() - start
-    return report(name, seconds, pages, tables)
+        seconds, cpu = time.perf_counter() - start, time.process_time() - cpu
+    return report(name, seconds, pages, tables, cpu)
 
 
-def report(label: str, seconds: float, pages: int, tables: int) -> dict[str, float]:
-    """The rate of one timed run, printed to stderr as it finishes."""
+def report(label: str, seconds: float, pages: int, tables: int, cpu: float) -> dict[str, float]:
+    """The rate of one timed run, printed to stderr as it finishes.
+
+    `cores_used` is CPU time over wall time: below 1 (or below `workers` for the
+    pool), other processes on the machine took the difference.
+    """
     result = {
         "seconds": round(seconds, 2),
         "pages": pages,
         "pages_per_s": round(pages / seconds, 2),
         "tables": tables,
+        "cores_used": round(cpu / seconds, 2),
     }
     console.print(f"{label}: {result}")
     return result
@@ -102,13 +108,19 @@ def pool(files: list[Path], config: PdfExtractorConfig, workers: int) -> dict[st
     tables = 0
     with Progress(console=console, transient=True) as progress:
         task = progress.add_task(f"ragsys pool x{workers}", total=len(files))
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), _children_cpu()
         for result in extract_many(
             files, config, workers=workers, on_result=lambda r: progress.advance(task)
         ):
             tables += count_tables(result.document) if result.document else 0
-        seconds = time.perf_counter() - start
-    return report(f"pool x{workers}", seconds, pages, tables)
+        seconds, cpu = time.perf_counter() - start, _children_cpu() - cpu
+    return report(f"pool x{workers}", seconds, pages, tables, cpu)
+
+
+def _children_cpu() -> float:
+    """CPU time of exited child processes (the pool's workers, once it has stopped them)."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def subset(files: list[Path], max_pages: int) -> list[Path]:
