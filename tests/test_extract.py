@@ -458,3 +458,20 @@ def test_real_hard_pdfs_yield_text_or_typed_errors() -> None:
         }, result
         if result.document is not None:
             assert_offsets(result.document)
+
+
+def test_unstructured_reads_markdown_and_html_offline(tmp_path: Path) -> None:
+    """The real library (the extra is installed by `make test`), with no model download."""
+    pytest.importorskip("unstructured.partition.auto")
+    from ragsys.extract import UnstructuredExtractorConfig
+
+    md = tmp_path / "a.md"
+    md.write_text("# Title\n\nSome paragraph about robots.\n", encoding="utf-8")
+    html = tmp_path / "b.html"
+    html.write_text("<html><body><h1>Head</h1><p>Para text.</p></body></html>", encoding="utf-8")
+    extractor = UnstructuredExtractorConfig().build()
+    for path, heading in ((md, "Title"), (html, "Head")):
+        doc = extractor.extract(path)
+        blocks = doc.pages[0].blocks
+        assert doc.extractor == "unstructured" and blocks[0].kind == "heading" and blocks[0].text == heading
+        assert all(doc.pages[0].text[b.start : b.end] == b.text for b in blocks)

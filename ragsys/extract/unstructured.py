@@ -13,6 +13,7 @@ Example:
 from __future__ import annotations
 
 import hashlib
+import os
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -43,11 +44,46 @@ class UnstructuredExtractorConfig(Frozen):
 
     def build(self) -> UnstructuredExtractor:
         """Imports unstructured here, so a missing extra fails at build time, not per file."""
+        _quiet_environment()
         try:
             from unstructured.partition.auto import partition
         except ImportError as exc:
             raise ImportError(f"the unstructured extractor needs the optional extra: {INSTALL_HINT}") from exc
+        offline_sentence_splitter()
         return UnstructuredExtractor(self, partition)
+
+
+def _quiet_environment() -> None:
+    """unstructured reports usage to a third party and prints an advert unless told not to."""
+    for var in ("SCARF_NO_ANALYTICS", "DO_NOT_TRACK", "UNSTRUCTURED_DISABLE_NOTICE"):
+        os.environ.setdefault(var, "true" if var != "UNSTRUCTURED_DISABLE_NOTICE" else "1")
+
+
+def offline_sentence_splitter() -> bool:
+    """Gives unstructured a spaCy pipeline that needs no download, if its own model is missing.
+
+    unstructured downloads spaCy's `en_core_web_sm` from GitHub on first use, which fails
+    offline (ragsys's world); it only needs sentence boundaries from it in the fast strategy,
+    so a blank English pipeline with a rule-based sentencizer stands in. This replaces a
+    private hook (`unstructured.nlp.tokenize._get_nlp`): where the model is installed, or the
+    hook is gone in a later release, nothing is changed. Returns whether the stand-in is used.
+    """
+    try:
+        import spacy
+        from unstructured.nlp import tokenize
+    except ImportError:
+        return False
+    try:
+        spacy.load("en_core_web_sm")
+        return False
+    except OSError:
+        pass
+    if not hasattr(tokenize, "_get_nlp"):
+        return False
+    nlp = spacy.blank("en")
+    nlp.add_pipe("sentencizer")
+    tokenize._get_nlp = lambda: nlp  # type: ignore[assignment]  # the cached loader it replaces
+    return True
 
 
 class UnstructuredExtractor:
@@ -71,6 +107,8 @@ class UnstructuredExtractor:
                 kwargs["password"] = password
         try:
             elements = self._partition(**kwargs)
+        except ImportError as exc:  # a format whose optional parser is not installed
+            raise UnsupportedFormatError(name, f"unstructured cannot read {suffix} here: {exc}") from exc
         except Exception as exc:  # unstructured wraps parser failures in many exception types
             raise MalformedError(
                 name, f"unstructured could not parse it ({type(exc).__name__}: {exc})"
