@@ -17,7 +17,7 @@ from rich.table import Table
 
 from ragsys.index.errors import IndexError_
 from ragsys.pipeline import PipelineError, load_pipeline
-from ragsys.types import Answer
+from ragsys.types import Answer, Hit
 
 app = typer.Typer(
     add_completion=False, no_args_is_help=True, help="Retrieval-augmented generation as a system."
@@ -129,11 +129,7 @@ def search(
         idx = Index.open(index_dir)
         hits = build_search(config, idx).search(query, k)
         if as_json:
-            emit_json({"hits": [
-                {"doc": h.chunk.doc_id, "page_start": h.chunk.page_start, "page_end": h.chunk.page_end,
-                 "chunk_id": h.chunk.id, "score": h.score, "text": h.chunk.text}
-                for h in hits
-            ]})  # fmt: skip
+            emit_json({"hits": [hit_json(h) for h in hits]})
             return
         for rank, h in enumerate(hits, start=1):
             pages = f"p.{h.chunk.page_start}" + (
@@ -199,6 +195,13 @@ def _pages(start: int, end: int) -> str:
     return f"p. {start}" if start == end else f"pp. {start}-{end}"
 
 
+def hit_json(h: Hit) -> dict[str, object]:
+    """A hit as `ragsys search --json` shows it (and `ask --json` lists its contexts)."""
+    c = h.chunk
+    return {"doc": c.doc_id, "page_start": c.page_start, "page_end": c.page_end, "chunk_id": c.id,
+            "score": h.score, "text": c.text}  # fmt: skip
+
+
 def answer_json(answer: Answer, timings: dict[str, float]) -> dict[str, object]:
     """The `ragsys ask --json` shape (the HTTP API returns the same)."""
     return {
@@ -210,9 +213,7 @@ def answer_json(answer: Answer, timings: dict[str, float]) -> dict[str, object]:
             for c in answer.citations
         ],
         "contexts": [
-            {"n": n, "doc": h.chunk.doc_id, "page_start": h.chunk.page_start, "page_end": h.chunk.page_end,
-             "chunk_id": h.chunk.id, "score": h.score, "text": h.chunk.text}
-            for n, h in enumerate(answer.contexts, start=1)
+            {"n": n, **hit_json(h)} for n, h in enumerate(answer.contexts, start=1)
         ],
         "dropped_citations": answer.dropped_citations,
         "timings": timings,
