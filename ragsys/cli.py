@@ -13,11 +13,12 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from ragsys.index.errors import IndexError_
+from ragsys.jsonshape import answer_json, hit_json
 from ragsys.pipeline import PipelineError, load_pipeline
-from ragsys.types import Answer, Hit
 
 app = typer.Typer(
     add_completion=False, no_args_is_help=True, help="Retrieval-augmented generation as a system."
@@ -40,7 +41,7 @@ def user_errors() -> Iterator[None]:
     try:
         yield
     except (IndexError_, PipelineError, ExtractionError, FileNotFoundError, ValueError) as e:
-        err.print(f"[red]error:[/red] {e}")
+        err.print(f"[red]error:[/red] {escape(str(e))}")
         raise typer.Exit(2) from e
 
 
@@ -193,31 +194,6 @@ def ask(
 
 def _pages(start: int, end: int) -> str:
     return f"p. {start}" if start == end else f"pp. {start}-{end}"
-
-
-def hit_json(h: Hit) -> dict[str, object]:
-    """A hit as `ragsys search --json` shows it (and `ask --json` lists its contexts)."""
-    c = h.chunk
-    return {"doc": c.doc_id, "page_start": c.page_start, "page_end": c.page_end, "chunk_id": c.id,
-            "score": h.score, "text": c.text}  # fmt: skip
-
-
-def answer_json(answer: Answer, timings: dict[str, float]) -> dict[str, object]:
-    """The `ragsys ask --json` shape (the HTTP API returns the same)."""
-    return {
-        "answer": answer.text,
-        "abstained": answer.abstained,
-        "citations": [
-            {"n": c.n, "doc": c.doc, "page_start": c.page_start, "page_end": c.page_end,
-             "chunk_id": c.chunk_id, "text": c.text}
-            for c in answer.citations
-        ],
-        "contexts": [
-            {"n": n, **hit_json(h)} for n, h in enumerate(answer.contexts, start=1)
-        ],
-        "dropped_citations": answer.dropped_citations,
-        "timings": timings,
-    }  # fmt: skip
 
 
 @app.command()
@@ -401,6 +377,24 @@ def train_mixture(
         fitted.to_yaml(out / "pipeline.yaml")
     err.print(f"fitted on {fit.n_queries} dev questions: {fit.config.model_dump(mode='json')} "
               f"(dev nDCG@10 {fit.ndcg_at_10:.4f}); saved {out / 'pipeline.yaml'}")  # fmt: skip
+
+
+def _register_train_commands() -> None:
+    from ragsys import cli_train
+
+    train_app.command("retriever")(cli_train.retriever)
+
+
+def _register_feedback_commands() -> None:
+    from ragsys.cli_feedback import feedback_app
+
+    app.add_typer(feedback_app, name="feedback")
+
+
+_register_feedback_commands()
+
+
+_register_train_commands()
 
 
 def main() -> None:

@@ -1,0 +1,431 @@
+"""User feedback (thumbs up/down, revised answers, comments) kept in one SQLite file.
+
+Feedback is the raw material for later training (a revision is the CLAIR signal: the
+answer as it should have been), so a record the caller was told is saved must survive a
+crash: WAL with synchronous=FULL, and every write is one transaction committed before the
+call returns. The HTTP server writes from several threads and a CLI import may run at the
+same time, so writers take the lock up front (`BEGIN IMMEDIATE`) and wait on
+`busy_timeout` instead of failing.
+
+Example:
+    >>> import tempfile
+    >>> with FeedbackStore.open(Path(tempfile.mkdtemp()) / "fb.sqlite") as store:
+    ...     store.add(new_record("why?", "because", ("c1",), "bm25-0123abcd4567", "up"))
+    ...     store.count()
+    1
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sqlite3
+import threading
+import uuid
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, Literal, TextIO
+
+from pydantic import Field, ValidationError, field_validator
+
+from ragsys.types import Frozen
+
+if TYPE_CHECKING:  # the pipeline module pulls in torch; the store itself does not need it
+    from ragsys.pipeline import PipelineConfig
+
+Rating = Literal["up", "down"]
+BUSY_TIMEOUT_MS = 30_000  # a writer waits this long for another thread/process to commit
+SCHEMA_VERSION = 1
+
+
+class FeedbackError(ValueError):
+    """A feedback db or file cannot be used; the message names it and the fix."""
+
+    def __str__(self) -> str:  # KeyError (in UnknownAnswerError's bases) would quote the message
+        return Exception.__str__(self)
+
+
+class UnknownAnswerError(FeedbackError, KeyError):
+    """Feedback refers to an answer id the store never recorded (or a different db)."""
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def _new_id() -> str:
+    return uuid.uuid4().hex
+
+
+class FeedbackRecord(Frozen):
+    """One judgement of one answer. `contexts` are the chunk ids the generator saw, so the
+    record can be replayed against the same evidence."""
+
+    id: str = Field(default_factory=_new_id, min_length=1)
+    time: str = Field(default_factory=_now)
+    question: str
+    answer: str
+    contexts: tuple[str, ...] = ()
+    pipeline_version: str
+    rating: Rating
+    revision: str | None = None
+    comment: str | None = None
+
+    @field_validator("question")
+    @classmethod
+    def _question_not_blank(cls, v: str) -> str:
+        if not v.strip():
+            raise ValueError("must not be empty")
+        return v
+
+    @field_validator("time")
+    @classmethod
+    def _time_is_iso_with_zone(cls, v: str) -> str:
+        try:
+            parsed = datetime.fromisoformat(v)
+        except ValueError:
+            raise ValueError(f"{v!r} is not ISO-8601, e.g. '2026-11-24T08:00:00+00:00'") from None
+        if parsed.tzinfo is None:
+            raise ValueError(f"{v!r} has no timezone; append '+00:00' (UTC)")
+        return v
+
+    @field_validator("revision", "comment")
+    @classmethod
+    def _blank_is_none(cls, v: str | None) -> str | None:
+        """A blank revision is no revision: otherwise stats would count empty text boxes."""
+        return v if v is None or v.strip() else None
+
+
+class StoredAnswer(Frozen):
+    """What /ask produced, kept so /feedback can refer to it by id alone: the client never
+    has to send back (and cannot tamper with) the question, answer or contexts."""
+
+    answer_id: str = Field(min_length=1)
+    time: str
+    question: str
+    answer: str
+    contexts: tuple[str, ...]
+    pipeline_version: str
+
+
+class FeedbackStats(Frozen):
+    total: int
+    up: int
+    down: int
+    revisions: int
+    comments: int
+    by_pipeline_version: dict[str, dict[str, int]]  # version -> {"up": n, "down": n, "revisions": n}
+
+
+class LineError(Frozen):
+    line: int  # 1-based, as editors show it
+    error: str
+
+
+class ImportResult(Frozen):
+    imported: int
+    duplicates: int  # ids already in the store (or twice in the file): skipped, not an error
+    errors: tuple[LineError, ...]
+
+
+def pipeline_version(config: PipelineConfig) -> str:
+    """Name plus a hash of the whole config, so feedback on two differently tuned pipelines
+    with the same name is never pooled. Weight paths are part of the hash on purpose."""
+    blob = json.dumps(config.model_dump(mode="json"), sort_keys=True).encode()
+    return f"{config.name}-{hashlib.sha256(blob).hexdigest()[:12]}"
+
+
+def new_record(
+    question: str,
+    answer: str,
+    contexts: Iterable[str],
+    pipeline_version: str,
+    rating: Rating,
+    revision: str | None = None,
+    comment: str | None = None,
+) -> FeedbackRecord:
+    """A record with a fresh uuid4 id and the current UTC time."""
+    return FeedbackRecord(
+        question=question, answer=answer, contexts=tuple(contexts), pipeline_version=pipeline_version,
+        rating=rating, revision=revision, comment=comment,
+    )  # fmt: skip
+
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS feedback (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,  -- insertion order, never reused
+    id TEXT NOT NULL UNIQUE, time TEXT NOT NULL, question TEXT NOT NULL, answer TEXT NOT NULL,
+    contexts TEXT NOT NULL,                 -- JSON array of chunk ids
+    pipeline_version TEXT NOT NULL, rating TEXT NOT NULL CHECK (rating IN ('up', 'down')),
+    revision TEXT, comment TEXT);
+CREATE INDEX IF NOT EXISTS feedback_pipeline_version ON feedback (pipeline_version);
+CREATE TABLE IF NOT EXISTS answers (
+    answer_id TEXT PRIMARY KEY, time TEXT NOT NULL, question TEXT NOT NULL, answer TEXT NOT NULL,
+    contexts TEXT NOT NULL, pipeline_version TEXT NOT NULL);
+"""
+_FIELDS = tuple(FeedbackRecord.model_fields)  # the column order of both the table and the JSONL
+_ANSWER_FIELDS = tuple(StoredAnswer.model_fields)
+_INSERT = f"INSERT INTO feedback ({', '.join(_FIELDS)}) VALUES ({', '.join('?' * len(_FIELDS))})"
+_SELECT = f"SELECT {', '.join(_FIELDS)} FROM feedback"
+
+Row = tuple[Any, ...]
+
+
+def _to_row(model: FeedbackRecord | StoredAnswer) -> Row:
+    """Column values in field order; `contexts` is stored as a JSON array."""
+    return tuple(json.dumps(v) if k == "contexts" else v for k, v in model.model_dump().items())
+
+
+def _from_row(fields: tuple[str, ...], row: Row) -> dict[str, Any]:
+    return {k: json.loads(v) if k == "contexts" else v for k, v in zip(fields, row, strict=True)}
+
+
+class FeedbackStore:
+    """SQLite, WAL, synchronous=FULL; every write is one committed transaction before the call
+    returns. One connection shared under a lock makes it safe from several threads; other
+    processes coordinate through SQLite's file locks and `busy_timeout`."""
+
+    def __init__(self, path: Path, conn: sqlite3.Connection) -> None:
+        self.path, self._conn, self._lock = path, conn, threading.Lock()
+
+    @classmethod
+    def open(cls, path: Path, readonly: bool = False) -> FeedbackStore:
+        """Creates the db (and its parent folder) unless `readonly`, where it must exist."""
+        path = Path(path)
+        try:
+            conn = _connect_readonly(path) if readonly else _connect_writable(path)
+        except sqlite3.Error as e:
+            raise FeedbackError(
+                f"{path}: cannot open the feedback db ({e}); is it a ragsys feedback db?"
+            ) from e
+        return cls(path, conn)
+
+    def __enter__(self) -> FeedbackStore:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()
+
+    @contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        """One transaction that holds the write lock from its start, so a concurrent writer
+        waits on busy_timeout instead of failing on a read-to-write upgrade."""
+        with self._lock, self._errors():
+            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._conn
+                self._conn.execute("COMMIT")
+            except BaseException:
+                if self._conn.in_transaction:
+                    self._conn.execute("ROLLBACK")
+                raise
+
+    @contextmanager
+    def _read(self) -> Iterator[sqlite3.Connection]:
+        with self._lock, self._errors():
+            yield self._conn
+
+    @contextmanager
+    def _errors(self) -> Iterator[None]:
+        try:
+            yield
+        except sqlite3.Error as e:
+            hints = {"locked": "; another process held the write lock too long, retry",
+                     "readonly": "; open the store without readonly=True to write"}  # fmt: skip
+            hint = next((h for k, h in hints.items() if k in str(e)), "")
+            raise FeedbackError(f"{self.path}: {e}{hint}") from e
+
+    def add(self, record: FeedbackRecord) -> None:
+        with self._write() as conn:
+            try:
+                conn.execute(_INSERT, _to_row(record))
+            except sqlite3.IntegrityError:
+                raise FeedbackError(
+                    f"{self.path}: a feedback record with id {record.id!r} already exists; "
+                    "give it a new id (new_record makes one)"
+                ) from None
+
+    def add_many(self, records: Iterable[FeedbackRecord]) -> int:
+        """All in one transaction, so an import is all-or-nothing; duplicate ids are skipped."""
+        with self._write() as conn:
+            before = conn.total_changes
+            conn.executemany(_INSERT + " ON CONFLICT (id) DO NOTHING", (_to_row(r) for r in records))
+            return conn.total_changes - before
+
+    def get(self, record_id: str) -> FeedbackRecord | None:
+        with self._read() as conn:
+            row = conn.execute(_SELECT + " WHERE id = ?", (record_id,)).fetchone()
+        return None if row is None else FeedbackRecord.model_validate(_from_row(_FIELDS, row))
+
+    def records(self, pipeline_version: str | None = None) -> list[FeedbackRecord]:
+        where, args = (
+            ("", ()) if pipeline_version is None else (" WHERE pipeline_version = ?", (pipeline_version,))
+        )
+        with self._read() as conn:
+            rows = conn.execute(_SELECT + where + " ORDER BY seq", args).fetchall()
+        return [FeedbackRecord.model_validate(_from_row(_FIELDS, r)) for r in rows]
+
+    def count(self) -> int:
+        with self._read() as conn:
+            return int(conn.execute("SELECT COUNT(*) FROM feedback").fetchone()[0])
+
+    def stats(self) -> FeedbackStats:
+        query = """SELECT pipeline_version, SUM(rating = 'up'), SUM(rating = 'down'),
+                          SUM(revision IS NOT NULL), SUM(comment IS NOT NULL)
+                   FROM feedback GROUP BY pipeline_version ORDER BY pipeline_version"""
+        with self._read() as conn:
+            rows = conn.execute(query).fetchall()
+        up, down, revisions, comments = (sum(r[i] for r in rows) for i in range(1, 5))
+        return FeedbackStats(
+            total=up + down, up=up, down=down, revisions=revisions, comments=comments,
+            by_pipeline_version={v: {"up": u, "down": d, "revisions": rv} for v, u, d, rv, _ in rows},
+        )  # fmt: skip
+
+    def record_answer(self, answer: StoredAnswer) -> None:
+        with self._write() as conn:
+            try:
+                conn.execute(
+                    f"INSERT INTO answers VALUES ({', '.join('?' * len(_ANSWER_FIELDS))})", _to_row(answer)
+                )
+            except sqlite3.IntegrityError:
+                raise FeedbackError(
+                    f"{self.path}: answer id {answer.answer_id!r} is already stored; answer ids are unique"
+                ) from None
+
+    def get_answer(self, answer_id: str) -> StoredAnswer | None:
+        with self._read() as conn:
+            return _find_answer(conn, answer_id)
+
+    def add_feedback_for(
+        self, answer_id: str, rating: Rating, revision: str | None = None, comment: str | None = None
+    ) -> FeedbackRecord:
+        """Reads the answer and inserts the record in one transaction: no other writer can
+        slip in between, and the record carries exactly what the user saw."""
+        with self._write() as conn:
+            stored = _find_answer(conn, answer_id)
+            if stored is None:
+                raise UnknownAnswerError(
+                    f"{self.path}: no stored answer with id {answer_id!r}; "
+                    "send the answer_id that /ask returned, to the server that returned it"
+                )
+            record = new_record(stored.question, stored.answer, stored.contexts, stored.pipeline_version,
+                                rating, revision, comment)  # fmt: skip
+            conn.execute(_INSERT, _to_row(record))
+        return record
+
+
+def _find_answer(conn: sqlite3.Connection, answer_id: str) -> StoredAnswer | None:
+    row = conn.execute(
+        f"SELECT {', '.join(_ANSWER_FIELDS)} FROM answers WHERE answer_id = ?", (answer_id,)
+    ).fetchone()
+    return None if row is None else StoredAnswer.model_validate(_from_row(_ANSWER_FIELDS, row))
+
+
+def _connect_writable(path: Path) -> sqlite3.Connection:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # isolation_level=None: we issue BEGIN/COMMIT ourselves, so nothing commits implicitly
+    conn = sqlite3.connect(
+        path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None, check_same_thread=False
+    )
+    try:
+        conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        conn.execute("PRAGMA journal_mode = WAL")  # persistent: stored in the file once set
+        conn.execute("PRAGMA synchronous = FULL")  # per connection: fsync the WAL at every commit
+        conn.executescript(f"BEGIN IMMEDIATE; {_SCHEMA} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;")
+    except BaseException:
+        conn.close()
+        raise
+    return conn
+
+
+def _connect_readonly(path: Path) -> sqlite3.Connection:
+    if not path.is_file():
+        raise FeedbackError(
+            f"{path}: no feedback db here; check the --feedback path, or create one with "
+            "`ragsys feedback import FILE.jsonl --feedback DB` (or the server's /feedback)"
+        )
+    uri = path.resolve().as_uri() + "?mode=ro"
+    conn = sqlite3.connect(uri, uri=True, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None,
+                           check_same_thread=False)  # fmt: skip
+    try:
+        conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    except BaseException:
+        conn.close()
+        raise
+    if not {"feedback", "answers"} <= tables:
+        conn.close()
+        raise FeedbackError(
+            f"{path}: not a ragsys feedback db (no feedback table); check the --feedback path"
+        )
+    return conn
+
+
+def parse_feedback_jsonl(path: Path) -> tuple[list[FeedbackRecord], list[LineError]]:
+    """Every bad line is reported with its 1-based number and the good ones are kept: one typo
+    should not throw away a day of collected feedback. Blank lines are skipped."""
+    try:
+        raw_lines = Path(path).read_bytes().splitlines()
+    except OSError as e:
+        raise FeedbackError(f"{path}: cannot read the feedback file ({e.strerror}); check the path") from e
+    records: list[FeedbackRecord] = []
+    errors: list[LineError] = []
+    for number, raw in enumerate(raw_lines, start=1):
+        if not raw.strip():
+            continue
+        try:
+            records.append(_parse_line(raw))
+        except ValueError as e:
+            errors.append(LineError(line=number, error=str(e)))
+    return records, errors
+
+
+def _parse_line(raw: bytes) -> FeedbackRecord:
+    """One JSONL line as a record; every problem is a ValueError with a readable message."""
+    try:
+        obj = json.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise ValueError("not UTF-8 text") from None
+    except json.JSONDecodeError as e:
+        raise ValueError(f"bad JSON ({e.msg}, column {e.colno})") from None
+    if not isinstance(obj, dict):
+        raise ValueError(f"expected a JSON object, got {type(obj).__name__}")
+    unknown = sorted(set(obj) - set(_FIELDS))
+    if unknown:
+        raise ValueError(f"unknown field(s) {', '.join(unknown)}; allowed: {', '.join(_FIELDS)}")
+    try:
+        return FeedbackRecord.model_validate(obj)
+    except ValidationError as e:
+        raise ValueError(_validation_message(e)) from None
+
+
+def _validation_message(e: ValidationError) -> str:
+    parts = []
+    for err in e.errors():
+        where = ".".join(str(p) for p in err["loc"]) or "record"
+        msg = "missing field" if err["type"] == "missing" else err["msg"].removeprefix("Value error, ")
+        parts.append(f"{where}: {msg}")
+    return "; ".join(parts)
+
+
+def import_feedback(store: FeedbackStore, path: Path) -> ImportResult:
+    records, errors = parse_feedback_jsonl(path)
+    added = store.add_many(records)
+    return ImportResult(imported=added, duplicates=len(records) - added, errors=tuple(errors))
+
+
+def export_feedback(store: FeedbackStore, out: TextIO) -> int:
+    """Writes exactly what `parse_feedback_jsonl` reads, in insertion order."""
+    records = store.records()
+    for r in records:
+        out.write(json.dumps(r.model_dump(mode="json"), ensure_ascii=False) + "\n")
+    return len(records)

@@ -1,0 +1,120 @@
+"""Training examples for the rankers: a question, a positive chunk, and hard negatives.
+
+Hard negatives come from the pipeline's own retrieval over the current index -- the
+passages it ranks high for the question that are not gold -- because those are the
+mistakes the tuned model must stop making. Two kinds of false negative are excluded:
+chunks of a gold document, and near-duplicates of the positive (the same text indexed
+twice, e.g. a filing quoted in another). Labels are incomplete in every real set (SciFact
+marks a handful of abstracts per claim), so `skip` can also drop the very top ranks,
+where unlabelled positives concentrate.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+from collections.abc import Callable, Sequence
+
+from ragsys.evalset import EvalItem, doc_matches, is_glob
+from ragsys.index.reader import Index
+from ragsys.pipeline import SearchPipeline
+from ragsys.types import Chunk, Frozen, Hit
+
+_WORD = re.compile(r"\w+")
+
+
+class TrainExample(Frozen):
+    query: str
+    positive: Chunk
+    negatives: tuple[Chunk, ...] = ()
+    query_id: str = ""
+
+
+def near_duplicate(a: str, b: str, threshold: float = 0.9) -> bool:
+    """Token-set Jaccard similarity at or above `threshold`."""
+    ta, tb = set(_WORD.findall(a.lower())), set(_WORD.findall(b.lower()))
+    if not ta or not tb:
+        return a.strip() == b.strip()
+    return len(ta & tb) / len(ta | tb) >= threshold
+
+
+def gold_doc_ids(item: EvalItem, doc_ids: Sequence[str], known: set[str]) -> list[str]:
+    """The index's documents an item names as gold: exact ids directly, globs by matching."""
+    found: list[str] = []
+    for g in item.gold_doc_ids:
+        if is_glob(g):
+            found.extend(d for d in doc_ids if doc_matches(g, d))
+        elif g in known:
+            found.append(g)
+    return list(dict.fromkeys(found))
+
+
+def pick_negatives(
+    hits: Sequence[Hit], positive: Chunk, excluded_docs: set[str], n: int, skip: int
+) -> tuple[Chunk, ...]:
+    """The first `n` retrieved chunks (after `skip` ranks) that are neither gold nor near-duplicates."""
+    out: list[Chunk] = []
+    for h in hits[skip:]:
+        c = h.chunk
+        if c.doc_id in excluded_docs or c.id == positive.id or near_duplicate(c.text, positive.text):
+            continue
+        out.append(c)
+        if len(out) == n:
+            break
+    return tuple(out)
+
+
+def labelled_examples(
+    items: Sequence[EvalItem],
+    index: Index,
+    search: SearchPipeline,
+    *,
+    n_negatives: int,
+    depth: int = 50,
+    skip: int = 0,
+    seed: int = 0,
+    on_progress: Callable[[int], None] | None = None,
+) -> list[TrainExample]:
+    """One example per (question, gold document or gold chunk); see the module docstring."""
+    doc_ids = index.store.doc_ids()
+    known = set(doc_ids)
+    runs = search.search_many([it.question for it in items], depth, on_progress=on_progress)
+    examples: list[TrainExample] = []
+    for item, hits in zip(items, runs, strict=True):
+        golds = gold_doc_ids(item, doc_ids, known)
+        chunk_rows = index.store.rows_of_chunk_ids(item.gold_chunk_ids)
+        positives = index.chunks(sorted(chunk_rows.values())) if chunk_rows else []
+        excluded = set(golds) | {c.doc_id for c in positives}
+        for doc in golds:
+            if any(c.doc_id == doc for c in positives):
+                continue
+            best = next((h.chunk for h in hits if h.chunk.doc_id == doc), None)
+            if best is None:
+                chunks = index.store.chunks_of(doc)
+                best = chunks[0] if chunks else None
+            if best is not None:
+                positives.append(best)
+        for pos in positives:
+            negs = pick_negatives(hits, pos, excluded, n_negatives, skip)
+            examples.append(TrainExample(query=item.question, positive=pos, negatives=negs, query_id=item.id))
+    random.Random(seed).shuffle(examples)
+    return examples
+
+
+def examples_for_pairs(
+    pairs: Sequence[tuple[str, Chunk]],
+    search: SearchPipeline,
+    *,
+    n_negatives: int,
+    depth: int = 50,
+    skip: int = 0,
+    on_progress: Callable[[int], None] | None = None,
+) -> list[TrainExample]:
+    """Examples for (question, positive chunk) pairs without labels, e.g. synthetic queries."""
+    runs = search.search_many([q for q, _ in pairs], depth, on_progress=on_progress)
+    return [
+        TrainExample(
+            query=q, positive=pos, negatives=pick_negatives(hits, pos, {pos.doc_id}, n_negatives, skip)
+        )
+        for (q, pos), hits in zip(pairs, runs, strict=True)
+    ]

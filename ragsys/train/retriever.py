@@ -1,0 +1,202 @@
+"""Fine-tuning the pipeline's dense encoder on (question, positive, hard negatives).
+
+The loss is sentence-transformers' MultipleNegativesRankingLoss (or its cached variant for
+large batches on little memory): every other passage in the batch is a negative too, and
+the mined hard negatives are the ones that matter. The trainer is sentence-transformers'
+own, so checkpoints, resume and the learning-rate schedule are its well-tested ones; ragsys
+adds the data (mined from the current index), the time budget and the pipeline plumbing.
+
+Measured on SciFact (README): one epoch, one hard negative, lr 5e-5 lifts MiniLM alone by
+about +0.03 nDCG@10 on the test split.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+from pydantic import Field
+
+from ragsys.pipeline import PipelineConfig
+from ragsys.retrieve.dense import DenseConfig
+from ragsys.train.budget import (
+    BudgetCallback,
+    Progress,
+    StepProgressCallback,
+    TimeBudget,
+    last_checkpoint,
+    seed_everything,
+)
+from ragsys.train.mining import TrainExample
+from ragsys.types import Frozen
+
+if TYPE_CHECKING:
+    import torch
+    from sentence_transformers import SentenceTransformer
+
+
+class RetrieverTrainConfig(Frozen):
+    loss: Literal["mnrl", "cached-mnrl"] = "mnrl"
+    n_negatives: int = Field(default=1, ge=0, description="mined hard negatives per question")
+    depth: int = Field(default=50, ge=1, description="retrieved candidates negatives are mined from")
+    skip: int = Field(default=0, ge=0, description="top ranks never used as negatives")
+    epochs: float = Field(default=1.0, gt=0)
+    learning_rate: float = Field(default=5e-5, gt=0)
+    batch_size: int = Field(default=32, ge=2)
+    mini_batch_size: int = Field(default=16, ge=1, description="cached-mnrl only: memory per step")
+    warmup_ratio: float = Field(default=0.1, ge=0, le=1)
+    max_seq_length: int | None = Field(default=256, ge=8)
+    seed: int = 0
+    max_minutes: float | None = Field(default=None, gt=0)
+
+
+class RetrieverTrainResult(Frozen):
+    model_dir: Path
+    pipeline: PipelineConfig
+    examples: int
+    dropped: int  # examples without enough hard negatives
+    steps: int
+    final_loss: float | None
+    minutes: float
+    stopped_early: bool
+    resumed_from: str | None = None
+
+
+def _mnrl(model: SentenceTransformer, config: RetrieverTrainConfig) -> torch.nn.Module:
+    from sentence_transformers.sentence_transformer.losses import MultipleNegativesRankingLoss
+
+    return MultipleNegativesRankingLoss(model)
+
+
+def _cached_mnrl(model: SentenceTransformer, config: RetrieverTrainConfig) -> torch.nn.Module:
+    from sentence_transformers.sentence_transformer.losses import CachedMultipleNegativesRankingLoss
+
+    return CachedMultipleNegativesRankingLoss(model, mini_batch_size=config.mini_batch_size)
+
+
+LOSSES: dict[str, Callable[[SentenceTransformer, RetrieverTrainConfig], torch.nn.Module]] = {
+    "mnrl": _mnrl,
+    "cached-mnrl": _cached_mnrl,
+}
+
+
+def dense_retriever(config: PipelineConfig) -> tuple[int, DenseConfig]:
+    """The first dense retriever of the pipeline: the one that is tuned."""
+    for i, r in enumerate(config.retrievers):
+        if isinstance(r, DenseConfig):
+            return i, r
+    raise ValueError(f"pipeline {config.name!r} has no dense retriever to train; add a DenseConfig")
+
+
+def with_dense_model(config: PipelineConfig, model: str) -> PipelineConfig:
+    i, dense = dense_retriever(config)
+    retrievers = list(config.retrievers)
+    retrievers[i] = dense.model_copy(update={"model": model})
+    return config.model_copy(update={"retrievers": tuple(retrievers)})
+
+
+def training_columns(
+    examples: Sequence[TrainExample], dense: DenseConfig, n_negatives: int
+) -> tuple[dict[str, list[str]], int]:
+    """anchor / positive / negative_1..n columns, with the encoder's prefixes; examples short of
+    negatives are dropped (MNRL needs the same number of columns in every row)."""
+    cols: dict[str, list[str]] = {"anchor": [], "positive": []}
+    cols.update({f"negative_{j + 1}": [] for j in range(n_negatives)})
+    dropped = 0
+    for ex in examples:
+        if len(ex.negatives) < n_negatives:
+            dropped += 1
+            continue
+        cols["anchor"].append(dense.query_prefix + ex.query)
+        cols["positive"].append(dense.passage_prefix + ex.positive.text)
+        for j in range(n_negatives):
+            cols[f"negative_{j + 1}"].append(dense.passage_prefix + ex.negatives[j].text)
+    return cols, dropped
+
+
+def train_retriever(
+    config: PipelineConfig,
+    train: RetrieverTrainConfig,
+    examples: Sequence[TrainExample],
+    *,
+    out: Path,
+    progress: Progress | None = None,
+) -> RetrieverTrainResult:
+    """Trains the pipeline's dense encoder; writes `out/model` and checkpoints in `out/checkpoints`.
+
+    Calling it again with the same `out` resumes from the newest checkpoint.
+    """
+    from datasets import Dataset
+    from sentence_transformers import SentenceTransformerTrainer
+    from sentence_transformers.sentence_transformer.training_args import (
+        BatchSamplers,
+        SentenceTransformerTrainingArguments,
+    )
+
+    from ragsys.models import load_sentence_transformer
+
+    t0 = time.monotonic()
+    seed_everything(train.seed)
+    _, dense = dense_retriever(config)
+    cols, dropped = training_columns(examples, dense, train.n_negatives)
+    if len(cols["anchor"]) < 2:
+        raise ValueError(f"only {len(cols['anchor'])} usable training examples; need at least 2")
+    model = load_sentence_transformer(dense.model)
+    if train.max_seq_length is not None:
+        model.max_seq_length = train.max_seq_length
+    ckpt_dir = out / "checkpoints"
+    resume = last_checkpoint(ckpt_dir)
+    budget = BudgetCallback(TimeBudget(train.max_minutes))
+    args = SentenceTransformerTrainingArguments(
+        output_dir=str(ckpt_dir),
+        num_train_epochs=train.epochs,
+        per_device_train_batch_size=train.batch_size,
+        learning_rate=train.learning_rate,
+        warmup_steps=train.warmup_ratio,  # transformers 5: a float below 1 is a ratio of all steps
+        batch_sampler=BatchSamplers.NO_DUPLICATES,  # the same text twice in a batch is a false negative
+        save_strategy="epoch",
+        save_total_limit=2,
+        logging_steps=10,
+        seed=train.seed,
+        data_seed=train.seed,
+        report_to="none",
+        disable_tqdm=progress is not None,
+        use_cpu=not _cuda(),
+    )
+    callbacks: list[Any] = [budget]
+    if progress is not None:
+        callbacks.append(StepProgressCallback(progress))
+    trainer = SentenceTransformerTrainer(
+        model=model,
+        args=args,
+        train_dataset=Dataset.from_dict(cols),
+        loss=LOSSES[train.loss](model, train),
+        callbacks=callbacks,
+    )
+    output = trainer.train(resume_from_checkpoint=str(resume) if resume else None)
+    model_dir = out / "model"
+    model.save_pretrained(str(model_dir))
+    return RetrieverTrainResult(
+        model_dir=model_dir,
+        pipeline=with_dense_model(config, str(model_dir)),
+        examples=len(cols["anchor"]),
+        dropped=dropped,
+        steps=int(output.global_step),
+        final_loss=_last_loss(trainer.state.log_history),
+        minutes=round((time.monotonic() - t0) / 60, 2),
+        stopped_early=budget.stopped_early,
+        resumed_from=str(resume) if resume else None,
+    )
+
+
+def _cuda() -> bool:
+    import torch
+
+    return bool(torch.cuda.is_available())
+
+
+def _last_loss(history: list[dict[str, Any]]) -> float | None:
+    losses = [h["loss"] for h in history if "loss" in h]
+    return float(losses[-1]) if losses else None
