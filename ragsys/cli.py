@@ -37,10 +37,11 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="print one JSON object as 
 def user_errors() -> Iterator[None]:
     """Typed errors become one clear line and exit code 2, not a traceback."""
     from ragsys.extract.errors import ExtractionError
+    from ragsys.models import ModelLoadError
 
     try:
         yield
-    except (IndexError_, PipelineError, ExtractionError, FileNotFoundError, ValueError) as e:
+    except (IndexError_, PipelineError, ExtractionError, ModelLoadError, FileNotFoundError, ValueError) as e:
         err.print(f"[red]error:[/red] {escape(str(e))}")
         raise typer.Exit(2) from e
 
@@ -149,7 +150,7 @@ def ask(
     k: Annotated[int | None, typer.Option("-k", help="passages retrieved for the generator")] = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Answer a question from the index, citing passages as [n] with their document and page."""
+    """Answer a question from the index, citing passages as \\[n] with their document and page."""
     from ragsys.assemble import build_search
     from ragsys.generate import HFGenerator
     from ragsys.index.reader import Index
@@ -383,6 +384,19 @@ def _register_train_commands() -> None:
     from ragsys import cli_train
 
     train_app.command("retriever")(cli_train.retriever)
+    train_app.command("reranker")(cli_train.reranker)
+    train_app.command("generator")(cli_train.generator)
+
+
+def _register_tune_and_serve() -> None:
+    from ragsys.cli_serve import serve
+    from ragsys.cli_tune import tune
+
+    app.command("tune")(tune)
+    app.command("serve")(serve)
+
+
+_register_tune_and_serve()
 
 
 def _register_feedback_commands() -> None:

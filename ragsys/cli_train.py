@@ -9,14 +9,15 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 
 err = Console(stderr=True)
 
@@ -33,7 +34,19 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="print one JSON object as 
 
 @contextmanager
 def bar(label: str) -> Iterator[Callable[[int, int], None]]:
-    """A rich progress bar driven by (done, total) calls."""
+    """A rich progress bar driven by (done, total) calls; when stderr is not a terminal (a log
+    file), a plain line every minute instead, so long runs can be followed with `tail`."""
+    if not err.is_terminal:
+        last = [0.0]
+
+        def log_line(done: int, total: int) -> None:
+            now = time.monotonic()
+            if now - last[0] >= 60 or done == total:
+                last[0] = now
+                err.print(f"{label}: {done}/{total} ({time.strftime('%H:%M:%S')})", highlight=False)
+
+        yield log_line
+        return
     with Progress(
         TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
         console=err, transient=False,
@@ -42,6 +55,28 @@ def bar(label: str) -> Iterator[Callable[[int, int], None]]:
 
         def update(done: int, total: int) -> None:
             progress.update(task, completed=done, total=total)
+
+        yield update
+
+
+@contextmanager
+def phases(prefix: str) -> Iterator[Callable[[str, int, int], None]]:
+    """One bar (or one log line a minute) per phase: (phase, done, total) calls."""
+    with Progress(
+        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+        console=err, disable=not err.is_terminal,
+    ) as progress:  # fmt: skip
+        tasks: dict[str, TaskID] = {}
+        last: dict[str, float] = {}
+
+        def update(phase: str, done: int, total: int) -> None:
+            if phase not in tasks:
+                tasks[phase] = progress.add_task(f"{prefix} {phase}", total=total)
+            progress.update(tasks[phase], completed=done, total=total)
+            now = time.monotonic()
+            if not err.is_terminal and (now - last.get(phase, 0.0) >= 60 or done == total):
+                last[phase] = now
+                err.print(f"{prefix} {phase}: {done}/{total} ({time.strftime('%H:%M:%S')})", highlight=False)
 
         yield update
 
@@ -61,8 +96,9 @@ def counter(label: str, total: int) -> Iterator[Callable[[int], None]]:
 
 def refuse_test_split(split: str) -> None:
     if split == "test":
-        raise ValueError("training on the test split would make every later test number meaningless; "
-                         "use --split train")  # fmt: skip
+        raise ValueError(
+            "training on the test split would make every later test number meaningless; use --split train"
+        )
 
 
 def emit_json(obj: object) -> None:
@@ -100,8 +136,14 @@ def retriever(
     with user_errors():
         refuse_test_split(split)
         config = load_pipeline(pipeline)
-        train = RetrieverTrainConfig(epochs=epochs, learning_rate=lr, batch_size=batch_size,
-                                     n_negatives=negatives, seed=seed, max_minutes=max_minutes)  # fmt: skip
+        train = RetrieverTrainConfig(
+            epochs=epochs,
+            learning_rate=lr,
+            batch_size=batch_size,
+            n_negatives=negatives,
+            seed=seed,
+            max_minutes=max_minutes,
+        )
         items = EvalSetReader(eval_set).read([split])
         if not items:
             raise ValueError(f"{eval_set}: no questions in split {split!r}")
@@ -109,15 +151,23 @@ def retriever(
         search = build_search(config, index)
         with counter("mining hard negatives", len(items)) as advance:
             examples = labelled_examples(
-                items, index, search, n_negatives=train.n_negatives, depth=train.depth, skip=train.skip,
-                seed=seed, on_progress=advance,
-            )  # fmt: skip
+                items,
+                index,
+                search,
+                n_negatives=train.n_negatives,
+                depth=train.depth,
+                skip=train.skip,
+                seed=seed,
+                on_progress=advance,
+            )
         with bar("training the encoder") as update:
             result = train_retriever(config, train, examples, out=out, progress=update)
         result.pipeline.save(out)
         early = " (stopped by --max-minutes; re-run to resume)" if result.stopped_early else ""
-        err.print(f"trained on {result.examples} examples ({result.dropped} dropped), {result.steps} steps, "
-                  f"{result.minutes} min{early}; saved {out}")  # fmt: skip
+        err.print(
+            f"trained on {result.examples} examples ({result.dropped} dropped), {result.steps} steps, "
+            f"{result.minutes} min{early}; saved {out}"
+        )
         summary = None
         if reindex is not None:
             from ragsys.cli_progress import RichReporter
@@ -127,8 +177,193 @@ def retriever(
                 summary = copy_for_pipeline(index_dir, reindex, result.pipeline, reporter)
             err.print(f"index for the tuned pipeline: {reindex}")
         else:
-            err.print("its vectors differ from this index's: pass --reindex NEW_DIR, or run "
-                      f"`ragsys index SOURCES --index NEW_DIR --pipeline {out}`")  # fmt: skip
+            err.print(
+                "its vectors differ from this index's: pass --reindex NEW_DIR, or run "
+                f"`ragsys index SOURCES --index NEW_DIR --pipeline {out}`"
+            )
     if as_json:
-        emit_json({**result.model_dump(mode="json", exclude={"pipeline"}), "pipeline_dir": str(out),
-                   "reindex": summary.cli_json() if summary is not None else None})  # fmt: skip
+        emit_json(
+            {
+                **result.model_dump(mode="json", exclude={"pipeline"}),
+                "pipeline_dir": str(out),
+                "reindex": summary.cli_json() if summary is not None else None,
+            }
+        )
+
+
+def reranker(
+    index_dir: IndexOpt,
+    eval_set: EvalSetOpt,
+    pipeline: PipelineOpt = None,
+    out: Annotated[Path, typer.Option("--out", help="pipeline directory to write")] = Path("tuned/reranker"),
+    split: SplitOpt = "train",
+    base: Annotated[
+        str, typer.Option("--base", help="starting checkpoint: minilm or any cross-encoder")
+    ] = "minilm",
+    loss: Annotated[str, typer.Option(help="listwise or bce")] = "listwise",
+    epochs: Annotated[float, typer.Option()] = 2.0,
+    lr: Annotated[float, typer.Option("--lr")] = 3e-5,
+    negatives: Annotated[int, typer.Option(help="mined hard negatives per question")] = 3,
+    top_n: Annotated[int, typer.Option("--top-n", help="candidates the reranker rescores")] = 20,
+    dev_fraction: Annotated[float, typer.Option(help="train questions held out to check the reranker")] = 0.2,
+    synthetic: Annotated[int, typer.Option(help="also write synthetic questions for this many chunks")] = 0,
+    max_minutes: MinutesOpt = None,
+    seed: SeedOpt = 0,
+    as_json: JsonOpt = False,
+) -> None:
+    """Train a cross-encoder on hard negatives from the pipeline's own retrieval; keep it only if
+    it beats the retrieval order on held-out train questions (with a fitted interpolation)."""
+    from ragsys.assemble import build_search
+    from ragsys.cli import user_errors
+    from ragsys.evalset import EvalSetReader
+    from ragsys.index.reader import Index
+    from ragsys.pipeline import load_pipeline
+    from ragsys.train.mining import examples_for_pairs, labelled_examples
+    from ragsys.train.reranker import RerankerTrainConfig, train_reranker
+    from ragsys.tune.split import split_train_dev
+
+    with user_errors():
+        refuse_test_split(split)
+        config = load_pipeline(pipeline).model_copy(update={"reranker": None})
+        train = RerankerTrainConfig(
+            model=base,
+            loss=loss,
+            epochs=epochs,
+            learning_rate=lr,
+            n_negatives=negatives,  # type: ignore[arg-type]
+            top_n=top_n,
+            seed=seed,
+            max_minutes=max_minutes,
+        )
+        items = [it for it in EvalSetReader(eval_set).read([split]) if it.gold_doc_ids or it.gold_chunk_ids]
+        if len(items) < 4:
+            raise ValueError(f"{eval_set}: {len(items)} questions with gold documents in {split!r}; need 4+")
+        parts = split_train_dev(items, dev_fraction, seed)
+        index = Index.open(index_dir)
+        search = build_search(config, index)
+        with counter("mining hard negatives", len(parts.train)) as advance:
+            examples = labelled_examples(
+                parts.train, index, search, n_negatives=negatives, depth=top_n, seed=seed, on_progress=advance
+            )
+        if synthetic:
+            examples += examples_for_pairs(
+                _synthetic(index, search, synthetic, seed, out), search, n_negatives=negatives, depth=top_n
+            )
+        with bar("training the reranker") as update:
+            result = train_reranker(
+                config, train, examples, out=out, dev=parts.dev, search=search, progress=update
+            )
+        result.pipeline.save(out)
+    if result.dev is not None:
+        verdict = (
+            f"kept with interpolation {result.interpolate}"
+            if result.used
+            else "NOT used: it did not beat the retrieval order"
+        )
+        err.print(
+            f"dev nDCG@10 ({result.dev.questions} questions): retrieval {result.dev.without:.4f}, "
+            f"reranked {result.dev.with_best or float('nan'):.4f}; {verdict}"
+        )
+    err.print(f"{result.examples} examples, {result.steps} steps, {result.minutes} min; saved {out}")
+    if as_json:
+        emit_json({**result.model_dump(mode="json", exclude={"pipeline"}), "pipeline_dir": str(out)})
+
+
+def _synthetic(index: Any, search: Any, n_chunks: int, seed: int, out: Path) -> list[Any]:
+    """Synthetic (question, chunk) pairs, written once into `out/synthetic.jsonl` and reused."""
+    from ragsys.train.synthetic import SyntheticConfig, load_pairs, save_pairs, synthetic_pairs
+
+    cache = out / "synthetic.jsonl"
+    if cache.exists():
+        return list(load_pairs(cache, index))
+    with bar("synthetic questions") as update:
+        result = synthetic_pairs(
+            index, search, SyntheticConfig(n_chunks=n_chunks, seed=seed), progress=update
+        )
+    out.mkdir(parents=True, exist_ok=True)
+    save_pairs(cache, result.pairs)
+    err.print(
+        f"synthetic questions: {result.generated} written, {result.well_formed} well formed, "
+        f"{result.kept} kept by the round trip"
+    )
+    return list(result.pairs)
+
+
+def generator(
+    index_dir: IndexOpt,
+    eval_set: Annotated[Path | None, typer.Option("--eval-set", help="questions with answers/labels")] = None,
+    pipeline: PipelineOpt = None,
+    feedback: Annotated[
+        Path | None, typer.Option("--feedback", help="feedback store (thumbs, revisions)")
+    ] = None,
+    method: Annotated[str, typer.Option(help="sft, dpo, kto, apo-zero, apo-down or clair")] = "sft",
+    out: Annotated[Path, typer.Option("--out", help="pipeline directory to write")] = Path("tuned/generator"),
+    split: SplitOpt = "train",
+    epochs: Annotated[int, typer.Option()] = 1,
+    lr: Annotated[float, typer.Option("--lr")] = 2e-4,
+    batch_size: Annotated[int, typer.Option()] = 1,
+    grad_accum: Annotated[int, typer.Option(help="batches per optimizer step")] = 4,
+    checkpointing: Annotated[
+        bool,
+        typer.Option("--gradient-checkpointing/--no-gradient-checkpointing", help="trade compute for memory"),
+    ] = True,
+    beta: Annotated[
+        float, typer.Option(help="preference methods: strength of the tie to the reference")
+    ] = 0.1,
+    k: Annotated[int | None, typer.Option("-k", help="passages retrieved per question")] = None,
+    limit: Annotated[int | None, typer.Option(help="use only the first N questions of the split")] = None,
+    max_new_tokens: Annotated[
+        int | None,
+        typer.Option(help="kto/clair: length of the model's own answers (default: the generator's)"),
+    ] = None,
+    reviser: Annotated[str | None, typer.Option(help="clair: a stronger model that revises answers")] = None,
+    max_minutes: MinutesOpt = None,
+    seed: SeedOpt = 0,
+    as_json: JsonOpt = False,
+) -> None:
+    """LoRA-tune the generator: SFT on retrieved contexts, KTO from thumbs (feedback, or the eval
+    set's labels), DPO/APO from preference pairs, CLAIR from revisions."""
+    from ragsys.cli import user_errors
+    from ragsys.evalset import EvalSetReader
+    from ragsys.index.reader import Index
+    from ragsys.pipeline import load_pipeline
+    from ragsys.train.generator import GeneratorTrainConfig, train_generator
+    from ragsys.train.merge import stack_on_adapter
+
+    with user_errors():
+        refuse_test_split(split)
+        if eval_set is None and feedback is None:
+            raise ValueError("give --eval-set (answers, labels) and/or --feedback (thumbs, revisions)")
+        items = EvalSetReader(eval_set).read([split]) if eval_set is not None else []
+        items = items[:limit] if limit else items
+        train = GeneratorTrainConfig(
+            method=method,
+            epochs=epochs,
+            learning_rate=lr,
+            batch_size=batch_size,  # type: ignore[arg-type]
+            beta=beta,
+            k=k,
+            reviser=reviser,
+            seed=seed,
+            max_minutes=max_minutes,
+        )
+        config = stack_on_adapter(load_pipeline(pipeline), out / "base")
+        with phases(method) as update:
+            result = train_generator(
+                config,
+                train,
+                index=Index.open(index_dir),
+                items=items,
+                feedback=feedback,
+                out=out / "train",
+                progress=lambda p: update(p.phase, p.done, p.total),
+            )
+        result.pipeline.save(out)
+    early = " (stopped by --max-minutes; re-run to resume)" if result.stopped_early else ""
+    err.print(
+        f"{method}: {result.examples} examples ({result.dropped_too_long} too long), {result.steps} steps, "
+        f"epoch losses {[round(x, 4) for x in result.epoch_losses]}, {result.minutes:.1f} min{early}; "
+        f"saved {out}"
+    )
+    if as_json:
+        emit_json({**result.model_dump(mode="json", exclude={"pipeline"}), "pipeline_dir": str(out)})

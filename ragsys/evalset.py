@@ -98,6 +98,10 @@ class EvalSetReader:
             raise EvalSetError(f"{self.path}: no items in splits {sorted(wanted)}; the file has {have}")
         return chosen
 
+    def split_names(self) -> list[str]:
+        """The split names in the file (nothing else about any item is returned)."""
+        return sorted({item.split for item in _parse_lines(self.path)})
+
 
 def load_eval_set(path: str | Path, splits: Collection[str] | None = None) -> list[EvalItem]:
     """All items of `path`, or only those whose split is in `splits`."""

@@ -214,6 +214,15 @@ class HFGenerator:
     def __init__(self, config: GeneratorConfig, model: CausalLM, tokenizer: ChatTokenizer) -> None:
         self.config, self._model, self._tokenizer = config, model, tokenizer
 
+    @property
+    def model(self) -> CausalLM:
+        """The loaded model (trainers score and fine-tune the same weights that answer)."""
+        return self._model
+
+    @property
+    def tokenizer(self) -> ChatTokenizer:
+        return self._tokenizer
+
     def prompt(self, query: str, context: Sequence[Hit]) -> Prompt:
         return build_prompt(
             query,

@@ -147,3 +147,30 @@ def test_cli_train_retriever_with_reindex(built: tuple[Path, list[EvalItem]], ti
     assert Index.open(root / "index").manifest.dense == Index.open(root / "index").manifest.dense  # untouched
     bad = CliRunner().invoke(app, [*args[:-3], "--split", "test"])
     assert bad.exit_code == 2 and "test split" in bad.output
+
+
+def test_lm_supervision_scores_passages_and_trains(
+    built: tuple[Path, list[EvalItem]], tiny_pipeline: PipelineConfig, tiny_lm_path: Path, tmp_path: Path
+) -> None:
+    from ragsys.generate import GeneratorConfig
+    from ragsys.train.lm_supervision import lm_score_passages, lsr_columns
+
+    root, items = built
+    index = Index.open(root / "index")
+    search = build_search(tiny_pipeline, index)
+    answered = [it.model_copy(update={"answer": "twelve kilograms", "label": "yes"}) for it in items]
+    hits = search.search_many([it.question for it in answered], 4)
+    generator = GeneratorConfig(model=str(tiny_lm_path), max_new_tokens=4).build()
+    scored = lm_score_passages(generator, answered, hits, k=3)
+    assert len(scored) == len(answered)
+    assert all(len(s.lm_logps) == 3 and all(x < 0 for x in s.lm_logps) for s in scored)
+    assert len(set(scored[0].lm_logps)) > 1  # different passages, different likelihoods
+    cols = lsr_columns(scored, "q: ", "")
+    assert list(cols) == ["anchor", "passage_1", "passage_2", "passage_3", "label"]
+    assert cols["anchor"][0].startswith("q: ")
+    unanswered = lm_score_passages(generator, items, hits, k=3)  # no reference answers: nothing to score
+    assert unanswered == []
+    examples = labelled_examples(items, index, search, n_negatives=1, depth=20)
+    train = RetrieverTrainConfig(batch_size=2, epochs=1, n_negatives=1)
+    result = train_retriever(tiny_pipeline, train, examples, out=tmp_path / "out", lm_scored=scored)
+    assert result.lm_examples == len(scored) and result.steps == 6

@@ -1,0 +1,134 @@
+"""Questions in, stored answers out: retrieval and generation run on the worker thread,
+and each answer is recorded in the feedback store before any client sees its id, so
+feedback on it can never name an answer the store does not know (even after a crash).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+import time
+import uuid
+from collections.abc import AsyncGenerator
+from concurrent.futures import Future
+from datetime import UTC, datetime
+from typing import Any
+
+from starlette.concurrency import run_in_threadpool
+
+from ragsys.feedback import FeedbackStore, StoredAnswer
+from ragsys.generate import OnText
+from ragsys.jsonshape import answer_json
+from ragsys.pipeline import PipelineError, SearchPipeline
+from ragsys.serve.worker import GenerationWorker
+from ragsys.types import Answer
+
+Result = tuple[Answer, dict[str, float]]
+
+
+class ClientGone(Exception):
+    """Raised from the text callback to abort a streamed generation nobody will read."""
+
+
+def run_answer(pipeline: SearchPipeline, question: str, k: int | None, on_text: OnText | None) -> Result:
+    """Search then generate, streaming through `on_text` when the generator can."""
+    if pipeline.generator is None:
+        raise PipelineError(f"pipeline {pipeline.config.name!r} has no generator")
+    started = time.perf_counter()
+    hits = pipeline.search(question, k)
+    retrieve_s = time.perf_counter() - started
+    stream = getattr(pipeline.generator, "stream", None)
+    if on_text is not None and callable(stream):
+        answer: Answer = stream(question, hits, on_text=on_text)
+    else:
+        answer = pipeline.generator.generate(question, hits)
+        if on_text is not None and answer.text:
+            on_text(answer.text)
+    return answer, {"retrieve_s": retrieve_s, **answer.timings}
+
+
+def stored_answer(question: str, answer: Answer, version: str) -> StoredAnswer:
+    return StoredAnswer(
+        answer_id=uuid.uuid4().hex, time=datetime.now(UTC).isoformat(timespec="seconds"),
+        question=question, answer=answer.text, contexts=tuple(h.chunk.id for h in answer.contexts),
+        pipeline_version=version,
+    )  # fmt: skip
+
+
+class Asker:
+    """The /ask and /ask/stream logic, apart from HTTP so it can be read (and tested) alone."""
+
+    def __init__(
+        self, pipeline: SearchPipeline, store: FeedbackStore, worker: GenerationWorker, version: str
+    ):
+        self.pipeline, self.store, self.worker, self.version = pipeline, store, worker, version
+
+    async def ask(self, question: str, k: int | None) -> dict[str, object]:
+        """Raises QueueFullError at once when the queue is full."""
+        future = self.worker.submit(lambda: run_answer(self.pipeline, question, k, None))
+        answer, timings = await asyncio.wrap_future(future)
+        return await run_in_threadpool(self._finish, question, answer, timings)
+
+    def stream(self, question: str, k: int | None) -> AsyncGenerator[bytes, None]:
+        """Queues the job now (a full queue is a 503 before any byte is sent) and returns the
+        NDJSON body: `{"event": "text", "text": ...}` lines, then one `{"event": "done",
+        "result": <the /ask JSON>}` or `{"event": "error", "detail": ...}`."""
+        loop = asyncio.get_running_loop()
+        events: asyncio.Queue[tuple[str, Any]] = asyncio.Queue()
+        gone = threading.Event()
+
+        def push(kind: str, value: object) -> None:
+            loop.call_soon_threadsafe(events.put_nowait, (kind, value))
+
+        def on_text(piece: str) -> None:
+            if gone.is_set():
+                raise ClientGone
+            push("text", piece)
+
+        def job() -> None:
+            try:
+                push("done", run_answer(self.pipeline, question, k, on_text))
+            except ClientGone:
+                pass
+            except Exception as e:  # reported in the stream: the 200 was already sent
+                push("error", e)
+
+        future = self.worker.submit(job)
+        return self._events(question, events, future, gone)
+
+    async def _events(
+        self,
+        question: str,
+        events: asyncio.Queue[tuple[str, Any]],
+        future: Future[None],
+        gone: threading.Event,
+    ) -> AsyncGenerator[bytes, None]:
+        try:
+            while True:
+                kind, value = await events.get()
+                if kind == "text":
+                    yield _line({"event": "text", "text": value})
+                    continue
+                if kind == "error":
+                    yield _line({"event": "error", "detail": f"generation failed: {value}"})
+                    return
+                try:
+                    result = await run_in_threadpool(self._finish, question, *value)
+                except Exception as e:
+                    yield _line({"event": "error", "detail": f"the answer could not be stored: {e}"})
+                    return
+                yield _line({"event": "done", "result": result})
+                return
+        finally:  # the client left or the stream ended: stop generating, or never start
+            gone.set()
+            future.cancel()
+
+    def _finish(self, question: str, answer: Answer, timings: dict[str, float]) -> dict[str, object]:
+        stored = stored_answer(question, answer, self.version)
+        self.store.record_answer(stored)  # durable before the id leaves the server
+        return answer_json(answer, timings) | {"answer_id": stored.answer_id}
+
+
+def _line(obj: object) -> bytes:
+    return (json.dumps(obj, ensure_ascii=False) + "\n").encode("utf-8")

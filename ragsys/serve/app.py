@@ -1,0 +1,170 @@
+"""The HTTP API and the page, wired from objects the caller already built.
+
+`create_app` takes a ready `SearchPipeline` (with its generator), an open `Index` and a
+`FeedbackStore`, so tests pass tiny models or fakes and the CLI passes real ones; it
+loads nothing itself. OpenAPI is published at /openapi.json (and /docs).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from importlib.resources import files
+from typing import Annotated, Any, Literal
+
+from fastapi import Depends, FastAPI, HTTPException, Query, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
+
+from ragsys import __version__
+from ragsys.feedback import FeedbackStore, UnknownAnswerError, pipeline_version
+from ragsys.index.reader import Index
+from ragsys.pipeline import SearchPipeline
+from ragsys.serve.answering import Asker
+from ragsys.serve.documents import PageSource
+from ragsys.serve.metrics import Metrics, MetricsMiddleware
+from ragsys.serve.schemas import AskRequest, FeedbackAck, FeedbackRequest, check_length, validation_error
+from ragsys.serve.security import BodyLimit, token_dependency
+from ragsys.serve.settings import ServeSettings
+from ragsys.serve.worker import GenerationWorker, QueueFullError
+
+# The page loads only its own script, style and blob: page images; nothing inline runs.
+PAGE_CSP = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' blob:; connect-src 'self'"
+STATIC = {"page.js": "text/javascript", "page.css": "text/css"}
+
+
+def create_app(
+    pipeline: SearchPipeline, index: Index, store: FeedbackStore, settings: ServeSettings | None = None
+) -> FastAPI:
+    """Example:
+    >>> app = create_app(build_search(config, index, generate=True), index, store)  # doctest: +SKIP
+    >>> uvicorn.run(app, host="127.0.0.1", port=8000)  # doctest: +SKIP
+    """
+    settings = settings or ServeSettings()
+    worker, metrics = GenerationWorker(settings.queue_size), Metrics()
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        yield
+        worker.stop()
+
+    app = FastAPI(title="ragsys", version=__version__, lifespan=lifespan,
+                  description="Ask questions of an index, open cited pages, and leave feedback.")  # fmt: skip
+    app.state.worker, app.state.metrics, app.state.settings = worker, metrics, settings
+    app.add_exception_handler(RequestValidationError, validation_error)
+    app.add_exception_handler(QueueFullError, _queue_full)
+    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(MetricsMiddleware, metrics=metrics)  # outermost: it also times 413s
+    auth = [Depends(token_dependency(settings.token))]
+    version = pipeline_version(pipeline.config)
+    _ask_routes(app, Asker(pipeline, store, worker, version), settings, auth)
+    _feedback_route(app, store, settings, auth)
+    _document_route(app, PageSource(index, settings.png_dpi), auth)
+    _ops_routes(app, pipeline, index, version, worker, metrics, auth)
+    _page_routes(app)
+    return app
+
+
+def _ask_routes(app: FastAPI, asker: Asker, settings: ServeSettings, auth: list[Any]) -> None:
+    def question_of(req: AskRequest) -> str:
+        check_length("question", req.question, settings.max_question_chars)
+        if not req.question.strip():
+            raise HTTPException(422, "question is empty")
+        if req.k is not None and req.k > settings.max_k:
+            raise HTTPException(422, f"k is {req.k}; this server retrieves at most {settings.max_k}")
+        return req.question.strip()
+
+    @app.post(
+        "/ask", dependencies=auth, summary="Answer a question (the `ragsys ask --json` shape + answer_id)"
+    )
+    async def ask(req: AskRequest) -> dict[str, object]:
+        question = question_of(req)
+        try:
+            return await asker.ask(question, req.k)
+        except QueueFullError:
+            raise
+        except Exception as e:
+            raise HTTPException(500, f"generation failed: {e}") from e
+
+    @app.post("/ask/stream", dependencies=auth, response_class=StreamingResponse,
+              summary="Answer as NDJSON: text events, then a done event with the /ask JSON")  # fmt: skip
+    async def ask_stream(req: AskRequest) -> StreamingResponse:
+        body = asker.stream(question_of(req), req.k)
+        return StreamingResponse(
+            body, media_type="application/x-ndjson", headers={"Cache-Control": "no-store"}
+        )
+
+
+def _feedback_route(app: FastAPI, store: FeedbackStore, settings: ServeSettings, auth: list[Any]) -> None:
+    @app.post("/feedback", dependencies=auth, response_model=FeedbackAck,
+              summary="Rate an answer (and optionally revise it); durable before the 200")  # fmt: skip
+    def feedback(req: FeedbackRequest) -> FeedbackAck:
+        check_length("revision", req.revision, settings.max_text_chars)
+        check_length("comment", req.comment, settings.max_text_chars)
+        try:
+            record = store.add_feedback_for(req.answer_id, req.rating, req.revision, req.comment)
+        except UnknownAnswerError as e:
+            raise HTTPException(
+                404, f"unknown answer_id {req.answer_id!r}: send an id that /ask returned"
+            ) from e
+        return FeedbackAck(id=record.id, answer_id=req.answer_id, rating=record.rating)
+
+
+def _document_route(app: FastAPI, pages: PageSource, auth: list[Any]) -> None:
+    @app.get("/documents/{doc:path}/pages/{page}", dependencies=auth,
+             responses={200: {"content": {"application/json": {}, "image/png": {}}}},
+             summary="A page of an indexed document: JSON text, or PNG (`3.png` or ?format=png)")  # fmt: skip
+    def document_page(
+        doc: str, page: str, format: Annotated[Literal["json", "png"], Query()] = "json"
+    ) -> Response:
+        number, png = _page_number(page)
+        if png or format == "png":
+            return Response(pages.png(doc, number), media_type="image/png")
+        return JSONResponse(pages.text(doc, number))
+
+
+def _page_number(raw: str) -> tuple[int, bool]:
+    number, png = (raw[: -len(".png")], True) if raw.endswith(".png") else (raw, False)
+    if not re.fullmatch(r"[0-9]{1,6}", number) or int(number) < 1:
+        raise HTTPException(422, f"page {raw[:20]!r} is not a page number; use e.g. 3 or 3.png")
+    return int(number), png
+
+
+def _ops_routes(
+    app: FastAPI, pipeline: SearchPipeline, index: Index, version: str, worker: GenerationWorker,
+    metrics: Metrics, auth: list[Any],
+) -> None:  # fmt: skip
+    def queue_state() -> dict[str, object]:
+        return {"depth": worker.depth(), "capacity": worker.capacity, "busy": worker.busy()}
+
+    @app.get("/health", summary="Liveness; never waits behind generation (no token needed)")
+    def health() -> dict[str, object]:
+        return {"status": "ok", "pipeline": pipeline.config.name, "pipeline_version": version,
+                "documents": len(index.manifest.documents), "queue": queue_state()}  # fmt: skip
+
+    @app.get("/metrics", dependencies=auth, summary="Request counts and p50/p95 latency per route")
+    def get_metrics() -> dict[str, object]:
+        return metrics.snapshot() | {"queue": queue_state()}
+
+
+def _page_routes(app: FastAPI) -> None:
+    assets = files("ragsys.serve") / "static"
+    html = (assets / "page.html").read_text(encoding="utf-8")
+    static = {name: (assets / name).read_text(encoding="utf-8") for name in STATIC}
+
+    @app.get("/", include_in_schema=False)
+    def page() -> HTMLResponse:
+        return HTMLResponse(
+            html, headers={"Content-Security-Policy": PAGE_CSP, "X-Content-Type-Options": "nosniff"}
+        )
+
+    @app.get("/static/{name}", include_in_schema=False)
+    def asset(name: str) -> Response:
+        if name not in static:  # a fixed set held in memory: the request never names a file
+            raise HTTPException(404, "no such asset")
+        return Response(static[name], media_type=STATIC[name], headers={"X-Content-Type-Options": "nosniff"})
+
+
+async def _queue_full(request: Request, exc: Exception) -> JSONResponse:
+    return JSONResponse({"detail": f"server busy: {exc}; retry shortly"}, 503, headers={"Retry-After": "2"})

@@ -1,0 +1,241 @@
+"""Training examples for the generator: token sequences exactly as the model sees them.
+
+A `Seq` is the inference prompt's token ids (`Prompt.ids`, from `build_prompt` with the
+generator's own system prompt and context budget) followed by a completion's ids: the
+answer text plus the chat template's end-of-turn marker. That marker is what stops
+`generate`, so a model trained without it would learn to never stop. The loss sees only
+the completion tokens.
+
+An `Example` is one, two or (for KTO) a completion plus a mismatched one; `ref` holds the
+reference log-probs of its sequences, computed once before training with the adapter off.
+
+Example:
+    >>> t = Templater(generator.prompt, tokenizer, end_of_turn(tokenizer))  # doctest: +SKIP
+    >>> examples, stats = sft_examples(t, items, hits, abstain_text=DEFAULT_ABSTAIN)  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
+
+from ragsys.evalset import EvalItem, doc_matches
+from ragsys.generate import DEFAULT_ABSTAIN
+from ragsys.prompt import ChatTokenizer, Prompt
+from ragsys.train.gen_cache import WorkCache
+from ragsys.types import Hit
+
+if TYPE_CHECKING:
+    from ragsys.generate import HFGenerator
+    from ragsys.index.reader import Index
+
+PromptFn = Callable[[str, Sequence[Hit]], Prompt]
+_SENTINEL = "RAGSYSCOMPLETIONSENTINEL"
+
+
+@dataclass(frozen=True)
+class Seq:
+    """`ids[:n_prompt]` is the prompt, `ids[n_prompt:]` the completion (never empty)."""
+
+    ids: tuple[int, ...]
+    n_prompt: int
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+
+@dataclass(frozen=True)
+class Example:
+    """sft: (target,); paired methods: (chosen, rejected); kto: (completion, mismatched completion)."""
+
+    seqs: tuple[Seq, ...]
+    ref: tuple[float, ...] = ()  # reference log-prob of each seq, filled once before training
+    desirable: bool = True  # kto only: thumb up
+
+    @property
+    def length(self) -> int:
+        return max(len(s) for s in self.seqs)
+
+
+def end_of_turn(tokenizer: Any) -> str:
+    """The text the chat template writes after an assistant message (`<|im_end|>` for ChatML).
+
+    Read off the template itself by rendering a sentinel answer; trailing whitespace is
+    dropped (generation stops at the marker, so the newline after it is never produced).
+    Falls back to the EOS token for templates that close a turn with nothing.
+    """
+    text = render_chat_with_answer(tokenizer, _SENTINEL)
+    suffix = text[text.rindex(_SENTINEL) + len(_SENTINEL) :].rstrip()
+    if suffix:
+        return suffix
+    eos = getattr(tokenizer, "eos_token", None)
+    if not isinstance(eos, str) or not eos:
+        raise ValueError("the chat template ends an answer with nothing and the tokenizer has no EOS token")
+    return eos
+
+
+def render_chat_with_answer(tokenizer: Any, answer: str) -> str:
+    messages = [{"role": "user", "content": "q"}, {"role": "assistant", "content": answer}]
+    text = tokenizer.apply_chat_template(messages, tokenize=False)
+    if not isinstance(text, str) or answer not in text:
+        raise ValueError("the chat template does not write the assistant's message verbatim")
+    return text
+
+
+@dataclass(frozen=True)
+class Templater:
+    """Prompt building and completion tokenization, as at inference."""
+
+    prompt: PromptFn  # HFGenerator.prompt: the generator's system prompt and context budget
+    tokenizer: ChatTokenizer
+    eot: str
+
+    def seq(self, prompt: Prompt, completion: str) -> Seq:
+        ids = self.tokenizer.encode(completion.strip() + self.eot, add_special_tokens=False)
+        return Seq(ids=tuple(prompt.ids) + tuple(ids), n_prompt=len(prompt.ids))
+
+
+def gold_passages(item: EvalItem, prompt: Prompt) -> list[int]:
+    """Numbers of the prompt's passages that come from one of the item's gold documents."""
+    return [
+        p.n for p in prompt.passages if any(doc_matches(g, p.hit.chunk.doc_id) for g in item.gold_doc_ids)
+    ]
+
+
+def sft_target(item: EvalItem, prompt: Prompt, abstain_text: str = DEFAULT_ABSTAIN) -> str:
+    """The answer the generator should have written for `item` given exactly this prompt.
+
+    "Label. Reference answer [n][m]": the capitalized label and a period when the item
+    has one (PubMedQA's yes/no/maybe, so the verdict comes first, where `map_yes_no_maybe`
+    reads it), then the reference answer, then a citation of every passage from a gold
+    document. When the item names gold documents and none of them made it into the
+    prompt, the passages cannot support the answer: the target is `abstain_text`, which
+    teaches the model to abstain rather than answer from memory. Items without gold
+    documents are trusted as answerable. Nothing to say (no label, no answer) also abstains.
+    """
+    cited = gold_passages(item, prompt)
+    if item.gold_doc_ids and not cited:
+        return abstain_text
+    parts = [f"{item.label.strip().capitalize()}."] if item.label and item.label.strip() else []
+    if item.answer and item.answer.strip():
+        parts.append(item.answer.strip())
+    if not parts:
+        return abstain_text
+    body = " ".join(parts)
+    return f"{body} {''.join(f'[{n}]' for n in cited)}" if cited else body
+
+
+def sft_examples(
+    templater: Templater, items: Sequence[EvalItem], hits: Sequence[Sequence[Hit]], abstain_text: str
+) -> tuple[list[Example], Counter[str]]:
+    """One example per item with a reference (answer or label) and retrieved context.
+
+    Items without retrieved context are skipped: at inference the generator abstains
+    without calling the model, so there is nothing to learn there.
+    """
+    examples: list[Example] = []
+    stats: Counter[str] = Counter()
+    for item, item_hits in zip(items, hits, strict=True):
+        if not (item.answer and item.answer.strip()) and not (item.label and item.label.strip()):
+            stats["skipped_no_reference"] += 1
+            continue
+        if not item_hits:
+            stats["skipped_no_context"] += 1
+            continue
+        prompt = templater.prompt(item.question, item_hits)
+        target = sft_target(item, prompt, abstain_text)
+        stats["target_abstain" if target == abstain_text else "target_answer"] += 1
+        examples.append(Example(seqs=(templater.seq(prompt, target),)))
+    return examples, stats
+
+
+def drop_too_long(examples: Sequence[Example], max_length: int) -> tuple[list[Example], int]:
+    """Examples whose every sequence fits `max_length` tokens, and how many did not.
+
+    Dropped rather than cut: cutting passages would train on prompts the model never sees,
+    and cutting the answer would teach it to stop mid-sentence.
+    """
+    kept = [e for e in examples if e.length <= max_length]
+    return kept, len(examples) - len(kept)
+
+
+def save_examples(path: Path, examples: Sequence[Example], meta: dict[str, Any]) -> None:
+    rows = [
+        {"seqs": [[list(s.ids), s.n_prompt] for s in e.seqs], "ref": list(e.ref), "desirable": e.desirable}
+        for e in examples
+    ]
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps({"meta": meta, "examples": rows}), encoding="utf-8")
+    tmp.replace(path)
+
+
+def load_examples(path: Path) -> tuple[list[Example], dict[str, Any]]:
+    """Examples as saved (floats round-trip exactly through JSON, so resumed runs match)."""
+    data = json.loads(path.read_text(encoding="utf-8"))
+    examples = [
+        Example(
+            seqs=tuple(Seq(ids=tuple(ids), n_prompt=int(n)) for ids, n in row["seqs"]),
+            ref=tuple(float(r) for r in row["ref"]),
+            desirable=bool(row["desirable"]),
+        )
+        for row in data["examples"]
+    ]
+    return examples, dict(data["meta"])
+
+
+Built = tuple[list[Example], Counter[str]]
+SearchFn = Callable[[Sequence[str]], list[list[Hit]]]
+
+
+@dataclass
+class DataContext:
+    """What a method's data builder may use; `search` builds the retrievers on first call."""
+
+    templater: Templater
+    model: Any  # the peft-wrapped model being trained; its adapter is still fresh (= base)
+    generator: HFGenerator  # that model as the pipeline's generator: own answers, constrained labels
+    search: SearchFn  # the pipeline's retrieval at the generator's k
+    index: Index
+    items: Sequence[EvalItem]
+    feedback: Sequence[Judged]
+    max_length: int
+    seed: int
+    label_options: tuple[str, ...] = ("yes", "no", "maybe")
+    reviser: str | None = None
+    on_progress: Callable[[str, int, int], None] | None = None
+    cache: WorkCache = field(default_factory=WorkCache)  # generations survive a stopped run
+
+    @property
+    def abstain_text(self) -> str:
+        return self.generator.config.abstain_text
+
+    def report(self, phase: str, done: int, total: int) -> None:
+        if self.on_progress is not None:
+            self.on_progress(phase, done, total)
+
+
+class Judged(Protocol):
+    """A judged answer: `ragsys.feedback.FeedbackRecord`, or anything with these fields."""
+
+    @property
+    def question(self) -> str: ...
+    @property
+    def answer(self) -> str: ...
+    @property
+    def contexts(self) -> tuple[str, ...]: ...
+    @property
+    def rating(self) -> str: ...
+    @property
+    def revision(self) -> str | None: ...
+
+
+def sft_data(ctx: DataContext) -> Built:
+    """SFT on the pipeline's own retrieved passages, so training sees what inference sees."""
+    if not ctx.items:
+        raise ValueError("sft trains on questions with reference answers: pass the eval set's train items")
+    hits = ctx.search([item.question for item in ctx.items])
+    return sft_examples(ctx.templater, ctx.items, hits, ctx.abstain_text)

@@ -1,0 +1,257 @@
+"""Examples from judged answers: KTO thumbs, preference pairs, CLAIR revisions.
+
+A feedback record names the chunk ids the generator saw, so its prompt is rebuilt from
+the index exactly as it was; when a chunk is gone (re-indexed since), the question is
+retrieved again and the stats say how often. Thumbs can also come from an eval set's
+labels (`thumbs_from_labels`): the model answers the train questions and a thumb is up
+when its label (the constrained choice of `ragsys.choose`) matches the gold one.
+
+Example:
+    >>> records = FeedbackStore.open(Path("fb.sqlite"), readonly=True).records()  # doctest: +SKIP
+    >>> examples, stats = kto_data(ctx)  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import random
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from ragsys.citations import is_abstention
+from ragsys.eval.answers import map_yes_no_maybe
+from ragsys.evalset import EvalItem
+from ragsys.feedback import FeedbackRecord
+from ragsys.index.reader import Index
+from ragsys.prompt import Prompt
+from ragsys.train.gen_data import Built, DataContext, Example, Judged, Seq, Templater
+from ragsys.train.lora import reference
+from ragsys.types import Answer, Hit
+
+LABEL_VERSION = "eval-labels"  # pipeline_version of thumbs made from eval labels
+
+
+def context_hits(index: Index, chunk_ids: Sequence[str]) -> list[Hit] | None:
+    """The stored chunks in the order the generator saw them, or None if any is gone."""
+    if not chunk_ids:
+        return None
+    rows = index.store.rows_of_chunk_ids(chunk_ids)
+    if any(c not in rows for c in chunk_ids):
+        return None
+    return [Hit(chunk=c, score=0.0, source="feedback") for c in index.chunks([rows[c] for c in chunk_ids])]
+
+
+def record_prompts(ctx: DataContext, records: Sequence[Judged]) -> tuple[list[Prompt | None], Counter[str]]:
+    """Each record's prompt, rebuilt from its stored contexts or, failing that, retrieved again."""
+    hits = [context_hits(ctx.index, r.contexts) for r in records]
+    missing = [i for i, h in enumerate(hits) if h is None]
+    if missing:
+        for i, found in zip(missing, ctx.search([records[i].question for i in missing]), strict=True):
+            hits[i] = found
+    prompts = [ctx.templater.prompt(r.question, h) if h else None for r, h in zip(records, hits, strict=True)]
+    stats = Counter(
+        contexts_stored=len(records) - len(missing),
+        contexts_re_retrieved=len(missing),
+        skipped_no_context=sum(p is None for p in prompts),
+    )
+    return prompts, stats
+
+
+def own_answer(ctx: DataContext, question: str, hits: Sequence[Hit]) -> Answer:
+    """The model's own answer (greedy, as the pipeline would give it) before any training."""
+    with reference(ctx.model):  # the adapter is still zero: skipping it is the same model, faster
+        return ctx.generator.generate(question, list(hits))
+
+
+def answer_entry(answer: Answer) -> dict[str, Any]:
+    return {"text": answer.text, "contexts": [h.chunk.id for h in answer.contexts]}
+
+
+def answer_from_entry(ctx: DataContext, question: str, hits: Sequence[Hit], entry: dict[str, Any]) -> Answer:
+    """An answer rebuilt from its cached text and context ids (the hits it was generated from)."""
+    by_id = {h.chunk.id: h for h in hits}
+    text, contexts = str(entry["text"]), tuple(by_id[c] for c in entry["contexts"])
+    abstained = is_abstention(text, ctx.abstain_text) or not contexts
+    return Answer(question=question, text=text, abstained=abstained, contexts=contexts)
+
+
+def thumbs_from_labels(
+    items: Sequence[EvalItem], answers: Sequence[Answer], labels: Sequence[str] | None = None,
+    pipeline_version: str = LABEL_VERSION,
+) -> list[FeedbackRecord]:  # fmt: skip
+    """Up when the answer's label matches the item's gold label, else down; unlabelled items skipped.
+
+    `labels` are the chosen labels (`HFGenerator.choose`); without them the label is read
+    off the answer's first sentence (`map_yes_no_maybe`).
+    """
+    records: list[FeedbackRecord] = []
+    for i, (item, answer) in enumerate(zip(items, answers, strict=True)):
+        if not item.label:
+            continue
+        chosen = labels[i] if labels is not None else map_yes_no_maybe(answer.text)
+        records.append(
+            FeedbackRecord(
+                question=item.question, answer=answer.text,
+                contexts=tuple(h.chunk.id for h in answer.contexts), pipeline_version=pipeline_version,
+                rating="up" if chosen.strip().lower() == item.label.strip().lower() else "down",
+            )
+        )  # fmt: skip
+    return records
+
+
+def labelled_thumbs(ctx: DataContext) -> list[FeedbackRecord]:
+    """Thumbs for the labelled train items: the PubMedQA experiment's feedback source."""
+    items = [i for i in ctx.items if i.label]
+    if not items:
+        return []
+    hits = ctx.search([i.question for i in items])
+
+    def unit(item: EvalItem, item_hits: Sequence[Hit]) -> dict[str, Any]:
+        answer = own_answer(ctx, item.question, item_hits)
+        with reference(ctx.model):
+            label = ctx.generator.choose(answer, ctx.label_options)[0] if answer.contexts else None
+        return answer_entry(answer) | {"label": label or map_yes_no_maybe(answer.text)}
+
+    answers, labels = [], []
+    for n, (item, item_hits) in enumerate(zip(items, hits, strict=True), start=1):
+        entry = ctx.cache.get("thumb", item.id, lambda: unit(item, item_hits))  # noqa: B023 (called at once)
+        answers.append(answer_from_entry(ctx, item.question, item_hits, entry))
+        labels.append(str(entry["label"]))
+        ctx.report("generate", n, len(items))
+    return thumbs_from_labels(items, answers, labels)
+
+
+def kto_weights(
+    examples: Sequence[Example], desirable: float | None, undesirable: float | None
+) -> tuple[float, float]:
+    """(w_desirable, w_undesirable); unset ones rebalance so w_d n_d / (w_u n_u) lies in [1, 4/3].
+
+    That range is the KTO paper's recommendation (Ethayarajh et al. 2024): the
+    loss is tuned for slightly more desirable than undesirable weight in total.
+    """
+    n_d = sum(e.desirable for e in examples)
+    n_u = len(examples) - n_d
+    if desirable is not None and undesirable is not None:
+        return desirable, undesirable
+    if not n_d or not n_u:
+        return desirable or 1.0, undesirable or 1.0
+    if desirable is not None:
+        return desirable, desirable * n_d / n_u
+    if undesirable is not None:
+        return undesirable * n_u / n_d, undesirable
+    ratio = n_d / n_u
+    if ratio < 1.0:
+        return n_u / n_d, 1.0
+    if ratio > 4.0 / 3.0:
+        return 1.0, ratio * 3.0 / 4.0
+    return 1.0, 1.0
+
+
+def _truncate(seq: Seq, max_length: int) -> Seq:
+    return seq if len(seq) <= max_length else Seq(ids=seq.ids[:max_length], n_prompt=seq.n_prompt)
+
+
+def kto_examples(
+    templater: Templater, records: Sequence[Judged], prompts: Sequence[Prompt | None], max_length: int,
+    seed: int,
+) -> tuple[list[Example], int]:  # fmt: skip
+    """KTO examples and how many were too long. Each carries a mismatched sequence for z0:
+    its prompt with the next example's answer in a seeded shuffle (TRL pairs them the same
+    way, at data preparation, so the reference log-probs can be computed once)."""
+    # an empty answer stays: its completion is the end-of-turn token, a real (stop-at-once) output
+    base = [(p, r.answer, r.rating == "up") for r, p in zip(records, prompts, strict=True) if p is not None]
+    seqs = [templater.seq(p, a) for p, a, _ in base]
+    order = [i for i, s in enumerate(seqs) if len(s) <= max_length]
+    random.Random(seed).shuffle(order)
+    examples = []
+    for j, i in enumerate(order):
+        partner = base[order[(j + 1) % len(order)]][1]
+        mismatched = _truncate(templater.seq(base[i][0], partner), max_length)  # it only estimates z0
+        examples.append(Example(seqs=(seqs[i], mismatched), desirable=base[i][2]))
+    return examples, len(seqs) - len(order)
+
+
+def kto_data(ctx: DataContext) -> Built:
+    """KTO from the feedback store's thumbs, plus thumbs from labelled train items if given."""
+    thumbs = labelled_thumbs(ctx)
+    records: list[Judged] = [*ctx.feedback, *thumbs]
+    if not records:
+        raise ValueError("kto needs thumbs: pass a feedback store, or train items with labels")
+    prompts, stats = record_prompts(ctx, records)
+    examples, too_long = kto_examples(ctx.templater, records, prompts, ctx.max_length, ctx.seed)
+    stats.update(
+        feedback_records=len(ctx.feedback), label_thumbs=len(thumbs), dropped_too_long_kto=too_long,
+        desirable=sum(e.desirable for e in examples), undesirable=sum(not e.desirable for e in examples),
+    )  # fmt: skip
+    return examples, stats
+
+
+@dataclass(frozen=True)
+class Pair:
+    """A preference: `chosen` over `rejected`, both answers to `source`'s question and contexts."""
+
+    source: Judged
+    chosen: str
+    rejected: str
+    kind: str  # "revision" or "thumbs"
+
+
+def preference_pairs(records: Sequence[Judged], thumbs: bool = True) -> list[Pair]:
+    """Revisions (chosen = revision, rejected = the answer), then, per question, each thumb-up
+    answer against each thumb-down one, cycling the shorter list so every record is used.
+
+    Thumb pairs take the up record's contexts as the prompt: its answer was written (and
+    its citations numbered) for them.
+    """
+    pairs = [
+        Pair(r, r.revision, r.answer, "revision")
+        for r in records
+        if r.revision and r.revision.strip() != r.answer.strip()
+    ]
+    if not thumbs:
+        return pairs
+    groups: dict[str, tuple[list[Judged], list[Judged]]] = {}
+    for r in records:
+        ups, downs = groups.setdefault(r.question.strip(), ([], []))
+        (ups if r.rating == "up" else downs).append(r)
+    for ups, downs in groups.values():
+        if not ups or not downs:
+            continue
+        for j in range(max(len(ups), len(downs))):
+            up, down = ups[j % len(ups)], downs[j % len(downs)]
+            if up.answer.strip() != down.answer.strip():
+                pairs.append(Pair(up, up.answer, down.answer, "thumbs"))
+    return pairs
+
+
+def pair_examples(ctx: DataContext, pairs: Sequence[Pair]) -> tuple[list[Example], Counter[str]]:
+    prompts, stats = record_prompts(ctx, [p.source for p in pairs])
+    examples = [
+        Example(seqs=(ctx.templater.seq(prompt, p.chosen), ctx.templater.seq(prompt, p.rejected)))
+        for p, prompt in zip(pairs, prompts, strict=True)
+        if prompt is not None
+    ]
+    stats.update(Counter(f"pairs_{p.kind}" for p in pairs))
+    return examples, stats
+
+
+def pair_data(ctx: DataContext) -> Built:
+    """DPO / APO pairs from the feedback store: revisions and up/down answers to one question."""
+    if not ctx.feedback:
+        raise ValueError("preference training needs a feedback store with revisions or up/down thumbs")
+    return pair_examples(ctx, preference_pairs(ctx.feedback))
+
+
+def clair_data(ctx: DataContext) -> Built:
+    """CLAIR: minimal revisions against the answers they revise, from feedback and/or a reviser model."""
+    from ragsys.train.gen_revise import reviser_pairs
+
+    examples, stats = pair_examples(ctx, preference_pairs(ctx.feedback, thumbs=False))
+    if ctx.reviser is not None and ctx.items:
+        revised, revise_stats = reviser_pairs(ctx)
+        examples += revised
+        stats.update(revise_stats)
+    if not examples and not ctx.feedback and ctx.reviser is None:
+        raise ValueError("clair needs revisions: a feedback store with revised answers, or a reviser model")
+    return examples, stats

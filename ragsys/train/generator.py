@@ -1,0 +1,329 @@
+"""Post-training of the generator as a LoRA adapter: SFT, KTO, DPO, APO and CLAIR.
+
+`train_generator` loads the pipeline's generator model, attaches a fresh adapter, builds
+the examples of the chosen method (`METHODS`: data builder, step loss, whether it needs
+reference log-probs), computes reference log-probs once with the adapter off, trains,
+and returns the pipeline config with `generator.adapter` pointing at the result.
+
+Output folder: `adapter/` (the adapter, also after a run stopped by its budget),
+`checkpoints/` (see `gen_checkpoint`), `examples.json` (the built examples with their
+reference log-probs, so a resumed run trains on exactly the same data without
+retrieving, generating or scoring again). Calling again with the same `out` resumes.
+
+Example:
+    >>> result = train_generator(config, GeneratorTrainConfig(method="sft", max_minutes=60),  # doctest: +SKIP
+    ...                          index=Index.open(Path("idx")), items=train_items, out=Path("tuned/gen"))
+    >>> result.pipeline.save(Path("tuned/gen"))  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field
+
+from ragsys.evalset import EvalItem
+from ragsys.generate import GeneratorConfig, HFGenerator
+from ragsys.index.reader import Index
+from ragsys.pipeline import PipelineConfig
+from ragsys.train.budget import TimeBudget, seed_everything
+from ragsys.train.gen_cache import BudgetExpired, WorkCache
+from ragsys.train.gen_data import (
+    Built,
+    DataContext,
+    Example,
+    Judged,
+    SearchFn,
+    Templater,
+    drop_too_long,
+    end_of_turn,
+    load_examples,
+    save_examples,
+    sft_data,
+)
+from ragsys.train.gen_feedback import clair_data, kto_data, kto_weights, pair_data
+from ragsys.train.gen_loop import LoopResult, ProgressFn, TrainProgress, run_loop
+from ragsys.train.gen_steps import StepContext, StepLoss, kto_step, paired_step, sft_step, with_reference
+from ragsys.train.lora import LoraSettings, attach_lora, save_adapter
+from ragsys.types import Frozen, Hit
+
+__all__ = [
+    "METHODS",
+    "GeneratorTrainConfig",
+    "GeneratorTrainResult",
+    "LoraSettings",
+    "Method",
+    "MethodSpec",
+    "ProgressFn",
+    "TrainProgress",
+    "train_generator",
+]
+
+Method = Literal["sft", "dpo", "kto", "apo-zero", "apo-down", "clair"]
+EXAMPLES = "examples.json"
+WORK = "work.jsonl"
+
+
+class GeneratorTrainConfig(Frozen):
+    """How the adapter is trained. `max_minutes` is excluded from the run's fingerprint: a
+    resumed run may get a different budget, but nothing else may change."""
+
+    kind: Literal["generator"] = "generator"
+    method: Method = "sft"
+    beta: float = Field(default=0.1, gt=0.0)
+    learning_rate: float = Field(default=2e-4, gt=0.0)  # LoRA tolerates ~10x full fine-tuning's rate
+    epochs: int = Field(default=1, ge=1)
+    batch_size: int = Field(default=4, ge=1)
+    grad_accum: int = Field(default=1, ge=1)
+    max_length: int = Field(default=2048, ge=8)  # tokens of prompt + answer; longer examples are dropped
+    warmup_ratio: float = Field(default=0.1, ge=0.0, le=1.0)
+    weight_decay: float = Field(default=0.0, ge=0.0)
+    max_grad_norm: float | None = Field(default=1.0, gt=0.0)
+    seed: int = 0
+    lora: LoraSettings = LoraSettings()
+    max_minutes: float | None = Field(default=None, ge=0.0)
+    desirable_weight: float | None = Field(default=None, gt=0.0)  # KTO; None: the paper's rebalancing
+    undesirable_weight: float | None = Field(default=None, gt=0.0)
+    k: int | None = Field(default=None, ge=1)  # passages retrieved per question; None: the pipeline's top_k
+    label_options: tuple[str, ...] = ("yes", "no", "maybe")
+    reviser: str | None = None  # clair: a stronger causal LM that revises the model's own answers
+    max_new_tokens: int | None = Field(default=None, ge=1)  # own answers/revisions; None: the generator's
+    group_by_length: bool = True
+    gradient_checkpointing: bool = False
+
+
+class GeneratorTrainResult(Frozen):
+    method: Method
+    adapter: Path
+    pipeline: PipelineConfig  # the input pipeline with generator.adapter = adapter
+    epoch_losses: tuple[float, ...]
+    examples: int
+    dropped_too_long: int
+    stats: dict[str, float]  # where the examples came from, KTO weights, ...
+    steps: int
+    stopped_early: bool
+    resumed_from: Path | None
+    minutes: float
+
+
+@dataclass(frozen=True)
+class MethodSpec:
+    data: Callable[[DataContext], Built]
+    step: StepLoss
+    reference: bool  # needs reference log-probs
+
+
+METHODS: dict[str, MethodSpec] = {
+    "sft": MethodSpec(sft_data, sft_step, reference=False),
+    "kto": MethodSpec(kto_data, kto_step, reference=True),
+    "dpo": MethodSpec(pair_data, paired_step("dpo"), reference=True),
+    "apo-zero": MethodSpec(pair_data, paired_step("apo-zero"), reference=True),
+    "apo-down": MethodSpec(pair_data, paired_step("apo-down"), reference=True),
+    "clair": MethodSpec(clair_data, paired_step("apo-zero"), reference=True),  # CLAIR pairs with APO-zero
+}
+
+
+def train_generator(
+    config: PipelineConfig, train: GeneratorTrainConfig, *, index: Index, items: Sequence[EvalItem] = (),
+    feedback: Path | None = None, out: Path, progress: ProgressFn | None = None,
+) -> GeneratorTrainResult:  # fmt: skip
+    """Train (or resume training) a LoRA adapter for `config.generator`; see the module docstring."""
+    started = time.monotonic()
+    gc = _generator_config(config)
+    model, tokenizer = _load(gc, train)
+    out.mkdir(parents=True, exist_ok=True)
+    run = _Run(
+        config, train, gc, model, tokenizer, index, items, feedback, out, progress,
+        TimeBudget(train.max_minutes), run_fingerprint(config, train, index, items, feedback),
+    )  # fmt: skip
+    spec = METHODS[train.method]
+    try:
+        examples, meta = run.examples(spec)
+    except BudgetExpired:  # stopped while generating or scoring: the work cache keeps what is done
+        return run.result(LoopResult((), 0, True, None), [], {"stats": {}, "dropped": 0}, started)
+    weights = (1.0, 1.0)
+    if train.method == "kto":
+        weights = kto_weights(examples, train.desirable_weight, train.undesirable_weight)
+        meta["stats"] |= {"desirable_weight": weights[0], "undesirable_weight": weights[1]}
+    ctx = StepContext(_pad_id(tokenizer), train.beta, *weights)
+    seed_everything(train.seed)  # dropout draws must not depend on what the data phase drew (or skipped)
+    loop = run_loop(
+        model, examples, spec.step, ctx, train, out / "checkpoints", run.fingerprint, run.budget, progress
+    )
+    return run.result(loop, examples, meta, started)
+
+
+def _generator_config(config: PipelineConfig) -> GeneratorConfig:
+    if config.generator is None:
+        raise ValueError(
+            f"pipeline {config.name!r} has no generator to train; add `generator=GeneratorConfig()`"
+        )
+    if config.generator.adapter is not None:
+        raise ValueError(
+            f"pipeline {config.name!r}'s generator already has an adapter ({config.generator.adapter}); "
+            "merge it into the base first (ragsys.train.merge.stack_on_adapter), then train a new one"
+        )
+    return config.generator
+
+
+def _load(gc: GeneratorConfig, train: GeneratorTrainConfig) -> tuple[Any, Any]:
+    from ragsys.models import default_device, load_causal_lm
+
+    loaded, tokenizer = load_causal_lm(gc.model)
+    model: Any = loaded  # transformers leaves `.to` and the checkpointing switches loosely typed
+    if not getattr(tokenizer, "chat_template", None):
+        raise ValueError(f"model {gc.model!r} has no chat template; the generator prompts through one")
+    model.to(default_device())
+    if train.gradient_checkpointing:
+        model.gradient_checkpointing_enable()
+        model.enable_input_require_grads()  # the frozen embeddings give checkpointed blocks no grad input
+    seed_everything(train.seed)  # peft draws lora_A from the global RNG
+    return attach_lora(model, train.lora), tokenizer
+
+
+def _pad_id(tokenizer: Any) -> int:
+    for name in ("pad_token_id", "eos_token_id"):
+        value = getattr(tokenizer, name, None)
+        if isinstance(value, int):
+            return value
+    return 0  # any id works: padded positions are masked out of attention and loss
+
+
+def run_fingerprint(
+    config: PipelineConfig, train: GeneratorTrainConfig, index: Index, items: Sequence[EvalItem],
+    feedback: Path | None,
+) -> str:  # fmt: skip
+    """What decides the examples and the training: a checkpoint resumes only an identical run."""
+    blob = {
+        "pipeline": config.model_dump(mode="json"),
+        "train": train.model_dump(mode="json", exclude={"max_minutes"}),
+        "index_generation": index.manifest.generation,
+        "items": [i.model_dump(mode="json", exclude={"meta"}) for i in items],
+        "feedback": None if feedback is None else str(Path(feedback).resolve()),
+    }
+    return hashlib.sha256(json.dumps(blob, sort_keys=True).encode()).hexdigest()[:16]
+
+
+@dataclass
+class _Run:
+    """One call's inputs and loaded model, so the phases below need not pass a dozen arguments."""
+
+    config: PipelineConfig
+    train: GeneratorTrainConfig
+    gc: GeneratorConfig
+    model: Any
+    tokenizer: Any
+    index: Index
+    items: Sequence[EvalItem]
+    feedback: Path | None
+    out: Path
+    progress: ProgressFn | None
+    budget: TimeBudget
+    fingerprint: str
+
+    def examples(self, spec: MethodSpec) -> tuple[list[Example], dict[str, Any]]:
+        """The examples saved by an earlier call of the same run, else freshly built (and saved)."""
+        path = self.out / EXAMPLES
+        if path.is_file():
+            examples, meta = load_examples(path)
+            if meta.get("fingerprint") == self.fingerprint:
+                return examples, meta
+            checkpoints = self.out / "checkpoints"
+            if checkpoints.is_dir() and any(checkpoints.iterdir()):
+                raise ValueError(
+                    f"{self.out} holds a run with different settings or data; pass a new output folder "
+                    "to start another run, or use the same settings to resume this one"
+                )
+        examples, meta = self.build(spec)
+        if not examples:
+            raise ValueError(f"no training examples ({meta['stats']}); check the eval set / feedback source")
+        save_examples(path, examples, meta | {"fingerprint": self.fingerprint})
+        return examples, meta
+
+    def build(self, spec: MethodSpec) -> tuple[list[Example], dict[str, Any]]:
+        answering = self.gc
+        if self.train.max_new_tokens is not None:  # as the eval will answer, e.g. 48 tokens
+            answering = self.gc.model_copy(update={"max_new_tokens": self.train.max_new_tokens})
+        generator = HFGenerator(answering, self.model, self.tokenizer)
+        report = _reporter(self.progress)
+        cache = WorkCache(self.out / WORK, self.fingerprint, self.budget)
+        ctx = DataContext(
+            templater=Templater(generator.prompt, self.tokenizer, end_of_turn(self.tokenizer)),
+            model=self.model, generator=generator, index=self.index, items=self.items,
+            search=_lazy_search(self.config, self.index, self.train.k or self.config.top_k, report),
+            feedback=_read_feedback(self.feedback), max_length=self.train.max_length, seed=self.train.seed,
+            label_options=self.train.label_options, reviser=self.train.reviser, on_progress=report,
+            cache=cache,
+        )  # fmt: skip
+        self.model.train(False)
+        examples, stats = spec.data(ctx)
+        examples, dropped = drop_too_long(examples, self.train.max_length)
+        if spec.reference and examples:
+            examples = with_reference(
+                self.model, examples, _pad_id(self.tokenizer), self.train.batch_size,
+                lambda done, total: report("reference", done, total), cache,
+            )  # fmt: skip
+        return examples, {"stats": dict(stats + Counter()), "dropped": dropped}
+
+    def result(
+        self, loop: LoopResult, examples: Sequence[Example], meta: dict[str, Any], started: float
+    ) -> GeneratorTrainResult:
+        """Saves the adapter (also after an early stop: a partial adapter can be evaluated)."""
+        adapter = save_adapter(self.model, self.out / "adapter").resolve()
+        generator = self.gc.model_copy(update={"adapter": str(adapter)})
+        return GeneratorTrainResult(
+            method=self.train.method, adapter=adapter,
+            pipeline=self.config.model_copy(update={"generator": generator}),
+            epoch_losses=loop.epoch_losses, examples=len(examples), dropped_too_long=int(meta["dropped"]),
+            stats=dict(meta["stats"]), steps=loop.steps, stopped_early=loop.stopped_early,
+            resumed_from=loop.resumed_from, minutes=(time.monotonic() - started) / 60.0,
+        )  # fmt: skip
+
+
+def _reporter(progress: ProgressFn | None) -> Callable[[str, int, int], None]:
+    def report(phase: str, done: int, total: int) -> None:
+        if progress is not None:
+            progress(TrainProgress(phase, done, total))
+
+    return report
+
+
+def _lazy_search(
+    config: PipelineConfig, index: Index, k: int, report: Callable[[str, int, int], None]
+) -> SearchFn:
+    """Retrieval built on first use: methods that read stored contexts never load the encoders."""
+    built: list[Any] = []
+
+    def search(queries: Sequence[str]) -> list[list[Hit]]:
+        from ragsys.assemble import build_search
+
+        if not built:
+            built.append(build_search(config, index, generate=False))
+        done = [0]
+
+        def tick(n: int) -> None:
+            done[0] += n
+            report("retrieve", done[0], len(queries))
+
+        result: list[list[Hit]] = built[0].search_many(queries, k, on_progress=tick)
+        return result
+
+    return search
+
+
+def _read_feedback(path: Path | None) -> list[Judged]:
+    if path is None:
+        return []
+    from ragsys.feedback import FeedbackStore
+
+    if not Path(path).exists():
+        raise ValueError(f"feedback store {path} not found; pass the --feedback file the server writes")
+    with FeedbackStore.open(Path(path), readonly=True) as store:
+        return list(store.records())

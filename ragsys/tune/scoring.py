@@ -1,0 +1,117 @@
+"""Per-question scores of a candidate pipeline on a set of questions (dev while tuning, test
+in the final report), with the loaded components and the expensive scores cached.
+
+Two metrics: `ndcg@10` (retrieval, document level, as `ragsys eval` scores it) and
+`answer` (label accuracy when the questions have closed-set labels such as yes/no/maybe,
+otherwise token F1 against the reference answer), which generates and is ~100x slower.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ragsys.assemble import build_search
+from ragsys.evalset import EvalItem
+from ragsys.evaluate import score_retrieval, search_all
+from ragsys.index.reader import Index
+from ragsys.pipeline import PipelineConfig, SearchPipeline
+
+Scores = dict[str, float]
+RETRIEVAL = "ndcg@10"
+ANSWER = "answer"
+
+
+class CachedPairScorer:
+    """A cross-encoder whose scores are remembered per (query, passage): ablations rerank
+    mostly the same candidates again, and each pair costs a transformer forward pass."""
+
+    def __init__(self, model: Any) -> None:
+        self._model = model
+        self._cache: dict[tuple[str, str], float] = {}
+
+    def predict(self, pairs: Sequence[tuple[str, str]], **kwargs: Any) -> Any:
+        todo = list(dict.fromkeys(p for p in pairs if p not in self._cache))
+        if todo:
+            raw = np.asarray(self._model.predict(todo, **kwargs), dtype=np.float64).reshape(len(todo), -1)
+            self._cache.update({p: float(s) for p, s in zip(todo, raw[:, 0], strict=True)})
+        return np.array([self._cache[p] for p in pairs], dtype=np.float64)
+
+
+class Scorer:
+    """Builds candidates (index + pipeline) once each and scores them; caches by (dir, metric, set)."""
+
+    def __init__(self, answer_k: int, on_progress: Callable[[str, int, int], None] | None = None) -> None:
+        self.answer_k = answer_k
+        self._indexes: dict[str, Index] = {}
+        self._pair_scorers: dict[str, CachedPairScorer] = {}
+        self._progress = on_progress
+
+    def index(self, path: Path) -> Index:
+        key = str(path.resolve())
+        if key not in self._indexes:
+            self._indexes[key] = Index.open(path)
+        return self._indexes[key]
+
+    def search(self, config: PipelineConfig, index_dir: Path, generate: bool) -> SearchPipeline:
+        search = build_search(config, self.index(index_dir), generate=generate)
+        if search.reranker is not None and config.reranker is not None:
+            model = config.reranker.model
+            inner = getattr(search.reranker, "_model", None)
+            if inner is not None:
+                cached = self._pair_scorers.setdefault(model, CachedPairScorer(inner))
+                search.reranker._model = cached  # type: ignore[attr-defined]
+        return search
+
+    def score(
+        self, config: PipelineConfig, index_dir: Path, items: Sequence[EvalItem], metric: str
+    ) -> Scores:
+        if metric == RETRIEVAL:
+            return self.retrieval(config, index_dir, items)
+        if metric == ANSWER:
+            return self.answers(config, index_dir, items)
+        raise ValueError(f"unknown tuning metric {metric!r}")
+
+    def retrieval(self, config: PipelineConfig, index_dir: Path, items: Sequence[EvalItem]) -> Scores:
+        scored = [it for it in items if it.gold_doc_ids]
+        search = self.search(config, index_dir, generate=False)
+        hits = search_all(
+            search, [it.question for it in scored], on_progress=self._tick("retrieval", len(scored))
+        )
+        _, per_query = score_retrieval(scored, hits)
+        return {q: m[RETRIEVAL] for q, m in per_query.items()}
+
+    def answers(self, config: PipelineConfig, index_dir: Path, items: Sequence[EvalItem]) -> Scores:
+        from ragsys.evaluate_answers import generate_and_score
+        from ragsys.generate import HFGenerator
+
+        search = self.search(config, index_dir, generate=True)
+        if not isinstance(search.generator, HFGenerator):
+            raise ValueError(f"pipeline {config.name!r} has no generator; the answer metric needs one")
+        hits = search.search_many([it.question for it in items], self.answer_k)
+        per_query, _ = generate_and_score(
+            search.generator, items, hits, self.answer_k, on_progress=self._tick("answers", len(items))
+        )
+        key = "label_accuracy" if all(it.label for it in items) else "token_f1"
+        return {q: m[key] for q, m in per_query.items() if key in m}
+
+    def _tick(self, phase: str, total: int) -> Callable[[int], None] | None:
+        if self._progress is None:
+            return None
+        done = 0
+        report = self._progress
+
+        def tick(n: int) -> None:
+            nonlocal done
+            done += n
+            report(phase, done, total)
+
+        return tick
+
+    def close(self) -> None:
+        for index in self._indexes.values():
+            index.close()
+        self._indexes.clear()

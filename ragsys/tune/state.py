@@ -1,0 +1,73 @@
+"""What `ragsys tune` has done so far, written after every stage so an interrupted run resumes.
+
+The state is one JSON file replaced atomically (write, fsync, rename): a `kill -9` leaves
+either the previous state or the new one, never half of each. A stage that was running
+when the process died has no record, so it runs again; its trainer resumes from its own
+checkpoints in the stage's folder.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+from ragsys.tune.decide import Decision
+from ragsys.types import Frozen
+
+STATE_FILE = "tune-state.json"
+Scores = dict[str, float]  # question id -> metric value
+
+
+class StageRecord(Frozen):
+    name: str
+    status: Literal["kept", "reverted", "skipped"]
+    reason: str
+    metric: str | None = None
+    decision: Decision | None = None
+    minutes: float = 0.0
+    pipeline_dir: str | None = None  # what the stage produced, kept or not (the ablation uses it)
+    index_dir: str | None = None
+    extra: dict[str, Any] = {}
+
+
+class TuneState(Frozen):
+    seed: int
+    eval_set: str
+    train_ids: tuple[str, ...]
+    dev_ids: tuple[str, ...]
+    base_pipeline: str
+    base_index: str
+    current_pipeline: str
+    current_index: str
+    stages: tuple[StageRecord, ...] = ()
+    scores: dict[str, Scores] = {}  # "<pipeline dir>::<metric>" -> per-question dev scores
+    minutes: float = 0.0
+
+    def done(self, name: str) -> StageRecord | None:
+        return next((s for s in self.stages if s.name == name), None)
+
+
+def score_key(pipeline_dir: str, metric: str) -> str:
+    return f"{pipeline_dir}::{metric}"
+
+
+def save_state(out: Path, state: TuneState) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    tmp = out / (STATE_FILE + ".tmp")
+    with tmp.open("w", encoding="utf-8") as f:
+        f.write(json.dumps(state.model_dump(mode="json"), indent=1))
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, out / STATE_FILE)
+
+
+def load_state(out: Path) -> TuneState | None:
+    path = out / STATE_FILE
+    if not path.exists():
+        return None
+    try:
+        return TuneState.model_validate_json(path.read_text(encoding="utf-8"))
+    except ValueError as e:
+        raise ValueError(f"{path}: damaged tune state ({e}); delete it to start over") from e

@@ -1,0 +1,223 @@
+"""Reranker post-training: losses move a tiny cross-encoder, the trainer checkpoints and resumes,
+the budget stops it, and the dev check keeps only a reranker that helps."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+
+from ragsys.evalset import EvalItem
+from ragsys.models import load_cross_encoder
+from ragsys.pipeline import PipelineConfig, SearchPipeline
+from ragsys.retrieve.bm25 import BM25Config
+from ragsys.train.mining import TrainExample
+from ragsys.train.reranker import (
+    LOSSES,
+    RerankerTrainConfig,
+    check_on_dev,
+    choose_weight,
+    listwise_columns,
+    pointwise_columns,
+    train_reranker,
+)
+from ragsys.types import Hit
+from tests.factories import make_chunk, make_hit
+from tests.tiny_models import make_tiny_cross_encoder
+
+TOPICS = ("aspirin heart attack", "vitamin deficiency", "lung cancer smoking", "vaccine antibodies",
+          "revenue quarter", "dividend per share", "sleep memory", "gene expression")  # fmt: skip
+
+
+@pytest.fixture(scope="session")
+def tiny_ce_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return make_tiny_cross_encoder(tmp_path_factory.mktemp("tiny-ce"))
+
+
+def examples(n_negatives: int = 2) -> list[TrainExample]:
+    chunks = [make_chunk(f"c{i}", f"The study of {t} found a clear effect.") for i, t in enumerate(TOPICS)]
+    return [
+        TrainExample(
+            query=f"what about {t}?",
+            positive=chunks[i],
+            negatives=tuple(chunks[(i + j) % len(chunks)] for j in range(1, n_negatives + 1)),
+        )
+        for i, t in enumerate(TOPICS)
+    ]
+
+
+def fixed_batch(loss_name: str) -> tuple[list[list[str]], torch.Tensor | None]:
+    cols, _ = LOSSES[loss_name].columns(examples(), 2)
+    labels = cols.pop("label", None)
+    return list(cols.values()), (torch.tensor(labels) if labels is not None else None)
+
+
+# --- columns --------------------------------------------------------------------------------
+
+
+def test_listwise_columns_pad_short_negative_lists_and_drop_empty_ones() -> None:
+    exs = examples(1) + [examples(1)[0].model_copy(update={"negatives": ()})]
+    cols, dropped = listwise_columns(exs, 3)
+    assert dropped == 1
+    assert list(cols) == ["query", "positive", "negative_1", "negative_2", "negative_3"]
+    assert len(cols["query"]) == len(TOPICS)
+    assert cols["negative_1"] == cols["negative_2"] == cols["negative_3"]  # one negative, cycled
+    assert cols["positive"][0] == exs[0].positive.text  # rerank.passage_text: what inference scores
+
+
+def test_pointwise_columns_label_one_positive_per_negatives() -> None:
+    cols, dropped = pointwise_columns(examples(3), 2)
+    assert dropped == 0
+    assert cols["label"][:3] == [1.0, 0.0, 0.0]
+    assert len(cols["query"]) == 3 * len(TOPICS)
+
+
+# --- losses ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("loss_name", ["listwise", "bce"])
+def test_one_step_moves_weights_and_lowers_the_loss(tiny_ce_path: Path, loss_name: str) -> None:
+    model = load_cross_encoder(str(tiny_ce_path), device="cpu")  # eval mode: no dropout noise
+    # pos_weight 1 on a 1:2 batch (bce): a random tiny model scores every pair alike, so the
+    # balanced loss would already sit at its optimum and there would be nothing to lower.
+    loss_fn = LOSSES[loss_name].build(model, RerankerTrainConfig(n_negatives=1, in_batch_negatives=1))
+    inputs, labels = fixed_batch(loss_name)
+    params = [p for p in model.parameters() if p.requires_grad]
+    before = [p.detach().clone() for p in params]
+    optimizer = torch.optim.AdamW(params, lr=1e-2)
+
+    torch.manual_seed(0)  # the listwise loss samples its in-batch negative
+    loss = loss_fn(inputs, labels)
+    loss.backward()
+    optimizer.step()
+    with torch.no_grad():
+        torch.manual_seed(0)
+        after = loss_fn(inputs, labels)
+
+    assert after.item() < loss.item()
+    assert any(not torch.equal(a, b) for a, b in zip(before, params, strict=True))
+
+
+# --- trainer: checkpoints, resume, budget ---------------------------------------------------
+
+
+def test_budget_stops_then_a_second_call_resumes_from_the_checkpoint(
+    tiny_ce_path: Path, tmp_path: Path
+) -> None:
+    config = PipelineConfig(retrievers=(BM25Config(),))
+    base = RerankerTrainConfig(model=str(tiny_ce_path), n_negatives=2, epochs=2, batch_size=4, max_length=32)
+    first = train_reranker(config, base.model_copy(update={"max_minutes": 1e-9}), examples(), out=tmp_path)
+    assert first.stopped_early and first.steps == 1
+    assert (tmp_path / "checkpoints" / "checkpoint-1" / "trainer_state.json").exists()
+    assert (tmp_path / "model" / "model.safetensors").exists()
+
+    second = train_reranker(config, base, examples(), out=tmp_path)
+    assert second.resumed_from is not None and second.resumed_from.endswith("checkpoint-1")
+    assert not second.stopped_early
+    assert second.steps == 4  # 8 examples / 4 per step * 2 epochs: continued, not restarted
+    assert (tmp_path / "checkpoints" / "checkpoint-4").is_dir()
+    # no dev set: kept, but unchecked, and said so
+    assert second.used and not second.checked and second.dev is None
+    assert second.pipeline.reranker is not None and second.pipeline.reranker.model == str(tmp_path / "model")
+
+
+# --- the dev check --------------------------------------------------------------------------
+
+
+def test_choose_weight_needs_to_beat_no_reranker() -> None:
+    assert choose_weight(0.5, [(0.0, 0.4), (0.5, 0.6), (0.9, 0.55)]) == 0.5
+    assert choose_weight(0.5, [(0.0, 0.4), (0.5, 0.5)]) is None  # a tie is not a gain
+    assert choose_weight(0.5, [(0.3, 0.52)], min_gain=0.05) is None
+    assert choose_weight(0.5, [(0.2, 0.7), (0.6, 0.7)]) == 0.6  # ties: more retrieval score
+    assert choose_weight(0.5, []) is None
+
+
+class FixedRetriever:
+    def __init__(self, runs: dict[str, list[Hit]]) -> None:
+        self.runs = runs
+
+    def retrieve(self, query: str, k: int = 10) -> list[Hit]:
+        return self.runs[query][:k]
+
+
+class FakeScorer:
+    """Scores a pair by `fn(query, passage)`; counts the pairs it was asked about."""
+
+    def __init__(self, fn: Callable[[str, str], float]) -> None:
+        self.fn, self.calls = fn, 0
+
+    def predict(self, inputs: list[tuple[str, str]], **kwargs: Any) -> Any:
+        self.calls += 1
+        return np.array([self.fn(q, p) for q, p in inputs])
+
+
+def dev_setup() -> tuple[list[EvalItem], SearchPipeline, dict[str, str]]:
+    """Six questions; retrieval puts each one's gold document third of five."""
+    items, runs, gold_text = [], {}, {}
+    for i in range(6):
+        q = f"question {i}?"
+        docs = [f"d{i}-{r}" for r in range(5)]
+        gold = docs[2]
+        items.append(EvalItem(id=f"q{i}", question=q, split="dev", gold_doc_ids=(gold,)))
+        runs[q] = [make_hit(d, f"passage {d}", score=5.0 - r) for r, d in enumerate(docs)]
+        gold_text[q] = f"passage {gold}"
+    search = SearchPipeline(
+        config=PipelineConfig(retrievers=(BM25Config(),)), retrievers=[FixedRetriever(runs)]
+    )
+    return items, search, gold_text
+
+
+def test_dev_check_keeps_a_reranker_that_knows_the_gold() -> None:
+    items, search, gold = dev_setup()
+    oracle = FakeScorer(lambda q, p: 1.0 if gold[q] == p else 0.0)
+    check = check_on_dev(items, search, oracle, RerankerTrainConfig())
+    assert check is not None and check.questions == 6
+    assert check.without == pytest.approx(0.5)  # gold at rank 3: 1 / log2(4)
+    assert check.best is not None and check.with_best == pytest.approx(1.0)
+    assert check.p_value is not None and check.p_value < 0.05  # six of six questions improved
+    assert oracle.calls == 1  # scored once; every weight reuses the scores
+
+
+def test_dev_check_drops_a_reranker_that_does_not_help() -> None:
+    items, search, gold = dev_setup()
+    adversary = FakeScorer(lambda q, p: -1.0 if gold[q] == p else 0.0)
+    check = check_on_dev(items, search, adversary, RerankerTrainConfig())
+    assert check is not None and check.best is None and check.with_best is None and check.p_value is None
+    assert max(score for _, score in check.by_weight) <= check.without
+
+
+def test_dev_check_tries_only_a_fixed_weight_and_skips_unjudged_items() -> None:
+    items, search, gold = dev_setup()
+    oracle = FakeScorer(lambda q, p: 1.0 if gold[q] == p else 0.0)
+    unjudged = EvalItem(id="x", question="question 0?", split="dev")
+    check = check_on_dev([*items, unjudged], search, oracle, RerankerTrainConfig(interpolate=0.3))
+    assert check is not None and check.questions == 6
+    assert [w for w, _ in check.by_weight] == [0.3]
+    assert check_on_dev([unjudged], search, oracle, RerankerTrainConfig()) is None
+
+
+def test_train_reranker_with_dev_uses_the_reranker_only_when_the_check_says_so(
+    tiny_ce_path: Path, tmp_path: Path
+) -> None:
+    items, search, _ = dev_setup()
+    train = RerankerTrainConfig(model=str(tiny_ce_path), n_negatives=2, epochs=1, batch_size=4, max_length=32)
+    result = train_reranker(search.config, train, examples(), out=tmp_path, dev=items, search=search)
+    assert result.checked and result.dev is not None
+    assert result.used == (result.dev.best is not None)
+    assert (result.pipeline.reranker is not None) == result.used
+    if result.used:
+        assert result.pipeline.reranker is not None
+        assert result.pipeline.reranker.interpolate == result.interpolate == result.dev.best
+    else:
+        assert result.pipeline == search.config
+
+
+def test_dev_without_search_is_an_error(tmp_path: Path) -> None:
+    items, _, _ = dev_setup()
+    with pytest.raises(ValueError, match="needs `search`"):
+        train_reranker(PipelineConfig(retrievers=(BM25Config(),)), RerankerTrainConfig(), examples(),
+                       out=tmp_path, dev=items)  # fmt: skip

@@ -1,0 +1,214 @@
+"""`ragsys tune`: the split, the keep/revert rule, resume, and the test split kept out."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from ragsys.cli import app
+from ragsys.evalset import EvalItem, EvalSetReader, save_eval_set
+from ragsys.index.build import index_paths
+from ragsys.pipeline import PipelineConfig
+from ragsys.tune.decide import decide
+from ragsys.tune.run import tune
+from ragsys.tune.split import split_train_dev
+from ragsys.tune.stages import Proposal, TuneContext, TuneSettings
+from ragsys.tune.state import load_state
+from tests.corpus import write_corpus
+
+LABELS = ["yes"] * 30 + ["no"] * 20 + ["maybe"] * 10
+
+
+def _items(n_train: int = 60, n_test: int = 10) -> list[EvalItem]:
+    train = [
+        EvalItem(id=f"t{i:03d}", question=f"q{i}", split="train", label=LABELS[i % 60])
+        for i in range(n_train)
+    ]
+    test = [
+        EvalItem(id=f"x{i:03d}", question=f"x{i}", split="test", gold_doc_ids=("d",)) for i in range(n_test)
+    ]
+    return train + test
+
+
+def test_split_is_seeded_stratified_and_order_independent() -> None:
+    items = [it for it in _items() if it.split == "train"]
+    a = split_train_dev(items, 0.2, seed=1)
+    b = split_train_dev(list(reversed(items)), 0.2, seed=1)
+    assert {it.id for it in a.dev} == {it.id for it in b.dev}
+    assert len(a.dev) == 12 and len(a.train) == 48
+    assert sorted(it.label or "" for it in a.dev).count("yes") == 6  # half of dev, as in the whole set
+    assert {it.id for it in split_train_dev(items, 0.2, seed=2).dev} != {it.id for it in a.dev}
+    assert not {it.id for it in a.dev} & {it.id for it in a.train}
+
+
+def test_decide_keeps_only_a_shown_improvement() -> None:
+    ids = [f"q{i}" for i in range(40)]
+    before = {q: 0.5 for q in ids}
+    better = {q: 0.5 + (0.2 if i % 4 else 0.0) for i, q in enumerate(ids)}
+    assert decide(before, better).kept
+    worse = {q: 0.4 for q in ids}
+    assert not decide(before, worse).kept and "did not improve" in decide(before, worse).reason
+    noisy = {q: 0.5 + (0.3 if i == 0 else 0.0) for i, q in enumerate(ids)}  # one lucky question
+    d = decide(before, noisy)
+    assert d.delta > 0 and not d.kept and "not shown" in d.reason
+    assert not decide(before, before).kept
+
+
+class FakeScorer:
+    """Scores a candidate by its pipeline name: the metric the stages are judged on."""
+
+    LEVEL = {"base": 0.5, "good": 0.8, "bad": 0.3, "good2": 0.9}
+
+    def __init__(self) -> None:
+        self.calls: list[str] = []
+
+    def score(
+        self, config: PipelineConfig, index_dir: Path, items: Sequence[EvalItem], metric: str
+    ) -> dict[str, float]:
+        self.calls.append(config.name)
+        level = self.LEVEL[config.name]
+        return {it.id: level + (0.05 if i % 2 else -0.05) for i, it in enumerate(items)}
+
+    def index(self, path: Path) -> None:
+        raise AssertionError("fake stages open no index")
+
+    def close(self) -> None:
+        pass
+
+
+def _named(name: str, metric: str | None = "answer"):  # type: ignore[no-untyped-def]
+    def stage(ctx: TuneContext, config: PipelineConfig, index_dir: Path, out: Path) -> Proposal | str:
+        ctx.log(f"running {name}")
+        return Proposal(config.model_copy(update={"name": name}), index_dir, metric)
+
+    return stage
+
+
+def _setup(tmp_path: Path, tiny_pipeline: PipelineConfig) -> tuple[EvalSetReader, PipelineConfig]:
+    save_eval_set(_items(), tmp_path / "ev.jsonl")
+    return EvalSetReader(tmp_path / "ev.jsonl"), tiny_pipeline.model_copy(update={"name": "base"})
+
+
+def test_keep_revert_with_a_fake_metric_and_no_test_reads(
+    tmp_path: Path, tiny_pipeline: PipelineConfig
+) -> None:
+    reader, config = _setup(tmp_path, tiny_pipeline)
+    stages = {
+        "retriever": _named("good"),
+        "reranker": _named("bad"),
+        "mixture": lambda *a: "nothing to mix",
+        "generator": _named("good2"),
+    }
+    settings = TuneSettings(stages=("retriever", "reranker", "mixture", "generator"), isolated=False)
+    state = tune(
+        config,
+        tmp_path / "index",
+        reader,
+        tmp_path / "out",
+        settings=settings,
+        stages=stages,  # type: ignore[arg-type]
+        report=False,
+        scorer=FakeScorer(),
+        log=lambda m: None,
+    )  # type: ignore[arg-type]
+    status = {r.name: r.status for r in state.stages}
+    assert status == {"retriever": "kept", "reranker": "reverted", "mixture": "skipped", "generator": "kept"}
+    assert PipelineConfig.load(tmp_path / "out").name == "good2"  # the final pipeline is saved into --out
+    assert PipelineConfig.load(Path(state.current_pipeline)).name == "good2"
+    # Tuning asked the reader for the non-test splits only: never the test split, never "everything".
+    assert reader.requested_splits and all(s is not None and "test" not in s for s in reader.requested_splits)
+
+
+def test_resume_after_an_interrupted_stage(tmp_path: Path, tiny_pipeline: PipelineConfig) -> None:
+    reader, config = _setup(tmp_path, tiny_pipeline)
+    runs: list[str] = []
+
+    def crashing(ctx: TuneContext, cfg: PipelineConfig, index_dir: Path, out: Path) -> Proposal | str:
+        runs.append("reranker")
+        raise KeyboardInterrupt  # the process is interrupted in the middle of the stage
+
+    def counted(ctx: TuneContext, cfg: PipelineConfig, index_dir: Path, out: Path) -> Proposal | str:
+        runs.append("retriever")
+        return Proposal(cfg.model_copy(update={"name": "good"}), index_dir, "answer")
+
+    settings = TuneSettings(stages=("retriever", "reranker"), isolated=False)
+    kwargs = {"settings": settings, "report": False, "log": lambda m: None}
+    with pytest.raises(KeyboardInterrupt):
+        tune(
+            config,
+            tmp_path / "index",
+            reader,
+            tmp_path / "out",
+            stages={"retriever": counted, "reranker": crashing},
+            scorer=FakeScorer(),
+            **kwargs,
+        )  # type: ignore[arg-type]
+    saved = load_state(tmp_path / "out")
+    assert saved is not None and [r.name for r in saved.stages] == ["retriever"]
+    state = tune(
+        config,
+        tmp_path / "index",
+        reader,
+        tmp_path / "out",
+        stages={"retriever": counted, "reranker": _named("good2")},
+        scorer=FakeScorer(),
+        **kwargs,
+    )  # type: ignore[arg-type]
+    assert runs == ["retriever", "reranker"]  # the finished stage did not run again
+    assert [r.name for r in state.stages] == ["retriever", "reranker"] and state.train_ids == saved.train_ids
+    with pytest.raises(ValueError, match="another eval set or seed"):
+        tune(
+            config,
+            tmp_path / "index",
+            reader,
+            tmp_path / "out",
+            seed=5,
+            stages={},
+            scorer=FakeScorer(),
+            **kwargs,
+        )  # type: ignore[arg-type]
+
+
+def test_cli_tune_end_to_end_on_a_tiny_index(tmp_path: Path, tiny_pipeline: PipelineConfig) -> None:
+    corpus = write_corpus(tmp_path / "docs")
+    index_paths([corpus], tmp_path / "index", tiny_pipeline, workers=1)
+    tiny_pipeline.save(tmp_path / "pipe")
+    docs = {
+        "robots.md": ["picking arm lift", "harmonic drives grease", "arm works all night"],
+        "fruit.md": ["strawberries bruise", "harvest floods valley", "harvester per hour"],
+        "notes.txt": ["quarterly revenue rose", "gross margin improved", "new arm cheaper"],
+    }
+    items = [
+        EvalItem(id=f"{n}-{i}-{s}", question=q, split=s, gold_doc_ids=(str((corpus / n).resolve()),))
+        for n, qs in docs.items()
+        for i, q in enumerate(qs)
+        for s in ("train", "test")
+    ]
+    save_eval_set(items, tmp_path / "ev.jsonl")
+    args = [
+        "tune",
+        "--index",
+        str(tmp_path / "index"),
+        "--eval-set",
+        str(tmp_path / "ev.jsonl"),
+        "--pipeline",
+        str(tmp_path / "pipe"),
+        "--out",
+        str(tmp_path / "tuned"),
+        "--stages",
+        "retriever,mixture",
+        "--json",
+    ]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout.strip().splitlines()[-1])
+    assert report["test_questions"] == 9 and {"baseline", "tuned (joint)"} <= set(report["systems"])
+    assert "ndcg@10" in report["systems"]["baseline"]["metrics"]
+    assert (tmp_path / "tuned" / "report.html").read_text().startswith("<!doctype html>")
+    assert PipelineConfig.load(tmp_path / "tuned").retrievers  # the tuned pipeline loads with --pipeline
+    bad = CliRunner().invoke(app, [*args[:-3], "--stages", "retriever,nonsense"])
+    assert bad.exit_code == 2 and "unknown stage" in bad.output
