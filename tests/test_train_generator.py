@@ -478,3 +478,20 @@ def test_gradient_checkpointing_trains_the_adapter(
     weights = _weights(result.adapter)
     assert result.steps == 2
     assert any(w.abs().sum() > 0 for k, w in weights.items() if "lora_B" in k)  # B starts at zero
+
+
+def test_gold_hits_are_the_gold_documents_chunks(tmp_path: Path, tiny_pipeline: PipelineConfig) -> None:
+    from ragsys.index.build import index_paths
+    from ragsys.index.reader import Index
+    from ragsys.train.gen_data import gold_hits
+    from tests.corpus import write_corpus
+
+    corpus = write_corpus(tmp_path / "docs")
+    index_paths([corpus], tmp_path / "index", tiny_pipeline, workers=1)
+    index = Index.open(tmp_path / "index")
+    gold = str((corpus / "fruit.md").resolve())
+    items = [EvalItem(id="a", question="q", split="train", gold_doc_ids=(gold,)),
+             EvalItem(id="b", question="q", split="train")]  # fmt: skip
+    hits = gold_hits(items, index, k=2)
+    assert hits[1] == [] and 1 <= len(hits[0]) <= 2
+    assert all(h.chunk.doc_id == gold and h.source == "gold" for h in hits[0])

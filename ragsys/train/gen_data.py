@@ -208,6 +208,8 @@ class DataContext:
     reviser: str | None = None
     on_progress: Callable[[str, int, int], None] | None = None
     cache: WorkCache = field(default_factory=WorkCache)  # generations survive a stopped run
+    contexts: str = "retrieved"  # sft: "gold" trains on the gold documents' chunks instead (isolated control)
+    k: int = 3
 
     @property
     def abstain_text(self) -> str:
@@ -237,5 +239,22 @@ def sft_data(ctx: DataContext) -> Built:
     """SFT on the pipeline's own retrieved passages, so training sees what inference sees."""
     if not ctx.items:
         raise ValueError("sft trains on questions with reference answers: pass the eval set's train items")
-    hits = ctx.search([item.question for item in ctx.items])
+    if ctx.contexts == "gold":
+        hits = gold_hits(ctx.items, ctx.index, ctx.k)
+    else:
+        hits = ctx.search([item.question for item in ctx.items])
     return sft_examples(ctx.templater, ctx.items, hits, ctx.abstain_text)
+
+
+def gold_hits(items: Sequence[EvalItem], index: Index, k: int) -> list[list[Hit]]:
+    """The first `k` chunks of each item's gold documents, as if retrieval were perfect: the
+    "tuned in isolation" control, which never sees what the real retriever returns."""
+    from ragsys.train.mining import gold_doc_ids
+
+    doc_ids = index.store.doc_ids()
+    known = set(doc_ids)
+    out: list[list[Hit]] = []
+    for item in items:
+        chunks = [c for d in gold_doc_ids(item, doc_ids, known) for c in index.store.chunks_of(d)]
+        out.append([Hit(chunk=c, score=1.0, source="gold") for c in chunks[:k]])
+    return out

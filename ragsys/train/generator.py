@@ -97,6 +97,7 @@ class GeneratorTrainConfig(Frozen):
     max_new_tokens: int | None = Field(default=None, ge=1)  # own answers/revisions; None: the generator's
     group_by_length: bool = True
     gradient_checkpointing: bool = False
+    contexts: Literal["retrieved", "gold"] = "retrieved"  # sft: passages the model learns from
 
 
 class GeneratorTrainResult(Frozen):
@@ -260,7 +261,7 @@ class _Run:
             search=_lazy_search(self.config, self.index, self.train.k or self.config.top_k, report),
             feedback=_read_feedback(self.feedback), max_length=self.train.max_length, seed=self.train.seed,
             label_options=self.train.label_options, reviser=self.train.reviser, on_progress=report,
-            cache=cache,
+            cache=cache, contexts=self.train.contexts, k=self.train.k or self.config.top_k,
         )  # fmt: skip
         self.model.train(False)
         examples, stats = spec.data(ctx)

@@ -287,6 +287,7 @@ def generator_stage(
             "seed": ctx.seed,
             "max_minutes": ctx.minutes_left(),
             "k": ctx.settings.answer_k,
+            "contexts": contexts,
         }
     )
     result = train_generator(
