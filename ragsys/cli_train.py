@@ -207,6 +207,7 @@ def reranker(
     top_n: Annotated[int, typer.Option("--top-n", help="candidates the reranker rescores")] = 20,
     dev_fraction: Annotated[float, typer.Option(help="train questions held out to check the reranker")] = 0.2,
     synthetic: Annotated[int, typer.Option(help="also write synthetic questions for this many chunks")] = 0,
+    ict: Annotated[int, typer.Option(help="also train on this many inverse-cloze pseudo-queries (free)")] = 0,
     max_minutes: MinutesOpt = None,
     seed: SeedOpt = 0,
     as_json: JsonOpt = False,
@@ -249,6 +250,14 @@ def reranker(
             examples += examples_for_pairs(
                 _synthetic(index, search, synthetic, seed, out), search, n_negatives=negatives, depth=top_n
             )
+        if ict:
+            from ragsys.train.ict import ict_pairs
+
+            pairs = ict_pairs(index, ict, seed)
+            with counter("mining negatives for pseudo-queries", len(pairs)) as advance:
+                examples += examples_for_pairs(
+                    pairs, search, n_negatives=negatives, depth=top_n, on_progress=advance
+                )
         with bar("training the reranker") as update:
             result = train_reranker(
                 config, train, examples, out=out, dev=parts.dev, search=search, progress=update
