@@ -205,6 +205,7 @@ def reranker(
     lr: Annotated[float, typer.Option("--lr")] = 3e-5,
     negatives: Annotated[int, typer.Option(help="mined hard negatives per question")] = 3,
     top_n: Annotated[int, typer.Option("--top-n", help="candidates the reranker rescores")] = 20,
+    max_length: Annotated[int, typer.Option(help="tokens of question + passage read")] = 256,
     dev_fraction: Annotated[float, typer.Option(help="train questions held out to check the reranker")] = 0.2,
     synthetic: Annotated[int, typer.Option(help="also write synthetic questions for this many chunks")] = 0,
     ict: Annotated[int, typer.Option(help="also train on this many inverse-cloze pseudo-queries (free)")] = 0,
@@ -233,6 +234,7 @@ def reranker(
             learning_rate=lr,
             n_negatives=negatives,  # type: ignore[arg-type]
             top_n=top_n,
+            max_length=max_length,
             seed=seed,
             max_minutes=max_minutes,
         )
