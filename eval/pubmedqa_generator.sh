@@ -15,7 +15,7 @@ BASE=$OUT/eval/hybrid-e2e-test.json
 STEP=${1:-all}
 if [ "$STEP" = all ] || [ "$STEP" = sft ]; then
   $R train generator --pipeline pipelines/hybrid.py --index $OUT/index --eval-set $OUT/pubmedqa.jsonl \
-     --method sft --limit 240 -k 3 --epochs 1 --lr 2e-4 --batch-size 1 --grad-accum 4 --seed 0 --out $OUT/sft --json | tail -n 1
+     --method sft --limit 240 -k 3 --epochs 1 --lr 2e-4 --batch-size 1 --grad-accum 1 --no-gradient-checkpointing --seed 0 --out $OUT/sft --json | tail -n 1
   $R eval --index $OUT/index --eval-set $OUT/pubmedqa.jsonl --split test --pipeline $OUT/sft -k 3 \
      --max-new-tokens 48 --baseline $BASE --out $OUT/eval --name sft-e2e-test --json | tail -n 1
 fi

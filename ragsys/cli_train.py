@@ -352,6 +352,9 @@ def generator(
             epochs=epochs,
             learning_rate=lr,
             batch_size=batch_size,  # type: ignore[arg-type]
+            grad_accum=grad_accum,
+            gradient_checkpointing=checkpointing,
+            max_new_tokens=max_new_tokens,
             beta=beta,
             k=k,
             reviser=reviser,

@@ -1,0 +1,118 @@
+"""`ragsys train reranker|generator` end to end on tiny random models (JSON shapes, refusals)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from ragsys.cli import app
+from ragsys.evalset import EvalItem, save_eval_set
+from ragsys.generate import GeneratorConfig
+from ragsys.index.build import index_paths
+from ragsys.pipeline import PipelineConfig
+from tests.corpus import write_corpus
+
+QUESTIONS = {
+    "robots.md": ["How much does the picking arm lift?", "When do harmonic drives need grease?"],
+    "fruit.md": ["How many strawberries per hour?", "What ruined the harvest?"],
+    "notes.txt": ["How much did revenue rise?", "Why did gross margin improve?"],
+}
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory: pytest.TempPathFactory, tiny_pipeline: PipelineConfig) -> Path:
+    root = tmp_path_factory.mktemp("cli-train")
+    corpus = write_corpus(root / "docs")
+    index_paths([corpus], root / "index", tiny_pipeline, workers=1)
+    items = [
+        EvalItem(
+            id=f"{n}-{i}",
+            question=q,
+            split="train",
+            answer="twelve kilograms",
+            label="yes",
+            gold_doc_ids=(str((corpus / n).resolve()),),
+        )
+        for n, qs in QUESTIONS.items()
+        for i, q in enumerate(qs)
+    ]
+    save_eval_set(items, root / "ev.jsonl")
+    return root
+
+
+def _run(args: list[str]) -> dict[str, object]:
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    record: dict[str, object] = json.loads(result.stdout.strip().splitlines()[-1])
+    return record
+
+
+def test_train_reranker_checks_on_held_out_questions(
+    setup: Path, tiny_pipeline: PipelineConfig, tmp_path: Path
+) -> None:
+    from tests.tiny_models import make_tiny_cross_encoder
+
+    tiny_pipeline.save(tmp_path / "pipe")
+    base = make_tiny_cross_encoder(tmp_path / "ce")
+    record = _run(
+        [
+            "train",
+            "reranker",
+            "--index",
+            str(setup / "index"),
+            "--eval-set",
+            str(setup / "ev.jsonl"),
+            "--pipeline",
+            str(tmp_path / "pipe"),
+            "--base",
+            str(base),
+            "--out",
+            str(tmp_path / "rr"),
+            "--dev-fraction",
+            "0.34",
+            "--ict",
+            "3",
+            "--json",
+        ]
+    )
+    assert record["checked"] is True and isinstance(record["dev"], dict)
+    assert record["dev"]["questions"] == 2  # type: ignore[index]
+    saved = PipelineConfig.load(tmp_path / "rr")
+    assert (saved.reranker is not None) == record["used"]  # kept only when it helped on dev
+
+
+def test_train_generator_sft_then_refusals(
+    setup: Path, tiny_pipeline: PipelineConfig, tiny_lm_path: Path, tmp_path: Path
+) -> None:
+    gen = GeneratorConfig(model=str(tiny_lm_path), max_new_tokens=4, context_tokens=96)
+    tiny_pipeline.model_copy(update={"generator": gen, "top_k": 2}).save(tmp_path / "pipe")
+    args = [
+        "train",
+        "generator",
+        "--index",
+        str(setup / "index"),
+        "--eval-set",
+        str(setup / "ev.jsonl"),
+        "--pipeline",
+        str(tmp_path / "pipe"),
+        "--method",
+        "sft",
+        "--out",
+        str(tmp_path / "sft"),
+        "--json",
+    ]
+    record = _run(args)
+    assert (
+        record["method"] == "sft" and record["examples"] == 6 and record["steps"] == 2
+    )  # 6 examples, accum 4
+    tuned = PipelineConfig.load(tmp_path / "sft")
+    assert tuned.generator is not None and tuned.generator.adapter is not None
+    bad = CliRunner().invoke(app, [*args[:-1], "--split", "test"])
+    assert bad.exit_code == 2 and "test split" in bad.output
+    nothing = CliRunner().invoke(
+        app, ["train", "generator", "--index", str(setup / "index"), "--method", "kto"]
+    )
+    assert nothing.exit_code == 2 and "--eval-set" in nothing.output
