@@ -22,4 +22,4 @@ PY
 $R eval --index $OUT/index-tuned --eval-set $OUT/scifact.jsonl --split test --pipeline $OUT/tuned-dense \
    --baseline $OUT/eval/dense-scifact-test.json --out $OUT/eval --json | tail -n 1
 $R eval --index $OUT/index-tuned --eval-set $OUT/scifact.jsonl --split test --pipeline $OUT/tuned-hybrid \
-   --baseline $OUT/eval/hybrid-scifact-test.json --out $OUT/eval --json | tail -n 1
+   --baseline $OUT/eval/hybrid-scifact-test.json --out $OUT/eval --name hybrid-tuned-scifact-test --json | tail -n 1

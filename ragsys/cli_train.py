@@ -13,13 +13,16 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 
 err = Console(stderr=True)
+
+if TYPE_CHECKING:
+    from ragsys.pipeline import PipelineConfig
 
 IndexOpt = Annotated[Path, typer.Option("--index", help="index directory (read-only here)")]
 PipelineOpt = Annotated[
@@ -101,6 +104,12 @@ def refuse_test_split(split: str) -> None:
         )
 
 
+def renamed(config: PipelineConfig, suffix: str) -> PipelineConfig:
+    """A trained pipeline gets its own name, so its eval reports never overwrite the base's."""
+    name = config.name if config.name.endswith(f"-{suffix}") else f"{config.name}-{suffix}"
+    return config.model_copy(update={"name": name})
+
+
 def emit_json(obj: object) -> None:
     sys.stdout.write(json.dumps(obj, ensure_ascii=False, default=str) + "\n")
     sys.stdout.flush()
@@ -162,7 +171,7 @@ def retriever(
             )
         with bar("training the encoder") as update:
             result = train_retriever(config, train, examples, out=out, progress=update)
-        result.pipeline.save(out)
+        renamed(result.pipeline, "tuned-retriever").save(out)
         early = " (stopped by --max-minutes; re-run to resume)" if result.stopped_early else ""
         err.print(
             f"trained on {result.examples} examples ({result.dropped} dropped), {result.steps} steps, "
@@ -264,7 +273,7 @@ def reranker(
             result = train_reranker(
                 config, train, examples, out=out, dev=parts.dev, search=search, progress=update
             )
-        result.pipeline.save(out)
+        renamed(result.pipeline, "tuned-reranker").save(out)
     if result.dev is not None:
         verdict = (
             f"kept with interpolation {result.interpolate}"
@@ -372,7 +381,7 @@ def generator(
                 out=out / "train",
                 progress=lambda p: update(p.phase, p.done, p.total),
             )
-        result.pipeline.save(out)
+        renamed(result.pipeline, method).save(out)
     early = " (stopped by --max-minutes; re-run to resume)" if result.stopped_early else ""
     err.print(
         f"{method}: {result.examples} examples ({result.dropped_too_long} too long), {result.steps} steps, "
