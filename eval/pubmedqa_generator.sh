@@ -5,8 +5,9 @@
 # down), and score both on the official test split against the untuned run of
 # eval/pubmedqa.sh (same settings: 3 passages, 48 new tokens, constrained label step).
 # CPU budget: SFT uses the first 240 train questions, KTO the first 160 (the SFT model answers
-# them, ~48 tokens each), and the SFT+KTO model is scored on the first 250 test questions
-# (paired with the baseline on the same 250). Needs eval/pubmedqa.sh first. OMP_NUM_THREADS=1 is faster on a busy 2-core machine.
+# them, ~48 tokens each; KTO training stops after 30 minutes, a re-run resumes it), and the
+# SFT+KTO model is scored on the first 150 test questions (paired with the baseline on the
+# same 150). Needs eval/pubmedqa.sh first. OMP_NUM_THREADS=1 is faster on a busy 2-core machine.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 R=.venv/bin/ragsys
@@ -21,7 +22,7 @@ if [ "$STEP" = all ] || [ "$STEP" = sft ]; then
 fi
 if [ "$STEP" = all ] || [ "$STEP" = kto ]; then
   $R train generator --pipeline $OUT/sft --index $OUT/index --eval-set $OUT/pubmedqa.jsonl \
-     --method kto --limit 160 --max-new-tokens 48 -k 3 --epochs 1 --lr 1e-4 --batch-size 2 --grad-accum 2 --beta 0.1 --seed 0 --out $OUT/sft-kto --json | tail -n 1
+     --method kto --limit 160 --max-new-tokens 48 -k 3 --epochs 1 --lr 1e-4 --batch-size 2 --grad-accum 2 --beta 0.1 --seed 0 --max-minutes 30 --out $OUT/sft-kto --json | tail -n 1
   $R eval --index $OUT/index --eval-set $OUT/pubmedqa.jsonl --split test --pipeline $OUT/sft-kto -k 3 \
-     --max-new-tokens 48 --limit 250 --baseline $BASE --out $OUT/eval --name sft-kto-e2e-test --json | tail -n 1
+     --max-new-tokens 48 --limit 150 --baseline $BASE --out $OUT/eval --name sft-kto-e2e-test --json | tail -n 1
 fi
