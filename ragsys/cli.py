@@ -4,26 +4,21 @@
 from __future__ import annotations
 
 import json
-import sys
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.console import Console
-from rich.markup import escape
 from rich.table import Table
 
-from ragsys.index.errors import IndexError_
+from ragsys.cli_common import emit_json, err, user_errors
 from ragsys.jsonshape import answer_json, hit_json
-from ragsys.pipeline import PipelineError, load_pipeline
+from ragsys.pipeline import load_pipeline
 
 app = typer.Typer(
     add_completion=False, no_args_is_help=True, help="Retrieval-augmented generation as a system."
 )
-err = Console(stderr=True)
 out = Console()
 
 IndexOpt = Annotated[Path, typer.Option("--index", help="index directory")]
@@ -31,24 +26,6 @@ PipelineOpt = Annotated[
     str | None, typer.Option("--pipeline", help="a pipelines/*.py file or a saved pipeline directory")
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="print one JSON object as the last line of stdout")]
-
-
-@contextmanager
-def user_errors() -> Iterator[None]:
-    """Typed errors become one clear line and exit code 2, not a traceback."""
-    from ragsys.extract.errors import ExtractionError
-    from ragsys.models import ModelLoadError
-
-    try:
-        yield
-    except (IndexError_, PipelineError, ExtractionError, ModelLoadError, FileNotFoundError, ValueError) as e:
-        err.print(f"[red]error:[/red] {escape(str(e))}")
-        raise typer.Exit(2) from e
-
-
-def emit_json(obj: object) -> None:
-    sys.stdout.write(json.dumps(obj, ensure_ascii=False) + "\n")
-    sys.stdout.flush()
 
 
 @app.command()

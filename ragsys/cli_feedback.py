@@ -8,42 +8,24 @@ importing from it here would be circular.
 
 from __future__ import annotations
 
-import json
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.console import Console
-from rich.markup import escape
 from rich.table import Table
 
+from ragsys.cli_common import emit_json, user_errors
 from ragsys.feedback import FeedbackStats, FeedbackStore, export_feedback, import_feedback
 
 feedback_app = typer.Typer(
     no_args_is_help=True, help="Collect and inspect user feedback (thumbs, revisions)."
 )
-_err = Console(stderr=True, highlight=False, soft_wrap=True)
+_err = Console(stderr=True, highlight=False, soft_wrap=True)  # long error lines stay whole
 
 DbOpt = Annotated[Path, typer.Option("--feedback", help="feedback db (SQLite)")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="print one JSON object as the last line of stdout")]
-
-
-@contextmanager
-def _user_errors() -> Iterator[None]:
-    """Typed errors (FeedbackError is a ValueError) become one line and exit code 2."""
-    try:
-        yield
-    except (OSError, ValueError) as e:
-        _err.print(f"[red]error:[/red] {escape(str(e))}")
-        raise typer.Exit(2) from e
-
-
-def _emit_json(obj: object) -> None:
-    sys.stdout.write(json.dumps(obj, ensure_ascii=False) + "\n")
-    sys.stdout.flush()
 
 
 @feedback_app.command("import")
@@ -54,13 +36,13 @@ def import_(
 ) -> None:
     """Add records from a JSONL file; bad lines are reported and skipped, stored ids are duplicates."""
     # exit code 2 only when the file had errors and nothing was imported: partial success is success
-    with _user_errors(), FeedbackStore.open(db) as store:
+    with user_errors(), FeedbackStore.open(db) as store:
         result = import_feedback(store, file)
     for e in result.errors:
         _err.print(f"{file}:{e.line}: {e.error}", markup=False)
     _err.print(f"imported {result.imported}, duplicates {result.duplicates}, bad lines {len(result.errors)}")
     if as_json:
-        _emit_json(result.model_dump(mode="json"))
+        emit_json(result.model_dump(mode="json"))
     if result.errors and result.imported == 0:
         raise typer.Exit(2)
 
@@ -68,7 +50,7 @@ def import_(
 @feedback_app.command()
 def export(db: DbOpt) -> None:
     """Write every record as JSONL to stdout, in the order they were added (`import` reads it back)."""
-    with _user_errors(), FeedbackStore.open(db, readonly=True) as store:
+    with user_errors(), FeedbackStore.open(db, readonly=True) as store:
         n = export_feedback(store, sys.stdout)
     sys.stdout.flush()
     _err.print(f"exported {n} records")
@@ -77,11 +59,11 @@ def export(db: DbOpt) -> None:
 @feedback_app.command()
 def stats(db: DbOpt, as_json: JsonOpt = False) -> None:
     """Counts by rating, revisions and comments, overall and per pipeline version."""
-    with _user_errors(), FeedbackStore.open(db, readonly=True) as store:
+    with user_errors(), FeedbackStore.open(db, readonly=True) as store:
         summary = store.stats()
     _err.print(_stats_table(summary))
     if as_json:
-        _emit_json(summary.model_dump())
+        emit_json(summary.model_dump())
 
 
 def _stats_table(s: FeedbackStats) -> Table:

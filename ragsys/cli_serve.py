@@ -41,7 +41,7 @@ def serve(
     queue_size: Annotated[int, typer.Option(help="questions that may wait for the model; more get 503")] = 8,
 ) -> None:
     """Serve an index over HTTP (/ask, /ask/stream, /feedback, /documents, /health, /metrics) and a page."""
-    from ragsys.cli import err, user_errors
+    from ragsys.cli_common import err, user_errors
 
     with user_errors():
         settings = _settings(host, port, token or os.environ.get(TOKEN_ENV) or None, queue_size)

@@ -7,8 +7,6 @@ saves a complete pipeline directory that every other command takes with `--pipel
 
 from __future__ import annotations
 
-import json
-import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -16,10 +14,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 
-err = Console(stderr=True)
+from ragsys.cli_common import emit_json, err
 
 if TYPE_CHECKING:
     from ragsys.pipeline import PipelineConfig
@@ -110,11 +107,6 @@ def renamed(config: PipelineConfig, suffix: str) -> PipelineConfig:
     return config.model_copy(update={"name": name})
 
 
-def emit_json(obj: object) -> None:
-    sys.stdout.write(json.dumps(obj, ensure_ascii=False, default=str) + "\n")
-    sys.stdout.flush()
-
-
 def retriever(
     index_dir: IndexOpt,
     eval_set: EvalSetOpt,
@@ -135,7 +127,7 @@ def retriever(
 ) -> None:
     """Fine-tune the dense encoder (MNRL with hard negatives mined from the current index)."""
     from ragsys.assemble import build_search
-    from ragsys.cli import user_errors
+    from ragsys.cli_common import user_errors
     from ragsys.evalset import EvalSetReader
     from ragsys.index.reader import Index
     from ragsys.pipeline import load_pipeline
@@ -225,7 +217,7 @@ def reranker(
     """Train a cross-encoder on hard negatives from the pipeline's own retrieval; keep it only if
     it beats the retrieval order on held-out train questions (with a fitted interpolation)."""
     from ragsys.assemble import build_search
-    from ragsys.cli import user_errors
+    from ragsys.cli_common import user_errors
     from ragsys.evalset import EvalSetReader
     from ragsys.index.reader import Index
     from ragsys.pipeline import load_pipeline
@@ -343,7 +335,7 @@ def generator(
 ) -> None:
     """LoRA-tune the generator: SFT on retrieved contexts, KTO from thumbs (feedback, or the eval
     set's labels), DPO/APO from preference pairs, CLAIR from revisions."""
-    from ragsys.cli import user_errors
+    from ragsys.cli_common import user_errors
     from ragsys.evalset import EvalSetReader
     from ragsys.index.reader import Index
     from ragsys.pipeline import load_pipeline

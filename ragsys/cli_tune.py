@@ -9,10 +9,9 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 
-err = Console(stderr=True)
+from ragsys.cli_common import err
 
 
 class TuneProgress:
@@ -60,7 +59,7 @@ def tune(
     as_json: Annotated[bool, typer.Option("--json", help="print the report JSON as the last line")] = False,
 ) -> None:
     """Tune retriever, reranker, fusion and generator together on train/dev; report on test."""
-    from ragsys.cli import user_errors
+    from ragsys.cli_common import user_errors
     from ragsys.evalset import EvalSetReader
     from ragsys.pipeline import load_pipeline
     from ragsys.tune.run import tune as run_tune

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import html
 import json
-import statistics
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -237,7 +236,3 @@ def _bars(systems: dict[str, dict[str, Any]], w: int = 720) -> str:
             f"stroke='#222'/><text x='{left + hi * scale + 4:.1f}' y='{y + 15}' font-size='11'>{m:.3f}</text>"
         )
     return f"<h2>{html.escape(metric)} by system</h2><svg width='{w}' height='{h}'>{''.join(body)}</svg>"
-
-
-def mean(values: Sequence[float]) -> float:
-    return statistics.fmean(values) if values else float("nan")
