@@ -21,6 +21,7 @@ import hashlib
 import json
 import sqlite3
 import threading
+import time
 import uuid
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -331,7 +332,21 @@ def _find_answer(conn: sqlite3.Connection, answer_id: str) -> StoredAnswer | Non
 
 
 def _connect_writable(path: Path) -> sqlite3.Connection:
+    """Opens (creating if needed) with WAL and full sync. Several processes opening a fresh db at
+    once can get "database is locked" from the switch to WAL without SQLite's busy handler ever
+    being called (it refuses to wait where waiting could deadlock), so that step is retried."""
     path.parent.mkdir(parents=True, exist_ok=True)
+    deadline = time.monotonic() + BUSY_TIMEOUT_MS / 1000
+    while True:
+        try:
+            return _setup_writable(path)
+        except sqlite3.OperationalError as e:
+            if "locked" not in str(e) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
+
+
+def _setup_writable(path: Path) -> sqlite3.Connection:
     # isolation_level=None: we issue BEGIN/COMMIT ourselves, so nothing commits implicitly
     conn = sqlite3.connect(
         path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None, check_same_thread=False
