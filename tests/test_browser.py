@@ -6,10 +6,7 @@ Skips when /usr/bin/chromium or the playwright package is missing.
 
 from __future__ import annotations
 
-import socket
-import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +18,7 @@ from ragsys.generate import GeneratorConfig
 from ragsys.index.reader import Index
 from ragsys.pipeline import PipelineConfig, SearchPipeline
 from ragsys.serve import ServeSettings, create_app
+from ragsys.serve.inthread import running
 from tests.test_serve import FakeGenerator, build_tiny_index
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -29,27 +27,6 @@ if not CHROMIUM.exists():
     pytest.skip(f"{CHROMIUM} is missing (install the system chromium package)", allow_module_level=True)
 
 QUESTION = "how fast does the conveyor belt run"
-
-
-@contextmanager
-def running(app: Any) -> Iterator[str]:
-    """uvicorn in a thread on a free loopback port; yields the base URL."""
-    import uvicorn
-
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    try:
-        while not server.started:
-            assert thread.is_alive(), "the server thread died"
-            threading.Event().wait(0.02)
-        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
-    finally:
-        server.should_exit = True
-        thread.join(10)
-        sock.close()
 
 
 @pytest.fixture(scope="module")

@@ -19,15 +19,12 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 import argparse  # noqa: E402
 import json  # noqa: E402
-import socket  # noqa: E402
 import sys  # noqa: E402
 import tempfile  # noqa: E402
-import threading  # noqa: E402
 import time  # noqa: E402
-from collections.abc import Iterator  # noqa: E402
-from contextlib import contextmanager  # noqa: E402
 from pathlib import Path  # noqa: E402
-from typing import Any  # noqa: E402
+
+from ragsys.serve.inthread import running  # noqa: E402
 
 CHROMIUM = "/usr/bin/chromium"
 QUESTION = "Why did agricultural revenue fall in the third quarter of 2025?"
@@ -35,28 +32,6 @@ QUESTION = "Why did agricultural revenue fall in the third quarter of 2025?"
 
 def log(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
-
-
-@contextmanager
-def running(app: Any) -> Iterator[str]:
-    """uvicorn in a thread on a free loopback port; yields the base URL."""
-    import uvicorn
-
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    try:
-        while not server.started:
-            if not thread.is_alive():
-                raise RuntimeError("the server thread died")
-            time.sleep(0.05)
-        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
-    finally:
-        server.should_exit = True
-        thread.join(10)
-        sock.close()
 
 
 def capture(url: str, question: str, out: Path, timeout_s: float) -> dict[str, object]:
