@@ -170,7 +170,7 @@ def train_retriever(
         data_seed=train.seed,
         report_to="none",
         disable_tqdm=progress is not None,
-        use_cpu=not _cuda(),
+        use_cpu=model.device.type == "cpu",  # the device load_sentence_transformer chose
     )
     callbacks: list[Any] = [budget]
     if progress is not None:
@@ -202,12 +202,6 @@ def train_retriever(
         stopped_early=budget.stopped_early,
         resumed_from=str(resume) if resume else None,
     )
-
-
-def _cuda() -> bool:
-    import torch
-
-    return bool(torch.cuda.is_available())
 
 
 def _last_loss(history: list[dict[str, Any]]) -> float | None:
