@@ -3,6 +3,7 @@ feedback sources, checkpoint/resume and the time budget."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
 from collections.abc import Iterator, Sequence
@@ -13,6 +14,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from ragsys.choose import label_prompt
 from ragsys.evalset import EvalItem
 from ragsys.feedback import FeedbackStore, new_record
 from ragsys.generate import GeneratorConfig
@@ -20,11 +22,26 @@ from ragsys.index.build import index_paths
 from ragsys.index.reader import Index
 from ragsys.models import load_causal_lm
 from ragsys.pipeline import PipelineConfig
-from ragsys.prompt import Prompt, build_prompt
+from ragsys.prompt import Prompt, build_prompt, user_message
 from ragsys.train.budget import TimeBudget
 from ragsys.train.gen_cache import BudgetExpired, WorkCache
-from ragsys.train.gen_data import Example, Templater, end_of_turn, sft_target
-from ragsys.train.gen_feedback import kto_examples, kto_weights, preference_pairs, thumbs_from_labels
+from ragsys.train.gen_data import (
+    Example,
+    Seq,
+    Templater,
+    end_of_turn,
+    load_examples,
+    save_examples,
+    sft_examples,
+    sft_target,
+)
+from ragsys.train.gen_feedback import (
+    answer_label,
+    kto_examples,
+    kto_weights,
+    preference_pairs,
+    thumbs_from_labels,
+)
 from ragsys.train.gen_steps import StepContext, pad, with_reference
 from ragsys.train.generator import METHODS, GeneratorTrainConfig, train_generator
 from ragsys.train.lora import LoraSettings, adapter_parameters, attach_lora
@@ -136,6 +153,85 @@ def test_completion_mask_covers_exactly_the_completion_tokens(lm: tuple[Any, Any
         assert sum(mask) == len(s) - s.n_prompt
         assert batch.full_ids[b, : len(s)].tolist() == list(s.ids)
         assert batch.attention[b].sum().item() == len(s)
+
+
+def test_label_turn_follows_the_answer_as_the_constrained_step_sees_it(lm: tuple[Any, Any]) -> None:
+    _, tokenizer = lm
+    prompt = _prompt(tokenizer, _hits())
+    system = SYSTEM  # as `_prompt` renders it
+    t = Templater(lambda q, h: prompt, tokenizer, end_of_turn(tokenizer), system)
+    options = ("yes", "no", "maybe")
+    answer_text = "Yes. Floods [2]."
+    seq = t.label_seq(prompt, "Does it work?", answer_text, "yes", options)
+    assert seq is not None
+    answer = t.seq(prompt, answer_text)
+    assert seq.ids[: len(answer)] == answer.ids and seq.n_prompt == answer.n_prompt
+    # exactly what `ragsys.choose` scores at inference: its prefix, then the option's tokens
+    user = user_message(prompt.passages, "Does it work?")
+    prefix = tokenizer.encode(
+        label_prompt(tokenizer, system, user, answer_text, options), add_special_tokens=False
+    )
+    option = tokenizer.encode("Yes", add_special_tokens=False)
+    assert list(seq.ids) == prefix + option
+    # loss on the answer (with its end of turn) and on the label, none on the follow-up question
+    ((lo, hi),) = seq.skip
+    assert lo == len(answer) and hi == len(prefix)
+    batch = pad([seq], pad_id=0, device=torch.device("cpu"))
+    start = seq.n_prompt - 1
+    trained = [int(v) for v in batch.completion[0].tolist()]
+    in_loss = [seq.n_prompt <= start + i < lo or hi <= start + i < len(seq) for i in range(len(trained))]
+    assert trained == [int(b) for b in in_loss]
+    no_system = Templater(lambda q, h: prompt, tokenizer, "<|im_end|>")
+    assert no_system.label_seq(prompt, "q", "Yes.", "yes", options) is None
+
+
+def test_sft_examples_add_the_label_turn_only_for_labelled_items(lm: tuple[Any, Any]) -> None:
+    _, tokenizer = lm
+    system = SYSTEM  # as `_prompt` renders it
+    def prompt(q: str, h: Sequence[Hit]) -> Prompt:
+        return build_prompt(q, h, tokenizer, system_prompt=SYSTEM, context_tokens=120)
+
+    t = Templater(prompt, tokenizer, "<|im_end|>", system)
+    hits = [_hits()] * 3
+    examples, stats = sft_examples(t, ITEMS, hits, ABSTAIN, ("yes", "no", "maybe"))
+    assert [bool(e.seqs[0].skip) for e in examples] == [False, True, True]
+    assert stats["label_turn"] == 2
+    plain, plain_stats = sft_examples(t, ITEMS, hits, ABSTAIN)
+    assert not any(e.seqs[0].skip for e in plain) and "label_turn" not in plain_stats
+
+
+def test_saved_examples_keep_their_loss_free_spans(tmp_path: Path) -> None:
+    examples = [Example(seqs=(Seq(ids=(1, 2, 3, 4, 5), n_prompt=1, skip=((3, 4),)),), ref=(-1.5,))]
+    save_examples(tmp_path / "ex.json", examples, {"m": 1})
+    assert load_examples(tmp_path / "ex.json") == (examples, {"m": 1})
+    old = {"meta": {}, "examples": [{"seqs": [[[1, 2, 3], 1]], "ref": [], "desirable": True}]}
+    (tmp_path / "old.json").write_text(json.dumps(old))
+    assert load_examples(tmp_path / "old.json")[0][0].seqs[0] == Seq(ids=(1, 2, 3), n_prompt=1)
+
+
+def test_the_thumb_judges_the_verdict_the_answer_states() -> None:
+    class Chooser:
+        asked = 0
+
+        def choose(self, answer: Answer, options: Sequence[str]) -> tuple[str, list[float]]:
+            Chooser.asked += 1
+            return "no", [0.0, 1.0, 0.0]
+
+    class Model:
+        def disable_adapter(self) -> Any:  # what `reference` enters around the label step
+            return contextlib.nullcontext()
+
+    class Ctx:
+        label_options = ("yes", "no", "maybe")
+        model = Model()
+        generator = Chooser()
+
+    ctx: Any = Ctx()
+    assert answer_label(ctx, _answer("q", "Yes. It works.", _hits())) == "yes"
+    assert Chooser.asked == 0  # the stated verdict wins over the label step
+    assert answer_label(ctx, _answer("q", "It works well.", _hits())) == "no"  # none stated: the step
+    assert answer_label(ctx, _answer("q", "It works well.", [])) == "maybe"  # no passages: the rule
+    assert Chooser.asked == 1
 
 
 # --- one optimizer step per method ----------------------------------------------------------

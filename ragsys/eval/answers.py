@@ -112,11 +112,16 @@ def map_yes_no_maybe(answer_text: str) -> YesNoMaybe:
     ("Yes. ... no significant side effects"); "maybe" is the default because an
     answer that commits to nothing is, as a label, undecided.
     """
+    return stated_decision(answer_text) or "maybe"
+
+
+def stated_decision(answer_text: str) -> YesNoMaybe | None:
+    """The verdict the answer's first sentence states (as `map_yes_no_maybe` reads it), or None."""
     text = answer_text.lower().lstrip(" \t\r\n*#>-_")
     first = _SENTENCE_END.split(text, maxsplit=1)[0]
     found = _DECISION.search(first)
     if found is None:
-        return "maybe"
+        return None
     word = found.group(1)
     return "yes" if word == "yes" else "no" if word == "no" else "maybe"
 

@@ -39,10 +39,16 @@ _SENTINEL = "RAGSYSCOMPLETIONSENTINEL"
 
 @dataclass(frozen=True)
 class Seq:
-    """`ids[:n_prompt]` is the prompt, `ids[n_prompt:]` the completion (never empty)."""
+    """`ids[:n_prompt]` is the prompt, `ids[n_prompt:]` the completion (never empty).
+
+    `skip` lists [start, end) token spans inside the completion that carry no loss: a
+    conversation that goes on after the answer (the constrained label step's follow-up
+    question) is written by the user, not the model.
+    """
 
     ids: tuple[int, ...]
     n_prompt: int
+    skip: tuple[tuple[int, int], ...] = ()
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -93,10 +99,41 @@ class Templater:
     prompt: PromptFn  # HFGenerator.prompt: the generator's system prompt and context budget
     tokenizer: ChatTokenizer
     eot: str
+    system: str | None = None  # the generator's system text; needed for the label turn only
 
     def seq(self, prompt: Prompt, completion: str) -> Seq:
         ids = self.tokenizer.encode(completion.strip() + self.eot, add_special_tokens=False)
         return Seq(ids=tuple(prompt.ids) + tuple(ids), n_prompt=len(prompt.ids))
+
+    def label_seq(
+        self, prompt: Prompt, question: str, completion: str, label: str, options: Sequence[str]
+    ) -> Seq | None:
+        """The answer, then the constrained label step's turn exactly as `ragsys.choose` builds
+        it at inference (its follow-up question carries no loss), then the label's tokens as
+        that step scores them; None when the chat template cannot be split that way.
+
+        Without this turn in training, a fine-tuned model answers the one-word follow-up
+        with whatever it drifted to (measured on PubMedQA: "No" to all 500 test questions).
+        """
+        from ragsys.choose import label_prompt
+        from ragsys.prompt import user_message
+
+        if self.system is None:
+            return None
+        answer = self.seq(prompt, completion)
+        head = prompt.text + completion.strip() + self.eot
+        user = user_message(prompt.passages, question)
+        text = label_prompt(self.tokenizer, self.system, user, completion.strip(), options)
+        if not text.startswith(head):
+            return None
+        follow = self.tokenizer.encode(text[len(head) :], add_special_tokens=False)
+        chosen = self.tokenizer.encode(label.strip().capitalize(), add_special_tokens=False)
+        start = len(answer.ids)
+        return Seq(
+            ids=answer.ids + tuple(follow) + tuple(chosen),
+            n_prompt=answer.n_prompt,
+            skip=((start, start + len(follow)),),
+        )
 
 
 def gold_passages(item: EvalItem, prompt: Prompt) -> list[int]:
@@ -130,13 +167,20 @@ def sft_target(item: EvalItem, prompt: Prompt, abstain_text: str = DEFAULT_ABSTA
 
 
 def sft_examples(
-    templater: Templater, items: Sequence[EvalItem], hits: Sequence[Sequence[Hit]], abstain_text: str
+    templater: Templater,
+    items: Sequence[EvalItem],
+    hits: Sequence[Sequence[Hit]],
+    abstain_text: str,
+    label_options: Sequence[str] = (),
 ) -> tuple[list[Example], Counter[str]]:
     """One example per item with a reference (answer or label) and retrieved context.
 
     Items without retrieved context are skipped: at inference the generator abstains
-    without calling the model, so there is nothing to learn there.
+    without calling the model, so there is nothing to learn there. An item whose label is
+    one of `label_options` also trains the constrained label step after its answer
+    (`Templater.label_seq`), in the same sequence.
     """
+    options = [o.lower() for o in label_options]
     examples: list[Example] = []
     stats: Counter[str] = Counter()
     for item, item_hits in zip(items, hits, strict=True):
@@ -149,7 +193,11 @@ def sft_examples(
         prompt = templater.prompt(item.question, item_hits)
         target = sft_target(item, prompt, abstain_text)
         stats["target_abstain" if target == abstain_text else "target_answer"] += 1
-        examples.append(Example(seqs=(templater.seq(prompt, target),)))
+        seq = None
+        if item.label and item.label.strip().lower() in options:
+            seq = templater.label_seq(prompt, item.question, target, item.label, label_options)
+            stats["label_turn" if seq is not None else "label_turn_unsupported"] += 1
+        examples.append(Example(seqs=(seq or templater.seq(prompt, target),)))
     return examples, stats
 
 
@@ -165,7 +213,11 @@ def drop_too_long(examples: Sequence[Example], max_length: int) -> tuple[list[Ex
 
 def save_examples(path: Path, examples: Sequence[Example], meta: dict[str, Any]) -> None:
     rows = [
-        {"seqs": [[list(s.ids), s.n_prompt] for s in e.seqs], "ref": list(e.ref), "desirable": e.desirable}
+        {
+            "seqs": [[list(s.ids), s.n_prompt, [list(span) for span in s.skip]] for s in e.seqs],
+            "ref": list(e.ref),
+            "desirable": e.desirable,
+        }
         for e in examples
     ]
     tmp = path.with_suffix(".tmp")
@@ -178,13 +230,19 @@ def load_examples(path: Path) -> tuple[list[Example], dict[str, Any]]:
     data = json.loads(path.read_text(encoding="utf-8"))
     examples = [
         Example(
-            seqs=tuple(Seq(ids=tuple(ids), n_prompt=int(n)) for ids, n in row["seqs"]),
+            seqs=tuple(_seq_from_row(r) for r in row["seqs"]),
             ref=tuple(float(r) for r in row["ref"]),
             desirable=bool(row["desirable"]),
         )
         for row in data["examples"]
     ]
     return examples, dict(data["meta"])
+
+
+def _seq_from_row(row: list[Any]) -> Seq:
+    """[ids, n_prompt, skip spans]; files written before spans existed have no third field."""
+    spans = row[2] if len(row) > 2 else []
+    return Seq(ids=tuple(row[0]), n_prompt=int(row[1]), skip=tuple((int(a), int(b)) for a, b in spans))
 
 
 Built = tuple[list[Example], Counter[str]]
@@ -243,7 +301,7 @@ def sft_data(ctx: DataContext) -> Built:
         hits = gold_hits(ctx.items, ctx.index, ctx.k)
     else:
         hits = ctx.search([item.question for item in ctx.items])
-    return sft_examples(ctx.templater, ctx.items, hits, ctx.abstain_text)
+    return sft_examples(ctx.templater, ctx.items, hits, ctx.abstain_text, ctx.label_options)
 
 
 def gold_hits(items: Sequence[EvalItem], index: Index, k: int) -> list[list[Hit]]:

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ragsys.citations import is_abstention
-from ragsys.eval.answers import map_yes_no_maybe
+from ragsys.eval.answers import map_yes_no_maybe, stated_decision
 from ragsys.evalset import EvalItem
 from ragsys.feedback import FeedbackRecord
 from ragsys.index.reader import Index
@@ -82,8 +82,8 @@ def thumbs_from_labels(
 ) -> list[FeedbackRecord]:  # fmt: skip
     """Up when the answer's label matches the item's gold label, else down; unlabelled items skipped.
 
-    `labels` are the chosen labels (`HFGenerator.choose`); without them the label is read
-    off the answer's first sentence (`map_yes_no_maybe`).
+    `labels` are the labels to judge (`answer_label`); without them the label is read off
+    the answer's first sentence (`map_yes_no_maybe`).
     """
     records: list[FeedbackRecord] = []
     for i, (item, answer) in enumerate(zip(items, answers, strict=True)):
@@ -100,6 +100,21 @@ def thumbs_from_labels(
     return records
 
 
+def answer_label(ctx: DataContext, answer: Answer) -> str:
+    """The verdict the thumb judges: the one the answer states in its first sentence, since
+    KTO moves the likelihood of that text; the constrained label step only for an answer
+    that states none (the model is not trained on it, so it must not decide the thumb of a
+    text that says otherwise: measured, an SFT model whose answers said "Yes." was "No" there).
+    """
+    stated = stated_decision(answer.text)
+    if stated is not None and stated in ctx.label_options:
+        return stated
+    if not answer.contexts:
+        return map_yes_no_maybe(answer.text)
+    with reference(ctx.model):
+        return ctx.generator.choose(answer, ctx.label_options)[0]
+
+
 def labelled_thumbs(ctx: DataContext) -> list[FeedbackRecord]:
     """Thumbs for the labelled train items: the PubMedQA experiment's feedback source."""
     items = [i for i in ctx.items if i.label]
@@ -109,9 +124,7 @@ def labelled_thumbs(ctx: DataContext) -> list[FeedbackRecord]:
 
     def unit(item: EvalItem, item_hits: Sequence[Hit]) -> dict[str, Any]:
         answer = own_answer(ctx, item.question, item_hits)
-        with reference(ctx.model):
-            label = ctx.generator.choose(answer, ctx.label_options)[0] if answer.contexts else None
-        return answer_entry(answer) | {"label": label or map_yes_no_maybe(answer.text)}
+        return answer_entry(answer) | {"label": answer_label(ctx, answer)}
 
     answers, labels = [], []
     for n, (item, item_hits) in enumerate(zip(items, hits, strict=True), start=1):
@@ -149,7 +162,10 @@ def kto_weights(
 
 
 def _truncate(seq: Seq, max_length: int) -> Seq:
-    return seq if len(seq) <= max_length else Seq(ids=seq.ids[:max_length], n_prompt=seq.n_prompt)
+    if len(seq) <= max_length:
+        return seq
+    skip = tuple((lo, min(hi, max_length)) for lo, hi in seq.skip if lo < max_length)
+    return Seq(ids=seq.ids[:max_length], n_prompt=seq.n_prompt, skip=skip)
 
 
 def kto_examples(

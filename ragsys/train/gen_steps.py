@@ -54,6 +54,8 @@ def pad(seqs: Sequence[Seq], pad_id: int, device: torch.device) -> Padded:
         ids[b, : len(s)] = torch.tensor(s.ids, dtype=torch.long)
         attention[b, : len(s)] = 1
         completion[b, s.n_prompt : len(s)] = 1
+        for lo, hi in s.skip:  # a user turn inside the completion: no loss there
+            completion[b, lo:hi] = 0
     start = max(min(s.n_prompt for s in seqs) - 1, 0)  # logits at start predict the first completion token
     ids, attention, completion = ids.to(device), attention.to(device), completion.to(device)
     return Padded(ids[:, start:], completion[:, start:], ids, attention)

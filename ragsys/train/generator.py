@@ -256,7 +256,9 @@ class _Run:
         report = _reporter(self.progress)
         cache = WorkCache(self.out / WORK, self.fingerprint, self.budget)
         ctx = DataContext(
-            templater=Templater(generator.prompt, self.tokenizer, end_of_turn(self.tokenizer)),
+            templater=Templater(
+                generator.prompt, self.tokenizer, end_of_turn(self.tokenizer), generator.config.system_text()
+            ),
             model=self.model, generator=generator, index=self.index, items=self.items,
             search=_lazy_search(self.config, self.index, self.train.k or self.config.top_k, report),
             feedback=_read_feedback(self.feedback), max_length=self.train.max_length, seed=self.train.seed,
