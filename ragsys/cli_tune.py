@@ -15,16 +15,27 @@ from ragsys.cli_common import err
 
 
 class TuneProgress:
-    """One bar per phase (mining, training, scoring...) and one for the overall time budget."""
+    """One bar per phase (mining, training, scoring...) and one for the overall time budget;
+    when stderr is not a terminal (a log file), one line a minute per phase instead, with
+    the minutes spent, so a long run can be followed with `tail`."""
 
-    def __init__(self, progress: Progress, max_minutes: float | None) -> None:
+    def __init__(self, progress: Progress, max_minutes: float | None, lines: bool = False) -> None:
         self._progress, self._tasks = progress, {}  # type: ignore[var-annotated]
         self._t0, self._max = time.monotonic(), max_minutes
+        self._lines = lines
+        self._last: dict[str, float] = {}
         self._budget: TaskID | None = None
         if max_minutes is not None:
             self._budget = progress.add_task("budget (minutes)", total=max_minutes)
 
     def __call__(self, phase: str, done: int, total: int) -> None:
+        now = time.monotonic()
+        if self._lines and (now - self._last.get(phase, 0.0) >= 60 or done == total):
+            self._last[phase] = now
+            budget = f" of {self._max:g}" if self._max is not None else ""
+            minutes = (now - self._t0) / 60
+            line = f"{phase}: {done}/{total or '?'} ({time.strftime('%H:%M:%S')}, {minutes:.1f}{budget} min)"
+            self._progress.console.print(line, highlight=False)
         task = self._tasks.get(phase)
         if task is None:
             task = self._tasks[phase] = self._progress.add_task(phase, total=total or None)
@@ -84,6 +95,7 @@ def tune(
             MofNCompleteColumn(),
             TimeElapsedColumn(),
             console=err,
+            disable=not err.is_terminal,
         ) as progress:
             state = run_tune(
                 config,
@@ -94,7 +106,7 @@ def tune(
                 feedback=feedback,
                 seed=seed,
                 max_minutes=max_minutes,
-                progress=TuneProgress(progress, max_minutes),
+                progress=TuneProgress(progress, max_minutes, lines=not err.is_terminal),
                 log=lambda m: progress.console.print(m, highlight=False),
             )
     for rec in state.stages:

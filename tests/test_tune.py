@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -210,5 +211,7 @@ def test_cli_tune_end_to_end_on_a_tiny_index(tmp_path: Path, tiny_pipeline: Pipe
     assert "ndcg@10" in report["systems"]["baseline"]["metrics"]
     assert (tmp_path / "tuned" / "report.html").read_text().startswith("<!doctype html>")
     assert PipelineConfig.load(tmp_path / "tuned").retrievers  # the tuned pipeline loads with --pipeline
+    # not a terminal: progress comes as plain lines a log file can be followed with
+    assert re.search(r"^mining: \d+/\d+ \(\d\d:\d\d:\d\d, [\d.]+ min\)$", result.output, re.M), result.output
     bad = CliRunner().invoke(app, [*args[:-3], "--stages", "retriever,nonsense"])
     assert bad.exit_code == 2 and "unknown stage" in bad.output
