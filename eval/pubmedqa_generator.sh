@@ -4,25 +4,29 @@
 # model answers each train question; up if its yes/no/maybe matches the gold label, else
 # down), and score both on the official test split against the untuned run of
 # eval/pubmedqa.sh (same settings: 3 passages, 48 new tokens, constrained label step).
+# SFT also trains the constrained label step's turn (the one-word yes/no/maybe follow-up the
+# eval asks after each answer), and KTO's thumbs judge the verdict each answer states.
 # CPU budget: SFT uses the first 240 train questions, KTO the first 160 (the SFT model answers
-# them, ~48 tokens each; KTO training stops after 30 minutes, a re-run resumes it), and the
-# SFT+KTO model is scored on the first 150 test questions (paired with the baseline on the
-# same 150). Needs eval/pubmedqa.sh first. OMP_NUM_THREADS=1 is faster on a busy 2-core machine.
+# them, ~48 tokens each; KTO training stops after 30 minutes, a re-run resumes it), and both
+# models are scored on the first LIMIT test questions (default 250, paired with the baseline
+# on the same ones; LIMIT=500 for all). Needs eval/pubmedqa.sh first.
+# OMP_NUM_THREADS=1 is faster on a busy 2-core machine.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 R=.venv/bin/ragsys
 OUT=runs/pubmedqa
 BASE=$OUT/eval/hybrid-e2e-test.json
 STEP=${1:-all}
+LIMIT=${LIMIT:-250}
 if [ "$STEP" = all ] || [ "$STEP" = sft ]; then
   $R train generator --pipeline pipelines/hybrid.py --index $OUT/index --eval-set $OUT/pubmedqa.jsonl \
      --method sft --limit 240 -k 3 --epochs 1 --lr 2e-4 --batch-size 1 --grad-accum 1 --no-gradient-checkpointing --seed 0 --out $OUT/sft --json | tail -n 1
   $R eval --index $OUT/index --eval-set $OUT/pubmedqa.jsonl --split test --pipeline $OUT/sft -k 3 \
-     --max-new-tokens 48 --baseline $BASE --out $OUT/eval --name sft-e2e-test --json | tail -n 1
+     --max-new-tokens 48 --limit $LIMIT --baseline $BASE --out $OUT/eval --name sft-e2e-test --json | tail -n 1
 fi
 if [ "$STEP" = all ] || [ "$STEP" = kto ]; then
   $R train generator --pipeline $OUT/sft --index $OUT/index --eval-set $OUT/pubmedqa.jsonl \
      --method kto --limit 160 --max-new-tokens 48 -k 3 --epochs 1 --lr 1e-4 --batch-size 2 --grad-accum 2 --beta 0.1 --seed 0 --max-minutes 30 --out $OUT/sft-kto --json | tail -n 1
   $R eval --index $OUT/index --eval-set $OUT/pubmedqa.jsonl --split test --pipeline $OUT/sft-kto -k 3 \
-     --max-new-tokens 48 --limit 150 --baseline $BASE --out $OUT/eval --name sft-kto-e2e-test --json | tail -n 1
+     --max-new-tokens 48 --limit $LIMIT --baseline $BASE --out $OUT/eval --name sft-kto-e2e-test --json | tail -n 1
 fi
