@@ -188,6 +188,7 @@ def test_label_turn_follows_the_answer_as_the_constrained_step_sees_it(lm: tuple
 def test_sft_examples_add_the_label_turn_only_for_labelled_items(lm: tuple[Any, Any]) -> None:
     _, tokenizer = lm
     system = SYSTEM  # as `_prompt` renders it
+
     def prompt(q: str, h: Sequence[Hit]) -> Prompt:
         return build_prompt(q, h, tokenizer, system_prompt=SYSTEM, context_tokens=120)
 
