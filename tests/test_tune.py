@@ -213,5 +213,7 @@ def test_cli_tune_end_to_end_on_a_tiny_index(tmp_path: Path, tiny_pipeline: Pipe
     assert PipelineConfig.load(tmp_path / "tuned").retrievers  # the tuned pipeline loads with --pipeline
     # not a terminal: progress comes as plain lines a log file can be followed with
     assert re.search(r"^mining: \d+/\d+ \(\d\d:\d\d:\d\d, [\d.]+ min\)$", result.output, re.M), result.output
+    # the retriever stage's re-embedding of the corpus shows too (it is minutes of the stage)
+    assert re.search(r"^re-embedding the corpus: embed \S+: (\d+)/\1 ", result.output, re.M), result.output
     bad = CliRunner().invoke(app, [*args[:-3], "--stages", "retriever,nonsense"])
     assert bad.exit_code == 2 and "unknown stage" in bad.output

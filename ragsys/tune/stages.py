@@ -96,6 +96,10 @@ class TuneContext:
         """Adapts the generator trainer's `TrainProgress` reports to (phase, done, total)."""
         self.progress(f"generator {p.phase}", p.done, p.total)
 
+    def index_reporter(self, prefix: str) -> PhaseReporter:
+        """Index building's progress (a `Reporter`) shown as tune phases."""
+        return PhaseReporter(self, prefix)
+
     def counter(self, phase: str, total: int) -> Callable[[int], None]:
         done = 0
 
@@ -105,6 +109,27 @@ class TuneContext:
             self.progress(phase, done, total)
 
         return tick
+
+
+class PhaseReporter:
+    """`ragsys.index.progress.Reporter` over `TuneContext.progress`: re-embedding a corpus is
+    minutes of a stage's time and would otherwise show nothing."""
+
+    def __init__(self, ctx: TuneContext, prefix: str) -> None:
+        self._ctx, self._prefix = ctx, prefix
+        self._done: dict[str, int] = {}
+        self._total: dict[str, int] = {}
+
+    def stage(self, name: str, total: int) -> None:
+        self._done[name], self._total[name] = 0, total
+        self._ctx.progress(f"{self._prefix}: {name}", 0, total)
+
+    def advance(self, name: str, n: int = 1) -> None:
+        self._done[name] = self._done.get(name, 0) + n
+        self._ctx.progress(f"{self._prefix}: {name}", self._done[name], self._total.get(name, 0))
+
+    def log(self, message: str) -> None:
+        self._ctx.log(message)
 
 
 Stage = Callable[[TuneContext, PipelineConfig, Path, Path], "Proposal | str"]
@@ -202,7 +227,7 @@ def retriever_stage(
         progress=lambda d, t: ctx.progress("training the encoder", d, t),
     )
     new_index = out / "index"
-    copy_for_pipeline(index_dir, new_index, result.pipeline)
+    copy_for_pipeline(index_dir, new_index, result.pipeline, ctx.index_reporter("re-embedding the corpus"))
     return Proposal(
         result.pipeline, new_index, RETRIEVAL, result.model_dump(mode="json", exclude={"pipeline"})
     )
