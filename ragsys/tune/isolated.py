@@ -10,11 +10,20 @@ answers, tuned first), the joint component is reused and the report says so.
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 from ragsys.pipeline import PipelineConfig
-from ragsys.tune.report import System
-from ragsys.tune.stages import TuneContext, generator_stage, mixture_stage, reranker_stage, retriever_stage
+from ragsys.train.budget import TimeBudget
+from ragsys.tune.report import System, stage_inputs
+from ragsys.tune.stages import (
+    TuneContext,
+    generator_stage,
+    mixture_stage,
+    reranker_stage,
+    retriever_stage,
+    with_reference,
+)
 from ragsys.tune.state import StageRecord, TuneState
 
 
@@ -29,19 +38,30 @@ def build_isolated(ctx: TuneContext, state: TuneState, out: Path) -> System | No
         config, index, note = _retriever(ctx, kept["retriever"], base, base_index, out / "retriever")
         notes.append(note)
     if "reranker" in kept:
-        proposal = reranker_stage(ctx, base, base_index, out / "reranker", joint=False)
-        if not isinstance(proposal, str) and proposal.rejected is None:
-            config = config.model_copy(update={"reranker": proposal.config.reranker})
-            notes.append("reranker trained on the untuned retrieval's candidates")
+        rec = kept["reranker"]
+        if _reranker_data_was_isolated(ctx, state, base) and rec.pipeline_dir:
+            tuned = PipelineConfig.load(Path(rec.pipeline_dir))
+            config = config.model_copy(update={"reranker": tuned.reranker})
+            notes.append(
+                "reranker: the joint run's had exactly the isolated data (untuned candidates, gold "
+                "labels and pseudo-queries, no LM supervision or synthetic queries), reused"
+            )
         else:
-            notes.append("the reranker trained in isolation did not pass its dev check; none used")
+            proposal = reranker_stage(_budgeted(ctx, rec), base, base_index, out / "reranker", joint=False)
+            if not isinstance(proposal, str) and proposal.rejected is None:
+                config = config.model_copy(update={"reranker": proposal.config.reranker})
+                notes.append("reranker trained on the untuned retrieval's candidates")
+            else:
+                notes.append("the reranker trained in isolation did not pass its dev check; none used")
     if "mixture" in kept:
         proposal = mixture_stage(ctx, base, base_index, out / "mixture")
         if not isinstance(proposal, str):
             config = config.model_copy(update={"fusion": proposal.config.fusion})
             notes.append("fusion weights fit on the untuned retrievers")
     if "generator" in kept:
-        proposal = generator_stage(ctx, base, base_index, out / "generator", contexts="gold")
+        proposal = generator_stage(
+            _budgeted(ctx, kept["generator"]), base, base_index, out / "generator", contexts="gold"
+        )
         if not isinstance(proposal, str):
             config = config.model_copy(update={"generator": proposal.config.generator})
             notes.append("generator fine-tuned on gold passages")
@@ -58,8 +78,27 @@ def _retriever(
         tuned = PipelineConfig.load(Path(joint.pipeline_dir))
         config = base.model_copy(update={"retrievers": tuned.retrievers})
         return config, Path(joint.index_dir), "retriever: same gold-only data as the joint run, reused"
-    proposal = retriever_stage(ctx, base, base_index, out, joint=False)
+    proposal = retriever_stage(_budgeted(ctx, joint), base, base_index, out, joint=False)
     if isinstance(proposal, str):
         return base, base_index, f"retriever not trained in isolation: {proposal}"
     config = base.model_copy(update={"retrievers": proposal.config.retrievers})
     return config, proposal.index_dir, "retriever trained on gold pairs only"
+
+
+def _budgeted(ctx: TuneContext, joint: StageRecord) -> TuneContext:
+    """The control trains for as many minutes as the joint stage took, not on what the run's
+    budget has left: after the stages that is often nothing, and a control trained for a few
+    seconds would flatter "joint". The joint stage's minutes include its mining and dev check,
+    so the control never gets less training time than the joint component had."""
+    return dataclasses.replace(ctx, budget=TimeBudget(max(joint.minutes, 1.0)))
+
+
+def _reranker_data_was_isolated(ctx: TuneContext, state: TuneState, base: PipelineConfig) -> bool:
+    """True when the joint reranker stage trained on exactly what the control would: it started
+    from the untuned retrieval (no earlier stage kept) and had neither synthetic queries nor
+    LM-supervised targets. Retraining it would only repeat the same seeded run."""
+    started_from_base = stage_inputs(state).get("reranker") == (state.base_pipeline, state.base_index)
+    lm_supervised = (
+        base.generator is not None and ctx.settings.lm_questions > 0 and bool(with_reference(ctx.train))
+    )
+    return started_from_base and not ctx.synthetic and not lm_supervised
