@@ -261,10 +261,11 @@ def reranker(
                 examples += examples_for_pairs(
                     pairs, search, n_negatives=negatives, depth=top_n, on_progress=advance
                 )
-        with bar("training the reranker") as update:
+        with bar("training the reranker") as update, bar("checking it on dev") as dev_update:
             result = train_reranker(
-                config, train, examples, out=out, dev=parts.dev, search=search, progress=update
-            )
+                config, train, examples, out=out, dev=parts.dev, search=search, progress=update,
+                dev_progress=dev_update,
+            )  # fmt: skip
         renamed(result.pipeline, "tuned-reranker").save(out)
     if result.dev is not None:
         verdict = (

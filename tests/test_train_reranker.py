@@ -19,6 +19,7 @@ from ragsys.train.mining import TrainExample
 from ragsys.train.reranker import (
     LOSSES,
     RerankerTrainConfig,
+    ScoreTable,
     check_on_dev,
     choose_weight,
     listwise_columns,
@@ -187,6 +188,22 @@ def test_dev_check_keeps_a_reranker_that_knows_the_gold() -> None:
     assert check.best is not None and check.with_best == pytest.approx(1.0)
     assert check.p_value is not None and check.p_value < 0.05  # six of six questions improved
     assert oracle.calls == 1  # scored once; every weight reuses the scores
+
+
+def test_dev_check_reports_progress_and_scores_the_same_in_slices() -> None:
+    items, search, gold = dev_setup()
+    oracle = FakeScorer(lambda q, p: 1.0 if gold[q] == p else 0.0)
+    seen: list[tuple[int, int]] = []
+    check = check_on_dev(items, search, oracle, RerankerTrainConfig(), lambda d, t: seen.append((d, t)))
+    assert check is not None and seen == [(6, 6)]
+    questions = [it.question for it in items]
+    heads = search.search_many(questions, RerankerTrainConfig().top_n)
+    whole = ScoreTable.of(questions, heads, oracle, RerankerTrainConfig())
+    seen.clear()
+    sliced = ScoreTable.of(
+        questions, heads, oracle, RerankerTrainConfig(), lambda d, t: seen.append((d, t)), step=4
+    )
+    assert seen == [(4, 6), (6, 6)] and sliced._scores == whole._scores
 
 
 def test_dev_check_drops_a_reranker_that_does_not_help() -> None:

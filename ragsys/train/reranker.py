@@ -190,6 +190,7 @@ def train_reranker(
     dev: Sequence[EvalItem] = (),
     search: SearchPipeline | None = None,
     progress: Progress | None = None,
+    dev_progress: Progress | None = None,
 ) -> RerankerTrainResult:
     """Trains a cross-encoder into `out/model` (checkpoints in `out/checkpoints`; a second call with
     the same `out` resumes), then keeps it in the returned pipeline only if it helps on `dev`.
@@ -214,7 +215,7 @@ def train_reranker(
     model_dir = out / "model"
     model.save_pretrained(str(model_dir), safe_serialization=True)
     model.eval()
-    check = check_on_dev(dev, search, model, train) if dev and search is not None else None
+    check = check_on_dev(dev, search, model, train, dev_progress) if dev and search is not None else None
     used, weight = _decide(check, train)
     reranker = CrossEncoderConfig(
         model=str(model_dir), top_n=train.top_n, max_length=train.max_length, interpolate=weight or 0.0
@@ -316,7 +317,11 @@ def dev_ndcg(items: Sequence[EvalItem], runs: Sequence[Sequence[Hit]]) -> list[f
 
 
 def check_on_dev(
-    dev: Sequence[EvalItem], search: SearchPipeline, scorer: PairScorer, train: RerankerTrainConfig
+    dev: Sequence[EvalItem],
+    search: SearchPipeline,
+    scorer: PairScorer,
+    train: RerankerTrainConfig,
+    progress: Progress | None = None,
 ) -> DevCheck | None:
     """Reranks the pipeline's own candidates (its reranker switched off) for every dev question that
     has gold documents, once, then scores each weight through `CrossEncoderReranker` itself, so the
@@ -329,7 +334,7 @@ def check_on_dev(
     )
     questions = [it.question for it in items]
     heads = base.search_many(questions, train.top_n)
-    table = ScoreTable.of(questions, heads, scorer, train)
+    table = ScoreTable.of(questions, heads, scorer, train, progress)
     weights = (train.interpolate,) if train.interpolate is not None else train.grid
     per_weight = {w: dev_ndcg(items, _reranked(questions, heads, table, train, w)) for w in weights}
     base_scores = dev_ndcg(items, heads)
@@ -360,11 +365,18 @@ class ScoreTable:
     @classmethod
     def of(
         cls, questions: Sequence[str], heads: Sequence[Sequence[Hit]], scorer: PairScorer,
-        train: RerankerTrainConfig,
+        train: RerankerTrainConfig, progress: Progress | None = None, step: int = 16,
     ) -> ScoreTable:  # fmt: skip
-        """Raw cross-encoder logits for every (question, candidate) pair, via the inference path."""
+        """Raw cross-encoder logits for every (question, candidate) pair, via the inference path,
+        `step` questions at a time so `progress` (questions done, total) can follow: on a CPU a
+        dev set's top-50 lists take minutes."""
         rc = CrossEncoderConfig(model="(dev)", top_n=train.top_n, max_length=train.max_length)
-        scored = CrossEncoderReranker(rc, scorer).rerank_many(questions, heads, k=train.top_n)
+        reranker = CrossEncoderReranker(rc, scorer)
+        scored: list[list[Hit]] = []
+        for i in range(0, len(questions), step):
+            scored += reranker.rerank_many(questions[i : i + step], heads[i : i + step], k=train.top_n)
+            if progress is not None:
+                progress(len(scored), len(questions))
         return cls(
             {(q, passage_text(h.chunk)): h.score for q, hs in zip(questions, scored, strict=True) for h in hs}
         )

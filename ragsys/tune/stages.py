@@ -275,6 +275,7 @@ def reranker_stage(
         dev=with_gold(ctx.dev),
         search=search,
         progress=lambda d, t: ctx.progress("training the reranker", d, t),
+        dev_progress=lambda d, t: ctx.progress("checking the reranker on dev", d, t),
     )
     extra = result.model_dump(mode="json", exclude={"pipeline"})
     if not result.used:
