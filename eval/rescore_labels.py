@@ -19,7 +19,12 @@ from pathlib import Path
 from ragsys.eval.answers import map_yes_no_maybe
 from ragsys.eval.stats import bootstrap_ci, paired_bootstrap_delta_ci, paired_randomization_test
 from ragsys.evalset import load_eval_set
-from ragsys.evaluate_answers import LABELS, bootstrap_macro_f1
+from ragsys.evaluate_answers import (
+    LABELS,
+    bootstrap_macro_f1,
+    label_accuracy_and_macro_f1,
+    paired_macro_f1_delta,
+)
 
 Labels = dict[str, tuple[str, str]]  # question id -> (rule label, constrained label)
 
@@ -37,6 +42,7 @@ def summary(labels: Labels, gold: dict[str, str], which: int) -> dict[str, objec
         "n": len(ids),
         "accuracy": statistics.fmean(correct),
         "accuracy_ci95": list(bootstrap_ci(correct)),
+        "macro_f1": label_accuracy_and_macro_f1(preds, golds, LABELS)[1],
         "macro_f1_ci95": list(bootstrap_macro_f1(preds, golds)),
         "counts": {lab: preds.count(lab) for lab in LABELS},
     }
@@ -49,8 +55,12 @@ def compare(
     a = [float(run[q][which_run] == gold[q]) for q in ids]
     b = [float(base[q][which_base] == gold[q]) for q in ids]
     lo, hi = paired_bootstrap_delta_ci(a, b)
+    f1 = paired_macro_f1_delta(
+        [run[q][which_run] for q in ids], [base[q][which_base] for q in ids], [gold[q] for q in ids]
+    )
     return {"n": len(ids), "delta": statistics.fmean(a) - statistics.fmean(b), "ci95_lo": lo, "ci95_hi": hi,
-            "p_value": paired_randomization_test(a, b)}  # fmt: skip
+            "p_value": paired_randomization_test(a, b),
+            "macro_f1_delta": f1[0], "macro_f1_ci95_lo": f1[1], "macro_f1_ci95_hi": f1[2]}  # fmt: skip
 
 
 def main() -> None:
@@ -68,6 +78,7 @@ def main() -> None:
         if base is not None:
             entry["rule_vs_baseline_constrained"] = compare(labels, base, gold, 0, 1)
             entry["rule_vs_baseline_rule"] = compare(labels, base, gold, 0, 0)
+            entry["constrained_vs_baseline_constrained"] = compare(labels, base, gold, 1, 1)
         out[path.stem] = entry
     print(json.dumps(out))
 

@@ -106,3 +106,27 @@ def bootstrap_macro_f1(
         )
     lo, hi = np.percentile(values, [2.5, 97.5])
     return float(lo), float(hi)
+
+
+def paired_macro_f1_delta(
+    preds: Sequence[str],
+    base_preds: Sequence[str],
+    golds: Sequence[str],
+    n_resamples: int = 2000,
+    seed: int = 0,
+) -> tuple[float, float, float]:
+    """macro-F1(preds) - macro-F1(base_preds) on the same questions, with a paired percentile
+    bootstrap CI (both systems scored on each resample of the questions): (delta, lo, hi)."""
+
+    def f1(p: Sequence[str], g: Sequence[str]) -> float:
+        return label_accuracy_and_macro_f1(p, g, LABELS)[1]
+
+    rng = np.random.default_rng(seed)
+    n = len(golds)
+    deltas = []
+    for _ in range(n_resamples):
+        idx = rng.integers(0, n, n)
+        g = [golds[i] for i in idx]
+        deltas.append(f1([preds[i] for i in idx], g) - f1([base_preds[i] for i in idx], g))
+    lo, hi = np.percentile(deltas, [2.5, 97.5])
+    return f1(preds, golds) - f1(base_preds, golds), float(lo), float(hi)

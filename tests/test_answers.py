@@ -100,3 +100,18 @@ def test_macro_f1_agrees_with_sklearn() -> None:
 def test_label_metrics_reject_mismatched_lengths() -> None:
     with pytest.raises(ValueError, match="equally long"):
         label_accuracy_and_macro_f1(["yes"], [])
+
+
+def test_paired_macro_f1_delta() -> None:
+    from ragsys.evaluate_answers import paired_macro_f1_delta
+
+    golds = ["yes"] * 12 + ["no"] * 6 + ["maybe"] * 2
+    assert paired_macro_f1_delta(golds, golds, golds, n_resamples=200) == (0.0, 0.0, 0.0)
+    always_yes = ["yes"] * len(golds)
+    delta, lo, hi = paired_macro_f1_delta(golds, always_yes, golds, n_resamples=200)
+    assert delta == pytest.approx(
+        1.0 - (2 * 0.6 / 1.6) / 3
+    )  # perfect vs yes-only (F1 0.75 on one class of 3)
+    assert 0 < lo <= delta <= hi
+    back, blo, bhi = paired_macro_f1_delta(always_yes, golds, golds, n_resamples=200)
+    assert back == pytest.approx(-delta) and bhi < 0  # the sign follows the order
