@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import importlib.util
+import json
 import shutil
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -84,6 +85,13 @@ class PipelineConfig(Frozen):
     def load(cls, directory: Path) -> PipelineConfig:
         return cls.from_yaml(directory / PIPELINE_YAML)
 
+    def identity(self) -> str:
+        """What the pipeline computes, as one string: its settings with every local weight folder
+        replaced by a digest of its files, and its name left out. Two saved copies of the same
+        pipeline (each bundling its own copy of the weights) have the same identity."""
+        raw = _map_weight_paths(self.model_dump(mode="json", exclude={"name"}), _weights_digest)
+        return json.dumps(raw, sort_keys=True)
+
 
 WEIGHT_FIELDS = ("model", "adapter")  # config fields that name weights: an alias, hub id or folder
 
@@ -97,6 +105,19 @@ def _map_weight_paths(node: object, fn: Callable[[str], str]) -> object:
     if isinstance(node, list):
         return [_map_weight_paths(v, fn) for v in node]
     return node
+
+
+def _weights_digest(value: str) -> str:
+    folder = Path(value)
+    if not folder.is_dir():
+        return value  # an alias or a hub id names itself
+    h = hashlib.sha256()
+    for f in sorted(p for p in folder.rglob("*") if p.is_file()):
+        h.update(str(f.relative_to(folder)).encode())
+        with f.open("rb") as fh:
+            for block in iter(lambda: fh.read(1 << 20), b""):
+                h.update(block)
+    return f"sha256:{h.hexdigest()}"
 
 
 def _absolute(value: str, base: Path) -> str:

@@ -45,6 +45,25 @@ def test_save_bundles_local_weights_and_load_restores_them(tmp_path: Path, tiny_
     assert loaded.reranker is not None and loaded.reranker.model == first.model
 
 
+def test_identity_follows_weight_contents_not_folders_or_name(tmp_path: Path, tiny_st_path: Path) -> None:
+    import shutil
+
+    config = PipelineConfig(name="a", retrievers=(DenseConfig(model=str(tiny_st_path)),))
+    config.save(tmp_path / "one")
+    config.model_copy(update={"name": "b"}).save(tmp_path / "two")
+    one, two = PipelineConfig.load(tmp_path / "one"), PipelineConfig.load(tmp_path / "two")
+    assert one.retrievers != two.retrievers and one.identity() == two.identity()
+    assert one.model_copy(update={"top_k": 3}).identity() != one.identity()
+    changed = tmp_path / "changed"
+    shutil.copytree(tiny_st_path, changed)
+    (changed / "config.json").write_text((changed / "config.json").read_text() + " ")
+    other = PipelineConfig(retrievers=(DenseConfig(model=str(changed)),))
+    assert other.identity() != one.identity()
+    assert (
+        '"model": "minilm"' in PipelineConfig(retrievers=(DenseConfig(model="minilm"),)).identity()
+    )  # an alias
+
+
 def test_unknown_component_kind_is_refused(tmp_path: Path) -> None:
     (tmp_path / "pipeline.yaml").write_text(
         "retrievers:\n- kind: os.system\n  model: rm -rf /\n", encoding="utf-8"

@@ -265,3 +265,43 @@ def test_isolated_control_reuses_identical_reranker_data_and_gets_the_joint_minu
     assert spent.budget.expired
     control = _budgeted(spent, state("reverted").stages[1])
     assert not control.budget.expired and 6.9 < (control.minutes_left() or 0) <= 7.0
+
+
+def test_report_scores_a_system_once_when_another_has_the_same_components(
+    tmp_path: Path, tiny_pipeline: PipelineConfig, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from ragsys.tune import report as report_mod
+    from ragsys.tune.state import TuneState
+
+    reader, config = _setup(tmp_path, tiny_pipeline)
+    config.save(tmp_path / "base")
+    tuned = config.model_copy(update={"name": "tuned", "top_k": 5})
+    tuned.save(tmp_path / "tuned-dir")
+    state = TuneState(
+        seed=0, eval_set="e", train_ids=(), dev_ids=(), base_pipeline=str(tmp_path / "base"),
+        base_index=str(tmp_path / "index"), current_pipeline=str(tmp_path / "tuned-dir"),
+        current_index=str(tmp_path / "index"),
+    )  # fmt: skip
+    calls: list[str] = []
+
+    def fake_score(scorer, system, test, answers):  # type: ignore[no-untyped-def]
+        calls.append(system.name)
+        level = 0.5 if system.config.top_k == 10 else 0.8
+        return {it.id: {"ndcg@10": level + 0.01 * i} for i, it in enumerate(test)}
+
+    monkeypatch.setattr(report_mod, "score_system", fake_score)
+    # the isolated control reused every joint component: its name differs, and its saved copy
+    # bundles its own copy of the weights
+    tuned.model_copy(update={"name": "other"}).save(tmp_path / "isolated-dir")
+    same = PipelineConfig.load(tmp_path / "isolated-dir")
+    assert same.retrievers != PipelineConfig.load(tmp_path / "tuned-dir").retrievers  # other folders
+    isolated = report_mod.System("isolated", same, tmp_path / "index")
+    logs: list[str] = []
+    out = tmp_path / "out"
+    out.mkdir()
+    report = report_mod.final_report(state, reader, out, None, isolated, None, logs.append)  # type: ignore[arg-type]
+    assert calls == ["baseline", "tuned (joint)"]
+    assert any("scores reused" in m for m in logs)
+    assert report["systems"]["isolated"]["metrics"] == report["systems"]["tuned (joint)"]["metrics"]
+    assert report["joint_vs_isolated"]["metrics"]["ndcg@10"]["delta"] == 0.0
+    assert report["tuned_vs_baseline"]["metrics"]["ndcg@10"]["delta"] == pytest.approx(0.3)

@@ -107,9 +107,17 @@ def final_report(
     test = reader.read([TEST_SPLIT])
     systems = systems_for(state, isolated)
     records: dict[str, dict[str, Any]] = {}
+    scored: dict[tuple[str, str], dict[str, dict[str, float]]] = {}
     for system in systems:
-        log(f"scoring {system.name} on {len(test)} test questions")
-        per_query = score_system(scorer, system, test, answers)
+        # Two systems with the same components (e.g. an isolated control that reused the joint
+        # run's reranker) are one system: scored once. The pipeline's name changes nothing.
+        key = (system.config.identity(), str(system.index_dir))
+        if key in scored:
+            log(f"{system.name}: the same components as a system already scored; its scores reused")
+        else:
+            log(f"scoring {system.name} on {len(test)} test questions")
+            scored[key] = score_system(scorer, system, test, answers)
+        per_query = scored[key]
         records[system.name] = build_run_record(
             system.name, {"note": system.note}, per_query, seed=state.seed
         )
