@@ -7,7 +7,7 @@
 # SFT also trains the constrained label step's turn (the one-word yes/no/maybe follow-up the
 # eval asks after each answer), and KTO's thumbs judge the verdict each answer states.
 # CPU budget: SFT uses the first 240 train questions, KTO the first 160 (the SFT model answers
-# them, ~48 tokens each; KTO training stops after 30 minutes, a re-run resumes it), and both
+# them, ~48 tokens each, about half of its 60-minute budget; a re-run resumes), and both
 # models are scored on the first LIMIT test questions (default 250, paired with the baseline
 # on the same ones; LIMIT=500 for all). Needs eval/pubmedqa.sh first.
 # OMP_NUM_THREADS=1 is faster on a busy 2-core machine.
@@ -26,7 +26,7 @@ if [ "$STEP" = all ] || [ "$STEP" = sft ]; then
 fi
 if [ "$STEP" = all ] || [ "$STEP" = kto ]; then
   $R train generator --pipeline $OUT/sft --index $OUT/index --eval-set $OUT/pubmedqa.jsonl \
-     --method kto --limit 160 --max-new-tokens 48 -k 3 --epochs 1 --lr 1e-4 --batch-size 2 --grad-accum 2 --beta 0.1 --seed 0 --max-minutes 30 --out $OUT/sft-kto --json | tail -n 1
+     --method kto --limit 160 --max-new-tokens 48 -k 3 --epochs 1 --lr 1e-4 --batch-size 2 --grad-accum 2 --beta 0.1 --seed 0 --max-minutes 60 --out $OUT/sft-kto --json | tail -n 1
   $R eval --index $OUT/index --eval-set $OUT/pubmedqa.jsonl --split test --pipeline $OUT/sft-kto -k 3 \
      --max-new-tokens 48 --limit $LIMIT --baseline $BASE --out $OUT/eval --name sft-kto-e2e-test --json | tail -n 1
 fi
