@@ -60,7 +60,8 @@ def compare(
     )
     return {"n": len(ids), "delta": statistics.fmean(a) - statistics.fmean(b), "ci95_lo": lo, "ci95_hi": hi,
             "p_value": paired_randomization_test(a, b),
-            "macro_f1_delta": f1[0], "macro_f1_ci95_lo": f1[1], "macro_f1_ci95_hi": f1[2]}  # fmt: skip
+            "macro_f1_delta": f1[0], "macro_f1_ci95_lo": f1[1], "macro_f1_ci95_hi": f1[2],
+            "baseline_on_these": summary({q: base[q] for q in ids}, gold, which_base)}  # fmt: skip
 
 
 def main() -> None:
