@@ -65,6 +65,19 @@ def test_compare_uses_only_shared_queries() -> None:
         compare_runs(cur, build_run_record("x", {}, {"y": {"m": 0.0}}, n_resamples=10))
 
 
+def test_compare_keeps_a_metric_scored_on_a_subset() -> None:
+    # retrieval on every query, answers on the first two only (as `tune --report-answers` does)
+    cur = {"a": {"r": 1.0, "acc": 1.0}, "b": {"r": 1.0, "acc": 1.0}, "c": {"r": 1.0}}
+    base = {"a": {"r": 0.0, "acc": 0.0}, "b": {"r": 0.0, "acc": 1.0}, "c": {"r": 0.0}}
+    comparison = compare_runs(
+        build_run_record("c", {}, cur, n_resamples=50), build_run_record("b", {}, base, n_resamples=50),
+        n_resamples=50,
+    )  # fmt: skip
+    assert comparison["metrics"]["r"]["n"] == 3 and comparison["metrics"]["acc"]["n"] == 2
+    assert comparison["metrics"]["acc"]["delta"] == pytest.approx(0.5)
+    assert comparison["per_query_delta"]["acc"] == {"a": 1.0, "b": 0.0}
+
+
 def test_bad_inputs_fail_early(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="plain file name"):
         write_report(tmp_path, "../escape", {}, _per_query(0.0))

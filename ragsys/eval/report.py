@@ -75,19 +75,24 @@ def compare_runs(
     common = sorted(set(cur) & set(base))
     if not common:
         raise ValueError("the runs share no query id: was the baseline run on a different eval set?")
-    shared = [m for m in _metric_names(cur) if all(m in cur[q] and m in base[q] for q in common)]
     metrics: dict[str, Any] = {}
     deltas: dict[str, dict[str, float]] = {}
-    for m in shared:
-        a, b = [cur[q][m] for q in common], [base[q][m] for q in common]
+    for m in _metric_names(cur):
+        # A metric some queries lack (answers scored on a subset) is compared on the queries
+        # both runs scored it on; `n` says how many.
+        qs = [q for q in common if m in cur[q] and m in base[q]]
+        if not qs:
+            continue
+        a, b = [cur[q][m] for q in qs], [base[q][m] for q in qs]
         metrics[m] = {
+            "n": len(qs),
             "current": statistics.fmean(a),
             "baseline": statistics.fmean(b),
             "delta": statistics.fmean(a) - statistics.fmean(b),
             "ci95": list(paired_bootstrap_delta_ci(a, b, n_resamples=n_resamples, seed=seed)),
             "p_value": paired_randomization_test(a, b, n_resamples=n_resamples, seed=seed),
         }
-        deltas[m] = {q: x - y for q, x, y in zip(common, a, b, strict=True)}
+        deltas[m] = {q: x - y for q, x, y in zip(qs, a, b, strict=True)}
     return {
         "baseline": baseline.get("name", ""),
         "n_common": len(common),
