@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -14,6 +15,23 @@ from rich.console import Console
 from rich.markup import escape
 
 err = Console(stderr=True, soft_wrap=True)  # an error line stays one line, whatever the width
+
+
+class LineThrottle:
+    """For progress written to a log file instead of a terminal: a phase's line is due at most
+    once a minute, and always when the phase completes, so a long run can be followed with
+    `tail` without flooding it."""
+
+    def __init__(self, every_s: float = 60.0) -> None:
+        self._every = every_s
+        self._last: dict[str, float] = {}
+
+    def due(self, phase: str, done: int, total: int) -> bool:
+        now = time.monotonic()
+        if now - self._last.get(phase, 0.0) >= self._every or done == total:
+            self._last[phase] = now
+            return True
+        return False
 
 
 @contextmanager

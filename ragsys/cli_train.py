@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 
-from ragsys.cli_common import emit_json, err
+from ragsys.cli_common import LineThrottle, emit_json, err
 
 if TYPE_CHECKING:
     from ragsys.pipeline import PipelineConfig
@@ -37,12 +37,10 @@ def bar(label: str) -> Iterator[Callable[[int, int], None]]:
     """A rich progress bar driven by (done, total) calls; when stderr is not a terminal (a log
     file), a plain line every minute instead, so long runs can be followed with `tail`."""
     if not err.is_terminal:
-        last = [0.0]
+        throttle = LineThrottle()
 
         def log_line(done: int, total: int) -> None:
-            now = time.monotonic()
-            if now - last[0] >= 60 or done == total:
-                last[0] = now
+            if throttle.due(label, done, total):
                 err.print(f"{label}: {done}/{total} ({time.strftime('%H:%M:%S')})", highlight=False)
 
         yield log_line
@@ -67,15 +65,13 @@ def phases(prefix: str) -> Iterator[Callable[[str, int, int], None]]:
         console=err, disable=not err.is_terminal,
     ) as progress:  # fmt: skip
         tasks: dict[str, TaskID] = {}
-        last: dict[str, float] = {}
+        throttle = LineThrottle()
 
         def update(phase: str, done: int, total: int) -> None:
             if phase not in tasks:
                 tasks[phase] = progress.add_task(f"{prefix} {phase}", total=total)
             progress.update(tasks[phase], completed=done, total=total)
-            now = time.monotonic()
-            if not err.is_terminal and (now - last.get(phase, 0.0) >= 60 or done == total):
-                last[phase] = now
+            if not err.is_terminal and throttle.due(phase, done, total):
                 err.print(f"{prefix} {phase}: {done}/{total} ({time.strftime('%H:%M:%S')})", highlight=False)
 
         yield update

@@ -11,7 +11,7 @@ from typing import Annotated
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 
-from ragsys.cli_common import err
+from ragsys.cli_common import LineThrottle, err
 
 
 class TuneProgress:
@@ -22,18 +22,15 @@ class TuneProgress:
     def __init__(self, progress: Progress, max_minutes: float | None, lines: bool = False) -> None:
         self._progress, self._tasks = progress, {}  # type: ignore[var-annotated]
         self._t0, self._max = time.monotonic(), max_minutes
-        self._lines = lines
-        self._last: dict[str, float] = {}
+        self._lines = LineThrottle() if lines else None
         self._budget: TaskID | None = None
         if max_minutes is not None:
             self._budget = progress.add_task("budget (minutes)", total=max_minutes)
 
     def __call__(self, phase: str, done: int, total: int) -> None:
-        now = time.monotonic()
-        if self._lines and (now - self._last.get(phase, 0.0) >= 60 or done == total):
-            self._last[phase] = now
+        if self._lines is not None and self._lines.due(phase, done, total):
             budget = f" of {self._max:g}" if self._max is not None else ""
-            minutes = (now - self._t0) / 60
+            minutes = (time.monotonic() - self._t0) / 60
             line = f"{phase}: {done}/{total or '?'} ({time.strftime('%H:%M:%S')}, {minutes:.1f}{budget} min)"
             self._progress.console.print(line, highlight=False)
         task = self._tasks.get(phase)

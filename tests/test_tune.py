@@ -305,3 +305,14 @@ def test_report_scores_a_system_once_when_another_has_the_same_components(
     assert report["systems"]["isolated"]["metrics"] == report["systems"]["tuned (joint)"]["metrics"]
     assert report["joint_vs_isolated"]["metrics"]["ndcg@10"]["delta"] == 0.0
     assert report["tuned_vs_baseline"]["metrics"]["ndcg@10"]["delta"] == pytest.approx(0.3)
+
+
+def test_log_lines_once_a_minute_per_phase_and_at_the_end() -> None:
+    from ragsys.cli_common import LineThrottle
+
+    throttle = LineThrottle()
+    assert throttle.due("mining", 1, 10)
+    assert not throttle.due("mining", 2, 10)  # within the minute
+    assert throttle.due("training", 1, 5)  # each phase has its own minute
+    assert throttle.due("mining", 10, 10)  # the last one always shows
+    assert LineThrottle(every_s=0.0).due("x", 1, 2)
