@@ -89,7 +89,7 @@ class PipelineConfig(Frozen):
         """What the pipeline computes, as one string: its settings with every local weight folder
         replaced by a digest of its files, and its name left out. Two saved copies of the same
         pipeline (each bundling its own copy of the weights) have the same identity."""
-        raw = _map_weight_paths(self.model_dump(mode="json", exclude={"name"}), _weights_digest)
+        raw = _map_weight_paths(self.model_dump(mode="json", exclude={"name"}), weights_digest)
         return json.dumps(raw, sort_keys=True)
 
 
@@ -107,7 +107,8 @@ def _map_weight_paths(node: object, fn: Callable[[str], str]) -> object:
     return node
 
 
-def _weights_digest(value: str) -> str:
+def weights_digest(value: str) -> str:
+    """A weight folder's content digest (the same for every copy of it); aliases and hub ids as given."""
     folder = Path(value)
     if not folder.is_dir():
         return value  # an alias or a hub id names itself

@@ -245,3 +245,37 @@ def test_dev_without_search_is_an_error(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="needs `search`"):
         train_reranker(PipelineConfig(retrievers=(BM25Config(),)), RerankerTrainConfig(), examples(),
                        out=tmp_path, dev=items)  # fmt: skip
+
+
+def test_dev_check_scores_reach_the_tune_scorer_for_any_copy_of_the_model(
+    tiny_ce_path: Path, tmp_path: Path
+) -> None:
+    """`ragsys tune` judges the reranker stage by reranking dev again with the stage's saved
+    pipeline, which bundles a copy of the weights: those pairs must not be scored twice."""
+    import shutil
+
+    from ragsys.tune.scoring import Scorer
+
+    items, search, _ = dev_setup()
+    train = RerankerTrainConfig(model=str(tiny_ce_path), n_negatives=2, epochs=1, batch_size=4, max_length=32)
+    scorer = Scorer(answer_k=3)
+    seen: dict[str, Any] = {}
+
+    def keep(model_dir: Path, scores: Any) -> None:
+        seen["dir"], seen["scores"] = model_dir, dict(scores)
+        scorer.remember_pairs(model_dir, scores)
+
+    result = train_reranker(
+        search.config, train, examples(), out=tmp_path / "rr", dev=items, search=search, on_dev_scores=keep
+    )
+    assert seen["dir"] == result.model_dir and len(seen["scores"]) == 6 * 5  # six questions, five candidates
+    copy = tmp_path / "bundled"
+    shutil.copytree(result.model_dir, copy)
+    model = FakeScorer(lambda q, p: 99.0)
+    known = list(seen["scores"])
+    assert np.allclose(scorer.pair_scorer(str(copy), model).predict(known), list(seen["scores"].values()))
+    assert model.calls == 0
+    scorer.pair_scorer(str(copy), model).predict([("a new question?", "passage d0-0")])
+    assert model.calls == 1
+    other = FakeScorer(lambda q, p: 5.0)  # other weights share nothing
+    assert scorer.pair_scorer(str(tiny_ce_path), other).predict(known[:1])[0] == 5.0

@@ -23,7 +23,7 @@ import dataclasses
 import itertools
 import statistics
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 
@@ -191,6 +191,7 @@ def train_reranker(
     search: SearchPipeline | None = None,
     progress: Progress | None = None,
     dev_progress: Progress | None = None,
+    on_dev_scores: Callable[[Path, Mapping[tuple[str, str], float]], None] | None = None,
 ) -> RerankerTrainResult:
     """Trains a cross-encoder into `out/model` (checkpoints in `out/checkpoints`; a second call with
     the same `out` resumes), then keeps it in the returned pipeline only if it helps on `dev`.
@@ -215,7 +216,10 @@ def train_reranker(
     model_dir = out / "model"
     model.save_pretrained(str(model_dir), safe_serialization=True)
     model.eval()
-    check = check_on_dev(dev, search, model, train, dev_progress) if dev and search is not None else None
+    keep = None if on_dev_scores is None else (lambda scores: on_dev_scores(model_dir, scores))
+    check = (
+        check_on_dev(dev, search, model, train, dev_progress, keep) if dev and search is not None else None
+    )
     used, weight = _decide(check, train)
     reranker = CrossEncoderConfig(
         model=str(model_dir), top_n=train.top_n, max_length=train.max_length, interpolate=weight or 0.0
@@ -322,6 +326,7 @@ def check_on_dev(
     scorer: PairScorer,
     train: RerankerTrainConfig,
     progress: Progress | None = None,
+    on_scores: Callable[[Mapping[tuple[str, str], float]], None] | None = None,
 ) -> DevCheck | None:
     """Reranks the pipeline's own candidates (its reranker switched off) for every dev question that
     has gold documents, once, then scores each weight through `CrossEncoderReranker` itself, so the
@@ -335,6 +340,8 @@ def check_on_dev(
     questions = [it.question for it in items]
     heads = base.search_many(questions, train.top_n)
     table = ScoreTable.of(questions, heads, scorer, train, progress)
+    if on_scores is not None:
+        on_scores(table.scores)
     weights = (train.interpolate,) if train.interpolate is not None else train.grid
     per_weight = {w: dev_ndcg(items, _reranked(questions, heads, table, train, w)) for w in weights}
     base_scores = dev_ndcg(items, heads)
@@ -361,6 +368,10 @@ class ScoreTable:
 
     def __init__(self, scores: dict[tuple[str, str], float]) -> None:
         self._scores = scores
+
+    @property
+    def scores(self) -> Mapping[tuple[str, str], float]:
+        return self._scores
 
     @classmethod
     def of(

@@ -8,7 +8,7 @@ otherwise token F1 against the reference answer), which generates and is ~100x s
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -18,20 +18,23 @@ from ragsys.assemble import build_search
 from ragsys.evalset import EvalItem
 from ragsys.evaluate import score_retrieval, search_all
 from ragsys.index.reader import Index
-from ragsys.pipeline import PipelineConfig, SearchPipeline
+from ragsys.pipeline import PipelineConfig, SearchPipeline, weights_digest
 
 Scores = dict[str, float]
 RETRIEVAL = "ndcg@10"
 ANSWER = "answer"
 
 
+Pair = tuple[str, str]
+
+
 class CachedPairScorer:
     """A cross-encoder whose scores are remembered per (query, passage): ablations rerank
     mostly the same candidates again, and each pair costs a transformer forward pass."""
 
-    def __init__(self, model: Any) -> None:
+    def __init__(self, model: Any, cache: dict[Pair, float] | None = None) -> None:
         self._model = model
-        self._cache: dict[tuple[str, str], float] = {}
+        self._cache: dict[Pair, float] = {} if cache is None else cache
 
     def predict(self, pairs: Sequence[tuple[str, str]], **kwargs: Any) -> Any:
         todo = list(dict.fromkeys(p for p in pairs if p not in self._cache))
@@ -47,7 +50,10 @@ class Scorer:
     def __init__(self, answer_k: int, on_progress: Callable[[str, int, int], None] | None = None) -> None:
         self.answer_k = answer_k
         self._indexes: dict[str, Index] = {}
-        self._pair_scorers: dict[str, CachedPairScorer] = {}
+        # Raw logits per cross-encoder, keyed by the digest of its weights: a stage's saved
+        # pipeline bundles a copy of the model its trainer wrote, and both copies share scores.
+        self._pair_scores: dict[str, dict[Pair, float]] = {}
+        self._digests: dict[tuple[str, tuple[tuple[str, int, int], ...]], str] = {}
         self._progress = on_progress
 
     def index(self, path: Path) -> Index:
@@ -59,12 +65,31 @@ class Scorer:
     def search(self, config: PipelineConfig, index_dir: Path, generate: bool) -> SearchPipeline:
         search = build_search(config, self.index(index_dir), generate=generate)
         if search.reranker is not None and config.reranker is not None:
-            model = config.reranker.model
             inner = getattr(search.reranker, "_model", None)
             if inner is not None:
-                cached = self._pair_scorers.setdefault(model, CachedPairScorer(inner))
-                search.reranker._model = cached  # type: ignore[attr-defined]
+                search.reranker._model = self.pair_scorer(config.reranker.model, inner)  # type: ignore[attr-defined]
         return search
+
+    def pair_scorer(self, model: str, inner: Any) -> CachedPairScorer:
+        """`inner` (the cross-encoder loaded from `model`) behind the scores already known for
+        those weights, wherever they were copied."""
+        return CachedPairScorer(inner, self._pair_scores.setdefault(self._digest(model), {}))
+
+    def remember_pairs(self, model: str | Path, scores: Mapping[Pair, float]) -> None:
+        """Raw logits the caller already computed with the cross-encoder at `model` (the
+        reranker's dev check scores every dev candidate): judging the stage on dev then reranks
+        only the pairs the check did not see, instead of every pair a second time."""
+        self._pair_scores.setdefault(self._digest(str(model)), {}).update(scores)
+
+    def _digest(self, model: str) -> str:
+        path = Path(model)
+        if not path.is_dir():
+            return model
+        files = sorted(p for p in path.rglob("*") if p.is_file())
+        key = (str(path.resolve()), tuple((str(f), f.stat().st_size, f.stat().st_mtime_ns) for f in files))
+        if key not in self._digests:
+            self._digests[key] = weights_digest(model)
+        return self._digests[key]
 
     def score(
         self, config: PipelineConfig, index_dir: Path, items: Sequence[EvalItem], metric: str
@@ -85,6 +110,13 @@ class Scorer:
         return {q: m[RETRIEVAL] for q, m in per_query.items()}
 
     def answers(self, config: PipelineConfig, index_dir: Path, items: Sequence[EvalItem]) -> Scores:
+        return self.answers_and_labels(config, index_dir, items)[0]
+
+    def answers_and_labels(
+        self, config: PipelineConfig, index_dir: Path, items: Sequence[EvalItem]
+    ) -> tuple[Scores, dict[str, str]]:
+        """Per-question answer scores, and the label each answer chose (closed-set questions
+        only): macro-F1 is computed over labels, not averaged over questions."""
         from ragsys.evaluate_answers import generate_and_score
         from ragsys.generate import HFGenerator
 
@@ -92,11 +124,12 @@ class Scorer:
         if not isinstance(search.generator, HFGenerator):
             raise ValueError(f"pipeline {config.name!r} has no generator; the answer metric needs one")
         hits = search.search_many([it.question for it in items], self.answer_k)
-        per_query, _ = generate_and_score(
+        per_query, extra = generate_and_score(
             search.generator, items, hits, self.answer_k, on_progress=self._tick("answers", len(items))
         )
         key = "label_accuracy" if all(it.label for it in items) else "token_f1"
-        return {q: m[key] for q, m in per_query.items() if key in m}
+        labels = {q: str(a["label"]) for q, a in extra["answers"].items() if "label" in a}
+        return {q: m[key] for q, m in per_query.items() if key in m}, labels
 
     def _tick(self, phase: str, total: int) -> Callable[[int], None] | None:
         if self._progress is None:
