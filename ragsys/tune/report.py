@@ -9,11 +9,12 @@ Writes `report.json` and a self-contained `report.html` into the tune output fol
 
 from __future__ import annotations
 
+import hashlib
 import html
 import json
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from ragsys.eval.report import build_run_record, compare_runs
 from ragsys.evalset import EvalItem, EvalSetReader
@@ -72,13 +73,19 @@ def systems_for(state: TuneState, isolated: System | None) -> list[System]:
     return systems
 
 
+class SystemScores(NamedTuple):
+    per_query: dict[str, dict[str, float]]  # qid -> metric -> value
+    labels: dict[str, str]  # qid -> the label the answer chose (closed-set questions only)
+
+
 def score_system(
     scorer: Scorer, system: System, test: Sequence[EvalItem], answers: int | None
-) -> dict[str, dict[str, float]]:
-    """qid -> metric -> value on test: retrieval metrics, and answer metrics with a generator."""
+) -> SystemScores:
+    """Retrieval metrics on test, and answer metrics (plus chosen labels) with a generator."""
     from ragsys.evaluate import score_retrieval, search_all
 
     per_query: dict[str, dict[str, float]] = {}
+    labels: dict[str, str] = {}
     gold = [it for it in test if it.gold_doc_ids]
     if gold:
         search = scorer.search(system.config, system.index_dir, generate=False)
@@ -90,9 +97,75 @@ def score_system(
         chosen = referenced[:answers] if answers else referenced
         label = all(it.label for it in chosen)
         metric = "label_accuracy" if label else "token_f1"
-        for q, v in scorer.answers(system.config, system.index_dir, chosen).items():
+        scores, labels = scorer.answers_and_labels(system.config, system.index_dir, chosen)
+        for q, v in scores.items():
             per_query.setdefault(q, {})[metric] = v
-    return per_query
+    return SystemScores(per_query, labels)
+
+
+def _saved_scores_path(out: Path, system: System, test: Sequence[EvalItem], answers: int | None) -> Path:
+    """Where a system's test scores are kept, named by what determines them: its components
+    (weights by content), the index, the test questions and how many were answered. Scoring
+    answers takes minutes per system, so a report interrupted, or re-run to add the isolated
+    control, scores only what it has not scored before."""
+    index = system.index_dir.resolve()
+    manifest = index / "manifest.json"
+    what = json.dumps(
+        [system.config.identity(), str(index), manifest.stat().st_mtime_ns if manifest.exists() else None,
+         [it.id for it in test], answers]
+    )  # fmt: skip
+    return out / "report-scores" / f"{hashlib.sha256(what.encode()).hexdigest()[:20]}.json"
+
+
+def scored_system(
+    scorer: Scorer, system: System, test: Sequence[EvalItem], answers: int | None, out: Path
+) -> tuple[SystemScores, bool]:
+    """`score_system`, through the saved scores; True when they were read back."""
+    path = _saved_scores_path(out, system, test, answers)
+    if path.exists():
+        raw = json.loads(path.read_text(encoding="utf-8"))
+        return SystemScores(raw["per_query"], raw["labels"]), True
+    result = score_system(scorer, system, test, answers)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps({"system": system.name, **result._asdict()}), encoding="utf-8")
+    tmp.replace(path)
+    return result, False
+
+
+def macro_f1_table(
+    labels: dict[str, dict[str, str]], gold: dict[str, str], seed: int
+) -> dict[str, dict[str, Any]]:
+    """Per system: macro-F1 over its answered questions, a bootstrap CI and its label counts."""
+    from ragsys.eval.answers import label_accuracy_and_macro_f1
+    from ragsys.evaluate_answers import LABELS, bootstrap_macro_f1
+
+    table: dict[str, dict[str, Any]] = {}
+    for name, chosen in labels.items():
+        qids = [q for q in chosen if q in gold]
+        if not qids:
+            continue
+        preds, golds = [chosen[q] for q in qids], [gold[q] for q in qids]
+        _, macro = label_accuracy_and_macro_f1(preds, golds, LABELS)
+        lo, hi = bootstrap_macro_f1(preds, golds, seed=seed)
+        table[name] = {"value": macro, "ci95": [lo, hi], "n": len(qids),
+                       "counts": {lab: preds.count(lab) for lab in LABELS}}  # fmt: skip
+    return table
+
+
+def macro_f1_delta(
+    current: dict[str, str], baseline: dict[str, str], gold: dict[str, str], seed: int
+) -> dict[str, Any] | None:
+    """Paired bootstrap of macro-F1(current) - macro-F1(baseline) on the questions both answered."""
+    from ragsys.evaluate_answers import paired_macro_f1_delta
+
+    qids = [q for q in current if q in baseline and q in gold]
+    if not qids:
+        return None
+    delta, lo, hi = paired_macro_f1_delta(
+        [current[q] for q in qids], [baseline[q] for q in qids], [gold[q] for q in qids], seed=seed
+    )
+    return {"n": len(qids), "delta": delta, "ci95": [lo, hi]}
 
 
 def final_report(
@@ -107,7 +180,8 @@ def final_report(
     test = reader.read([TEST_SPLIT])
     systems = systems_for(state, isolated)
     records: dict[str, dict[str, Any]] = {}
-    scored: dict[tuple[str, str], dict[str, dict[str, float]]] = {}
+    labels: dict[str, dict[str, str]] = {}
+    scored: dict[tuple[str, str], SystemScores] = {}
     for system in systems:
         # Two systems with the same components (e.g. an isolated control that reused the joint
         # run's reranker) are one system: scored once. The pipeline's name changes nothing.
@@ -116,8 +190,11 @@ def final_report(
             log(f"{system.name}: the same components as a system already scored; its scores reused")
         else:
             log(f"scoring {system.name} on {len(test)} test questions")
-            scored[key] = score_system(scorer, system, test, answers)
-        per_query = scored[key]
+            scored[key], saved = scored_system(scorer, system, test, answers, out)
+            if saved:
+                log(f"{system.name}: test scores read back from {out / 'report-scores'}")
+        per_query = scored[key].per_query
+        labels[system.name] = scored[key].labels
         records[system.name] = build_run_record(
             system.name, {"note": system.note}, per_query, seed=state.seed
         )
@@ -141,6 +218,19 @@ def final_report(
     }
     if isolated is not None:
         report["joint_vs_isolated"] = _slim(compare_runs(tuned, records[isolated.name]))
+    gold = {it.id: it.label for it in test if it.label}
+    table = macro_f1_table(labels, gold, state.seed)
+    if table:
+        # Macro-F1 is not a mean over questions, so it is not in the per-query comparisons above:
+        # each system's value with a bootstrap CI, and paired bootstrap deltas against "tuned".
+        pairs = {"baseline": "tuned_vs_baseline", **{n: n for n in records if n.startswith("tuned - ")}}
+        if isolated is not None:
+            pairs[isolated.name] = "joint_vs_isolated"
+        deltas = {
+            report_key: macro_f1_delta(labels["tuned (joint)"], labels[name], gold, state.seed)
+            for name, report_key in pairs.items()
+        }
+        report["label_macro_f1"] = {"systems": table, "deltas_vs_tuned": deltas}
     (out / "report.json").write_text(json.dumps(report, indent=1), encoding="utf-8")
     (out / "report.html").write_text(render(report), encoding="utf-8")
     return report
@@ -180,8 +270,33 @@ def render(report: dict[str, Any]) -> str:
                 {"joint vs isolated": report["joint_vs_isolated"]},
             )
         )
+    if "label_macro_f1" in report:
+        parts.append(_macro_f1_html(report["label_macro_f1"]))
     parts.append("</body></html>")
     return "\n".join(parts)
+
+
+def _macro_f1_html(block: dict[str, Any]) -> str:
+    def ci(lo: float, hi: float, sign: str = "") -> str:
+        return f"[{lo:{sign}.3f}, {hi:{sign}.3f}]"
+
+    rows = "".join(
+        f"<tr><td>{html.escape(n)}</td><td>{t['value']:.4f}</td><td>{ci(*t['ci95'])}</td><td>{t['n']}</td>"
+        f"<td>{html.escape(', '.join(f'{k} {v}' for k, v in t['counts'].items()))}</td></tr>"
+        for n, t in block["systems"].items()
+    )
+    deltas = "".join(
+        f"<tr><td>{html.escape(k)}</td><td>{d['delta']:+.4f}</td><td>{ci(d['ci95'][0], d['ci95'][1], '+')}</td>"
+        f"<td>{d['n']}</td></tr>"
+        for k, d in block["deltas_vs_tuned"].items()
+        if d is not None
+    )
+    head = "<tr><th>system</th><th>macro-F1</th><th>95% CI</th><th>n</th><th>labels chosen</th></tr>"
+    return (
+        "<h2>Label macro-F1 (test; paired bootstrap for deltas = tuned - other)</h2>"
+        f"<table>{head}{rows}</table>"
+        f"<table><tr><th>comparison</th><th>delta</th><th>95% CI</th><th>n</th></tr>{deltas}</table>"
+    )
 
 
 def _stages_table(stages: Sequence[dict[str, Any]]) -> str:
