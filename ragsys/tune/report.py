@@ -286,8 +286,8 @@ def _macro_f1_html(block: dict[str, Any]) -> str:
         for n, t in block["systems"].items()
     )
     deltas = "".join(
-        f"<tr><td>{html.escape(k)}</td><td>{d['delta']:+.4f}</td><td>{ci(d['ci95'][0], d['ci95'][1], '+')}</td>"
-        f"<td>{d['n']}</td></tr>"
+        f"<tr><td>{html.escape(k)}</td><td>{d['delta']:+.4f}</td>"
+        f"<td>{ci(d['ci95'][0], d['ci95'][1], '+')}</td><td>{d['n']}</td></tr>"
         for k, d in block["deltas_vs_tuned"].items()
         if d is not None
     )
