@@ -326,6 +326,13 @@ def generator(
         typer.Option(help="kto/clair: length of the model's own answers (default: the generator's)"),
     ] = None,
     reviser: Annotated[str | None, typer.Option(help="clair: a stronger model that revises answers")] = None,
+    balance_labels: Annotated[
+        bool,
+        typer.Option(
+            "--balance-labels/--no-balance-labels",
+            help="sft: draw each yes/no/maybe label equally often (skewed labels can collapse to one)",
+        ),
+    ] = False,
     max_minutes: MinutesOpt = None,
     seed: SeedOpt = 0,
     as_json: JsonOpt = False,
@@ -356,6 +363,7 @@ def generator(
             beta=beta,
             k=k,
             reviser=reviser,
+            balance_labels=balance_labels,
             seed=seed,
             max_minutes=max_minutes,
         )

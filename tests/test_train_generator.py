@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import json
 import shutil
+from collections import Counter
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -29,6 +30,7 @@ from ragsys.train.gen_data import (
     Example,
     Seq,
     Templater,
+    balanced_items,
     end_of_turn,
     load_examples,
     save_examples,
@@ -183,6 +185,23 @@ def test_label_turn_follows_the_answer_as_the_constrained_step_sees_it(lm: tuple
     assert trained == [int(b) for b in in_loss]
     no_system = Templater(lambda q, h: prompt, tokenizer, "<|im_end|>")
     assert no_system.label_seq(prompt, "q", "Yes.", "yes", options) is None
+
+
+def test_balanced_items_draw_each_label_equally_often_and_keep_the_epoch_length() -> None:
+    labels = ["yes"] * 55 + ["no"] * 34 + ["maybe"] * 11 + [None] * 3
+    items = [EvalItem(id=str(i), question=f"q{i}", split="train", label=lab) for i, lab in enumerate(labels)]
+    out = balanced_items(items, ("yes", "no", "maybe"), seed=0)
+    assert len(out) == len(items)
+    counts = Counter(it.label for it in out)
+    assert counts == {"maybe": 34, "no": 33, "yes": 33, None: 3}  # 100 labelled: 34/33/33
+    # the minority is repeated (every maybe item at least 3 times), the majority subsampled
+    maybe_ids = Counter(it.id for it in out if it.label == "maybe")
+    assert len(maybe_ids) == 11 and min(maybe_ids.values()) >= 3
+    assert len({it.id for it in out if it.label == "yes"}) == 33
+    assert [it.id for it in out] == [it.id for it in balanced_items(items, ("yes", "no", "maybe"), seed=0)]
+    assert [it.id for it in out] != [it.id for it in balanced_items(items, ("yes", "no", "maybe"), seed=1)]
+    one_label = [it for it in items if it.label in ("yes", None)]
+    assert balanced_items(one_label, ("yes", "no", "maybe"), seed=0) == one_label  # nothing to balance
 
 
 def test_sft_examples_add_the_label_turn_only_for_labelled_items(lm: tuple[Any, Any]) -> None:

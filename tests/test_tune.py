@@ -14,7 +14,7 @@ from ragsys.cli import app
 from ragsys.evalset import EvalItem, EvalSetReader, save_eval_set
 from ragsys.index.build import index_paths
 from ragsys.pipeline import PipelineConfig
-from ragsys.tune.decide import decide
+from ragsys.tune.decide import decide, decide_labels
 from ragsys.tune.run import tune
 from ragsys.tune.split import split_train_dev
 from ragsys.tune.stages import Proposal, TuneContext, TuneSettings
@@ -59,6 +59,32 @@ def test_decide_keeps_only_a_shown_improvement() -> None:
     assert not decide(before, before).kept
 
 
+def _collapse_case() -> tuple[dict[str, str], dict[str, str], dict[str, str]]:
+    """gold 60 yes / 20 no / 10 maybe; `before` gets every no and maybe right but only 10 yes
+    (the rest "maybe"); `after` answers "yes" to everything: accuracy 0.44 -> 0.67."""
+    gold = {f"q{i:02d}": "yes" if i < 60 else "no" if i < 80 else "maybe" for i in range(90)}
+    before = {q: (g if g != "yes" or i < 10 else "maybe") for i, (q, g) in enumerate(gold.items())}
+    return gold, before, {q: "yes" for q in gold}
+
+
+def test_closed_set_answers_are_judged_on_macro_f1_so_a_majority_collapse_is_reverted() -> None:
+    gold, before, after = _collapse_case()
+    correct = {q: float(before[q] == g) for q, g in gold.items()}
+    collapsed = {q: float(after[q] == g) for q, g in gold.items()}
+    assert decide(correct, collapsed).kept  # on accuracy the collapse looks like a shown gain
+    d = decide_labels(before, after, gold)
+    assert not d.kept and d.statistic == "macro_f1" and d.delta < 0
+    assert d.before == pytest.approx((20 / 70 + 1.0 + 20 / 70) / 3) and d.after == pytest.approx(0.8 / 3)
+    assert "accuracy 0.444 -> 0.667" in d.reason and "answers yes 90, no 0, maybe 0" in d.reason
+    # a real gain is kept: the yes questions it missed are now right, the rest unchanged
+    fixed = {q: (g if g == "yes" else before[q]) for q, g in gold.items()}
+    kept = decide_labels(before, fixed, gold)
+    assert kept.kept and kept.delta > 0 and kept.p_value < 0.01
+    assert decide_labels(before, before, gold).p_value == 1.0 and not decide_labels(before, before, gold).kept
+    with pytest.raises(ValueError, match="no dev question"):
+        decide_labels({}, after, gold)
+
+
 class FakeScorer:
     """Scores a candidate by its pipeline name: the metric the stages are judged on."""
 
@@ -74,11 +100,50 @@ class FakeScorer:
         level = self.LEVEL[config.name]
         return {it.id: level + (0.05 if i % 2 else -0.05) for i, it in enumerate(items)}
 
+    def measure(
+        self, config: PipelineConfig, index_dir: Path, items: Sequence[EvalItem], metric: str
+    ) -> tuple[dict[str, float], dict[str, str]]:
+        return self.score(config, index_dir, items, metric), {}
+
     def index(self, path: Path) -> None:
         raise AssertionError("fake stages open no index")
 
     def close(self) -> None:
         pass
+
+
+class CollapseScorer(FakeScorer):
+    """Closed-set answers: "base" gets most yes questions wrong, "collapsed" answers yes to all."""
+
+    def measure(
+        self, config: PipelineConfig, index_dir: Path, items: Sequence[EvalItem], metric: str
+    ) -> tuple[dict[str, float], dict[str, str]]:
+        self.calls.append(config.name)
+        labels = {}
+        for i, it in enumerate(items):
+            wrong_yes = it.label == "yes" and i % 3 != 0
+            labels[it.id] = (
+                "yes" if config.name == "collapsed" else ("maybe" if wrong_yes else it.label or "")
+            )
+        gold = {it.id: it.label for it in items}
+        return {q: float(a == gold[q]) for q, a in labels.items()}, labels
+
+
+def test_tune_judges_a_closed_set_generator_stage_on_macro_f1(
+    tmp_path: Path, tiny_pipeline: PipelineConfig
+) -> None:
+    reader, config = _setup(tmp_path, tiny_pipeline)
+    settings = TuneSettings(stages=("generator",), isolated=False)
+    state = tune(
+        config, tmp_path / "index", reader, tmp_path / "out", settings=settings,
+        stages={"generator": _named("collapsed")}, report=False, scorer=CollapseScorer(), log=lambda m: None,
+    )  # type: ignore[arg-type]  # fmt: skip
+    (rec,) = state.stages
+    assert rec.status == "reverted" and rec.decision is not None and rec.decision.statistic == "macro_f1"
+    assert "macro-F1 did not improve" in rec.reason
+    # the chosen labels are kept in the state with the scores (a resumed run judges the same way)
+    assert {k.split("::")[-1] for k in state.labels} == {"answer"} and len(state.labels) == 2
+    assert all(set(v) == set(state.scores[k]) for k, v in state.labels.items())
 
 
 def _named(name: str, metric: str | None = "answer"):  # type: ignore[no-untyped-def]

@@ -98,6 +98,8 @@ class GeneratorTrainConfig(Frozen):
     group_by_length: bool = True
     gradient_checkpointing: bool = False
     contexts: Literal["retrieved", "gold"] = "retrieved"  # sft: passages the model learns from
+    # sft: resample so each closed-set label is drawn equally often (see gen_data.balanced_items)
+    balance_labels: bool = False
 
 
 class GeneratorTrainResult(Frozen):
@@ -204,7 +206,10 @@ def run_fingerprint(
     """What decides the examples and the training: a checkpoint resumes only an identical run."""
     blob = {
         "pipeline": config.model_dump(mode="json"),
-        "train": train.model_dump(mode="json", exclude={"max_minutes"}),
+        # balance_labels only when on: checkpoints written before the option existed still resume
+        "train": train.model_dump(
+            mode="json", exclude={"max_minutes"} | (set() if train.balance_labels else {"balance_labels"})
+        ),
         "index_generation": index.manifest.generation,
         "items": [i.model_dump(mode="json", exclude={"meta"}) for i in items],
         "feedback": None if feedback is None else str(Path(feedback).resolve()),
@@ -264,6 +269,7 @@ class _Run:
             feedback=_read_feedback(self.feedback), max_length=self.train.max_length, seed=self.train.seed,
             label_options=self.train.label_options, reviser=self.train.reviser, on_progress=report,
             cache=cache, contexts=self.train.contexts, k=self.train.k or self.config.top_k,
+            balance_labels=self.train.balance_labels,
         )  # fmt: skip
         self.model.train(False)
         examples, stats = spec.data(ctx)

@@ -4,11 +4,19 @@ Pure: per-question dev scores before and after the stage in, a decision out. "Im
 means the mean went up and a paired randomization test says the rise is unlikely under
 "no difference" (p below `alpha`). Ties and noise revert: a stage that cannot show its
 worth on dev is not allowed to change the pipeline.
+
+Closed-set answers (yes/no/maybe) are judged on label macro-F1 instead (`decide_labels`):
+accuracy rewards answering the majority label to everything. A PubMedQA generator stage
+kept on accuracy went from 36% to 55% on test by answering "yes" 100 times out of 100,
+which is the share of "yes" among those questions; its macro-F1 fell.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections import Counter
+from collections.abc import Mapping, Sequence
+
+import numpy as np
 
 from ragsys.eval.stats import paired_randomization_test
 from ragsys.types import Frozen
@@ -22,6 +30,7 @@ class Decision(Frozen):
     p_value: float
     n: int
     reason: str
+    statistic: str = "mean"  # what before/after are: the mean per-question score, or "macro_f1"
 
 
 def decide(
@@ -43,3 +52,67 @@ def decide(
     else:
         reason = f"dev rose {delta:+.4f} but p={p:.3f} >= {alpha}: not shown; reverted"
     return Decision(kept=kept, before=mean_b, after=mean_a, delta=delta, p_value=p, n=len(ids), reason=reason)
+
+
+def decide_labels(
+    before: Mapping[str, str],
+    after: Mapping[str, str],
+    gold: Mapping[str, str],
+    labels: Sequence[str] = ("yes", "no", "maybe"),
+    alpha: float = 0.1,
+    seed: int = 0,
+    n_resamples: int = 10_000,
+) -> Decision:
+    """Keep only if label macro-F1 on dev rose with p < alpha, by a paired permutation test:
+    under "no difference" the two systems' answers to each question are exchangeable, so each
+    resample swaps them per question with probability 1/2 and recomputes the macro-F1 gap."""
+    ids = sorted(set(before) & set(after) & set(gold))
+    if not ids:
+        raise ValueError("no dev question was answered with a label both before and after the stage")
+    code = {label: i for i, label in enumerate(labels)}
+    other = len(labels)  # a label outside the set: counts as wrong, scores for no class
+    a = np.array([code.get(after[i], other) for i in ids])
+    b = np.array([code.get(before[i], other) for i in ids])
+    g = np.array([code.get(gold[i], other) for i in ids])
+    f1_a, f1_b = float(macro_f1(a[None], g, len(labels))[0]), float(macro_f1(b[None], g, len(labels))[0])
+    observed = abs(f1_a - f1_b)
+    rng = np.random.default_rng(seed)
+    hits = 0
+    for start in range(0, n_resamples, 1000):
+        swap = rng.integers(0, 2, size=(min(1000, n_resamples - start), len(ids))).astype(bool)
+        x, y = np.where(swap, b, a), np.where(swap, a, b)
+        gaps = np.abs(macro_f1(x, g, len(labels)) - macro_f1(y, g, len(labels)))
+        hits += int(np.count_nonzero(gaps >= observed - 1e-12))
+    p = (hits + 1) / (n_resamples + 1)
+    delta = f1_a - f1_b
+    kept = delta > 0 and p < alpha
+    counts = Counter(after[i] for i in ids)
+    chosen = ", ".join(f"{label} {counts.get(label, 0)}" for label in labels)
+    accuracy = f"accuracy {np.mean(b == g):.3f} -> {np.mean(a == g):.3f}"
+    if kept:
+        reason = (
+            f"dev label macro-F1 improved by {delta:+.4f} (p={p:.3f} < {alpha}; {accuracy}; answers {chosen})"
+        )
+    elif delta <= 0:
+        reason = f"dev label macro-F1 did not improve ({delta:+.4f}; {accuracy}; answers {chosen}); reverted"
+    else:
+        reason = (
+            f"dev label macro-F1 rose {delta:+.4f} but p={p:.3f} >= {alpha} ({accuracy}; answers {chosen}): "
+            "not shown; reverted"
+        )
+    return Decision(
+        kept=kept, before=f1_b, after=f1_a, delta=delta, p_value=p, n=len(ids), reason=reason,
+        statistic="macro_f1",
+    )  # fmt: skip
+
+
+def macro_f1(preds: np.ndarray, gold: np.ndarray, n_labels: int) -> np.ndarray:
+    """Macro-F1 of each row of `preds` [R, n] (label codes) against `gold` [n]: one value per
+    row [R]. A code >= n_labels matches no class; a class never predicted nor gold has F1 0."""
+    f1 = np.zeros(preds.shape[0])
+    for c in range(n_labels):
+        p, t = preds == c, gold == c  # [R, n], [n]
+        tp = np.sum(p & t, axis=1)
+        denom = np.sum(p, axis=1) + np.sum(t)  # 2tp + fp + fn
+        f1 += np.where(denom > 0, 2 * tp / np.maximum(denom, 1), 0.0)
+    return f1 / n_labels

@@ -12,9 +12,10 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from ragsys.evalset import EvalItem, EvalSetReader
+from ragsys.evaluate_answers import LABELS
 from ragsys.pipeline import PipelineConfig
 from ragsys.train.budget import TimeBudget, seed_everything
-from ragsys.tune.decide import Decision, decide
+from ragsys.tune.decide import Decision, decide, decide_labels
 from ragsys.tune.report import System, final_report
 from ragsys.tune.scoring import ANSWER, Scorer, Scores
 from ragsys.tune.split import non_test_items, split_train_dev
@@ -70,13 +71,31 @@ def measured(
     metric: str,
     dev: Sequence[EvalItem],
     settings: TuneSettings,
-) -> tuple[TuneState, Scores]:
+) -> tuple[TuneState, Scores, dict[str, str]]:
+    """Dev scores (and chosen labels) of a candidate, measured once and kept in the state."""
     key = score_key(pipeline_dir, metric)
     if key in state.scores:
-        return state, state.scores[key]
+        return state, state.scores[key], state.labels.get(key, {})
     config = PipelineConfig.load(Path(pipeline_dir))
-    scores = scorer.score(config, Path(index_dir), dev_for(metric, dev, settings), metric)
-    return state.model_copy(update={"scores": {**state.scores, key: scores}}), scores
+    scores, labels = scorer.measure(config, Path(index_dir), dev_for(metric, dev, settings), metric)
+    update = {"scores": {**state.scores, key: scores}, "labels": {**state.labels, key: labels}}
+    return state.model_copy(update=update), scores, labels
+
+
+def judge(
+    before: tuple[Scores, dict[str, str]],
+    after: tuple[Scores, dict[str, str]],
+    dev: Sequence[EvalItem],
+    alpha: float,
+    seed: int,
+) -> Decision:
+    """On label macro-F1 when every scored dev question has a closed-set label and both
+    candidates chose one for each; otherwise on the mean per-question score."""
+    gold = {it.id: (it.label or "").strip().lower() for it in dev if it.id in before[0]}
+    closed = bool(gold) and all(g in LABELS for g in gold.values())
+    if closed and set(gold) <= set(before[1]) and set(gold) <= set(after[1]):
+        return decide_labels(before[1], after[1], gold, LABELS, alpha, seed)
+    return decide(before[0], after[0], alpha, seed=seed)
 
 
 def tune(
@@ -187,11 +206,13 @@ def _judge(
         ctx.log(f"stage {name}: reverted ({proposal.rejected})")
         return _record(state, record("reverted", proposal.rejected))
     metric, dev = proposal.metric, ctx.dev
-    state, before = measured(
+    state, before, before_labels = measured(
         state, scorer, state.current_pipeline, state.current_index, metric, dev, ctx.settings
     )
-    state, after = measured(state, scorer, str(stage_dir), str(proposal.index_dir), metric, dev, ctx.settings)
-    decision = decide(before, after, ctx.settings.alpha, seed=ctx.seed)
+    state, after, after_labels = measured(
+        state, scorer, str(stage_dir), str(proposal.index_dir), metric, dev, ctx.settings
+    )
+    decision = judge((before, before_labels), (after, after_labels), dev, ctx.settings.alpha, ctx.seed)
     ctx.log(f"stage {name}: {'kept' if decision.kept else 'reverted'} -- {decision.reason}")
     state = _record(state, record("kept" if decision.kept else "reverted", decision.reason, decision))
     if decision.kept:

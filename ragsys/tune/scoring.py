@@ -100,6 +100,15 @@ class Scorer:
             return self.answers(config, index_dir, items)
         raise ValueError(f"unknown tuning metric {metric!r}")
 
+    def measure(
+        self, config: PipelineConfig, index_dir: Path, items: Sequence[EvalItem], metric: str
+    ) -> tuple[Scores, dict[str, str]]:
+        """`score`, plus the label each answer chose when the questions are closed-set (the
+        keep rule judges those on macro-F1); no labels for retrieval."""
+        if metric == ANSWER:
+            return self.answers_and_labels(config, index_dir, items)
+        return self.score(config, index_dir, items, metric), {}
+
     def retrieval(self, config: PipelineConfig, index_dir: Path, items: Sequence[EvalItem]) -> Scores:
         scored = [it for it in items if it.gold_doc_ids]
         search = self.search(config, index_dir, generate=False)

@@ -57,7 +57,8 @@ class TuneSettings(Frozen):
     reranker_ict: int = Field(default=1000, ge=0, description="inverse-cloze pseudo-queries for the reranker")
     # Batch 1, as the issue-5 PubMedQA runs: the default batch of 4 long RAG prompts peaked near
     # 11 GB on the CPU, over the 8 GB target; examples are sorted by length either way.
-    generator: GeneratorTrainConfig = GeneratorTrainConfig(batch_size=1)
+    # Labels balanced: on PubMedQA plain SFT collapsed to "yes" for every question.
+    generator: GeneratorTrainConfig = GeneratorTrainConfig(batch_size=1, balance_labels=True)
     lm_k: int = Field(default=5, ge=2, description="passages per question the LM judges")
     lm_questions: int = Field(default=300, ge=0, description="train questions given LM supervision")
     answer_k: int = Field(default=3, ge=1, description="passages given to the generator")

@@ -43,6 +43,7 @@ class TuneState(Frozen):
     current_index: str
     stages: tuple[StageRecord, ...] = ()
     scores: dict[str, Scores] = {}  # "<pipeline dir>::<metric>" -> per-question dev scores
+    labels: dict[str, dict[str, str]] = {}  # same keys: the label each dev answer chose (closed sets)
     minutes: float = 0.0
 
     def done(self, name: str) -> StageRecord | None:
