@@ -75,6 +75,9 @@ class GeneratorConfig(Frozen):
     model: str = "smollm2-135m"
     adapter: str | None = None
     context_tokens: int = Field(default=1024, ge=32)  # ~4 chunks of 256: a 135M model does better with few
+    # At most this many of the retrieved passages reach the prompt (None: as many as fit in
+    # context_tokens). `ragsys tune`'s context stage chooses it on train answers.
+    passages: int | None = Field(default=None, ge=1)
     max_new_tokens: int = Field(default=192, ge=1)
     min_new_tokens: int = Field(default=0, ge=0)
     do_sample: bool = False
@@ -224,9 +227,11 @@ class HFGenerator:
         return self._tokenizer
 
     def prompt(self, query: str, context: Sequence[Hit]) -> Prompt:
+        """The chat prompt: the first `config.passages` hits (all when None) that fit in
+        `config.context_tokens`, numbered [1], [2], ... in the order given."""
         return build_prompt(
             query,
-            context,
+            context[: self.config.passages] if self.config.passages else context,
             self._tokenizer,
             system_prompt=self.config.system_text(),
             context_tokens=self.config.context_tokens,

@@ -191,6 +191,14 @@ def test_citations_are_parsed_against_the_prompt_passages(tok: ChatTokenizer) ->
     assert answer.timings["passages"] == 2 and answer.timings["passages_dropped"] == 0
 
 
+def test_passages_caps_what_reaches_the_prompt(tok: ChatTokenizer) -> None:
+    answer = HFGenerator(_config(passages=1), ScriptedLM(tok, "Aspirin helps [1]."), tok).generate(
+        QUESTION, HITS
+    )
+    assert answer.contexts == (HITS[0],) and answer.timings["passages"] == 1
+    assert [c.chunk_id for c in answer.citations] == ["a"]
+
+
 def test_a_stop_string_ends_generation_and_is_cut(tok: ChatTokenizer) -> None:
     reply = "Aspirin helps [1].\nQuestion: does it help more? Yes it does, a lot."
     lm = ScriptedLM(tok, reply)

@@ -106,6 +106,17 @@ def decide_labels(
     )  # fmt: skip
 
 
+def label_macro_f1(
+    preds: Mapping[str, str], gold: Mapping[str, str], labels: Sequence[str] = ("yes", "no", "maybe")
+) -> float:
+    """Macro-F1 of the predicted labels over the questions in `gold`."""
+    code = {label: i for i, label in enumerate(labels)}
+    ids = sorted(gold)
+    p = np.array([[code.get(preds.get(i, ""), len(labels)) for i in ids]])
+    g = np.array([code.get(gold[i], len(labels)) for i in ids])
+    return float(macro_f1(p, g, len(labels))[0])
+
+
 def macro_f1(preds: np.ndarray, gold: np.ndarray, n_labels: int) -> np.ndarray:
     """Macro-F1 of each row of `preds` [R, n] (label codes) against `gold` [n]: one value per
     row [R]. A code >= n_labels matches no class; a class never predicted nor gold has F1 0."""

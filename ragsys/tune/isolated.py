@@ -53,6 +53,14 @@ def build_isolated(ctx: TuneContext, state: TuneState, out: Path) -> System | No
                 notes.append("reranker trained on the untuned retrieval's candidates")
             else:
                 notes.append("the reranker trained in isolation did not pass its dev check; none used")
+    if "context" in kept and kept["context"].pipeline_dir:
+        # a setting, not a trained component: the control reads as many passages as the joint stack
+        chosen = PipelineConfig.load(Path(kept["context"].pipeline_dir)).generator
+        if chosen is not None and base.generator is not None:
+            gen = base.generator.model_copy(update={"passages": chosen.passages})
+            base = base.model_copy(update={"generator": gen})
+            config = config.model_copy(update={"generator": gen})
+            notes.append(f"{chosen.passages} passages per prompt, as the joint context stage chose")
     if "mixture" in kept:
         proposal = mixture_stage(ctx, base, base_index, out / "mixture")
         if not isinstance(proposal, str):

@@ -28,6 +28,7 @@ STAGE_FIELDS: dict[str, tuple[str, ...]] = {
     "retriever": ("retrievers",),
     "reranker": ("reranker",),
     "mixture": ("fusion",),
+    "context": ("generator",),  # only its `passages` (see `without_stage`)
     "generator": ("generator",),
     "preference": ("generator",),
 }
@@ -55,6 +56,8 @@ def without_stage(state: TuneState, rec: StageRecord) -> System:
     before_dir, before_index = stage_inputs(state)[rec.name]
     before = PipelineConfig.load(Path(before_dir))
     update = {f: getattr(before, f) for f in STAGE_FIELDS[rec.name]}
+    if rec.name == "context" and final.generator is not None and before.generator is not None:
+        update = {"generator": final.generator.model_copy(update={"passages": before.generator.passages})}
     index = Path(before_index) if rec.name == "retriever" else Path(state.current_index)
     note = "later stages built on it stay" if rec.name != "generator" else "removes preference tuning too"
     return System(f"tuned - {rec.name}", final.model_copy(update=update), index, note)

@@ -44,6 +44,13 @@ class CachedPairScorer:
         return np.array([self._cache[p] for p in pairs], dtype=np.float64)
 
 
+def passages_for(config: PipelineConfig, default: int) -> int:
+    """Passages the generator is given: the pipeline's own choice (the context stage's), else
+    the tune run's `answer_k`."""
+    chosen = config.generator.passages if config.generator is not None else None
+    return chosen or default
+
+
 class Scorer:
     """Builds candidates (index + pipeline) once each and scores them; caches by (dir, metric, set)."""
 
@@ -132,9 +139,10 @@ class Scorer:
         search = self.search(config, index_dir, generate=True)
         if not isinstance(search.generator, HFGenerator):
             raise ValueError(f"pipeline {config.name!r} has no generator; the answer metric needs one")
-        hits = search.search_many([it.question for it in items], self.answer_k)
+        k = passages_for(config, self.answer_k)
+        hits = search.search_many([it.question for it in items], k)
         per_query, extra = generate_and_score(
-            search.generator, items, hits, self.answer_k, on_progress=self._tick("answers", len(items))
+            search.generator, items, hits, k, on_progress=self._tick("answers", len(items))
         )
         key = "label_accuracy" if all(it.label for it in items) else "token_f1"
         labels = {q: str(a["label"]) for q, a in extra["answers"].items() if "label" in a}

@@ -24,15 +24,16 @@ from ragsys.train.generator import GeneratorTrainConfig
 from ragsys.train.reranker import RerankerTrainConfig
 from ragsys.train.retriever import RetrieverTrainConfig
 from ragsys.train.synthetic import SyntheticConfig
-from ragsys.tune.scoring import ANSWER, RETRIEVAL, Scorer
+from ragsys.tune.scoring import ANSWER, RETRIEVAL, Scorer, passages_for
 from ragsys.types import Chunk, Frozen
 
-StageName = Literal["synthetic", "retriever", "reranker", "mixture", "generator", "preference"]
+StageName = Literal["synthetic", "retriever", "reranker", "mixture", "context", "generator", "preference"]
 STAGE_ORDER: tuple[StageName, ...] = (
     "synthetic",
     "retriever",
     "reranker",
     "mixture",
+    "context",
     "generator",
     "preference",
 )
@@ -62,6 +63,12 @@ class TuneSettings(Frozen):
     lm_k: int = Field(default=5, ge=2, description="passages per question the LM judges")
     lm_questions: int = Field(default=300, ge=0, description="train questions given LM supervision")
     answer_k: int = Field(default=3, ge=1, description="passages given to the generator")
+    context_passages: tuple[int, ...] = Field(
+        default=(1, 3, 5), description="context stage: passages per prompt to choose among"
+    )
+    context_questions: int = Field(
+        default=30, ge=1, description="context stage: train questions answered per choice"
+    )
     stages: tuple[StageName, ...] = STAGE_ORDER
     isolated: bool = True
     report_answers: int | None = Field(
@@ -316,6 +323,40 @@ def mixture_stage(ctx: TuneContext, config: PipelineConfig, index_dir: Path, out
     )
 
 
+def context_stage(ctx: TuneContext, config: PipelineConfig, index_dir: Path, out: Path) -> Proposal | str:
+    """How many retrieved passages the generator reads: each of `context_passages` answers the
+    first `context_questions` train questions with a reference, and the best (label macro-F1 for
+    yes/no/maybe sets, else the mean answer score; ties to fewer passages) is proposed. Chosen on
+    train, so the keep rule's paired test on dev is not judging its own selection."""
+    from ragsys.tune.decide import label_macro_f1
+
+    if config.generator is None:
+        return "the pipeline has no generator"
+    questions = with_reference(ctx.train)[: ctx.settings.context_questions]
+    if not questions:
+        return "no train question has a reference answer or label"
+    current = passages_for(config, ctx.settings.answer_k)
+    choices = sorted(set(ctx.settings.context_passages) | {current})
+    gold = {it.id: (it.label or "").strip().lower() for it in questions}
+    tried: dict[int, float] = {}
+    for k in choices:
+        candidate = _with_passages(config, k)
+        scores, labels = ctx.scorer.measure(candidate, index_dir, questions, ANSWER)
+        closed = bool(labels) and set(gold) <= set(labels)
+        tried[k] = label_macro_f1(labels, gold) if closed else sum(scores.values()) / max(len(scores), 1)
+        ctx.log(f"context: {k} passages -> {tried[k]:.4f} on {len(questions)} train questions")
+    best = max(choices, key=lambda k: (round(tried[k], 10), -k))
+    extra = {"tried": {str(k): v for k, v in tried.items()}, "questions": len(questions), "chosen": best}
+    if best == current:
+        return f"{current} passages (the current setting) scored best on train: {extra['tried']}"
+    return Proposal(_with_passages(config, best), index_dir, ANSWER, extra)
+
+
+def _with_passages(config: PipelineConfig, k: int) -> PipelineConfig:
+    assert config.generator is not None
+    return config.model_copy(update={"generator": config.generator.model_copy(update={"passages": k})})
+
+
 def generator_stage(
     ctx: TuneContext, config: PipelineConfig, index_dir: Path, out: Path, *, contexts: str = "retrieved"
 ) -> Proposal | str:
@@ -331,7 +372,7 @@ def generator_stage(
             "method": "sft",
             "seed": ctx.seed,
             "max_minutes": ctx.minutes_left(),
-            "k": ctx.settings.answer_k,
+            "k": passages_for(config, ctx.settings.answer_k),
             "contexts": contexts,
         }
     )
@@ -370,7 +411,7 @@ def preference_stage(ctx: TuneContext, config: PipelineConfig, index_dir: Path, 
                 "method": method,
                 "seed": ctx.seed,
                 "max_minutes": ctx.minutes_left(),
-                "k": ctx.settings.answer_k,
+                "k": passages_for(config, ctx.settings.answer_k),
             }
         )
         result = train_generator(
@@ -399,6 +440,7 @@ STAGES: dict[str, Stage] = {
     "retriever": retriever_stage,
     "reranker": reranker_stage,
     "mixture": mixture_stage,
+    "context": context_stage,
     "generator": generator_stage,
     "preference": preference_stage,
 }
