@@ -206,6 +206,8 @@ def reranker(
     dev_fraction: Annotated[float, typer.Option(help="train questions held out to check the reranker")] = 0.2,
     synthetic: Annotated[int, typer.Option(help="also write synthetic questions for this many chunks")] = 0,
     ict: Annotated[int, typer.Option(help="also train on this many inverse-cloze pseudo-queries (free)")] = 0,
+    batch_size: Annotated[int, typer.Option(help="questions per forward pass (memory grows with it)")] = 16,
+    grad_accum: Annotated[int, typer.Option(help="batches per optimizer step (8 x 2: the steps of 16)")] = 1,
     max_minutes: MinutesOpt = None,
     seed: SeedOpt = 0,
     as_json: JsonOpt = False,
@@ -232,6 +234,8 @@ def reranker(
             n_negatives=negatives,  # type: ignore[arg-type]
             top_n=top_n,
             max_length=max_length,
+            batch_size=batch_size,
+            grad_accum=grad_accum,
             seed=seed,
             max_minutes=max_minutes,
         )

@@ -133,6 +133,17 @@ def test_budget_stops_then_a_second_call_resumes_from_the_checkpoint(
     assert second.pipeline.reranker is not None and second.pipeline.reranker.model == str(tmp_path / "model")
 
 
+def test_grad_accum_takes_one_optimizer_step_per_accumulated_batches(
+    tiny_ce_path: Path, tmp_path: Path
+) -> None:
+    config = PipelineConfig(retrievers=(BM25Config(),))
+    train = RerankerTrainConfig(
+        model=str(tiny_ce_path), n_negatives=2, epochs=1, batch_size=2, grad_accum=2, max_length=32
+    )
+    result = train_reranker(config, train, examples(), out=tmp_path)
+    assert result.steps == 2  # 8 examples / (2 per batch * 2 batches per step)
+
+
 # --- the dev check --------------------------------------------------------------------------
 
 

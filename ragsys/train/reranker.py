@@ -65,7 +65,9 @@ class RerankerTrainConfig(Frozen):
     in_batch_negatives: int = Field(default=1, ge=1, description="listwise: other questions' positives")
     epochs: float = Field(default=3.0, gt=0)
     learning_rate: float = Field(default=3e-5, gt=0)
-    batch_size: int = Field(default=16, ge=1, description="questions per step (each with its passages)")
+    batch_size: int = Field(default=16, ge=1, description="questions per forward pass, with their passages")
+    # Batches per optimizer step: 8 x 2 takes the steps of 16 at the activation memory of 8.
+    grad_accum: int = Field(default=1, ge=1, description="batches per optimizer step")
     max_length: int = Field(default=256, ge=8)
     warmup_ratio: float = Field(default=0.1, ge=0, lt=1)
     seed: int = 0
@@ -262,6 +264,7 @@ def fit_cross_encoder(
         output_dir=str(ckpt_dir),
         num_train_epochs=train.epochs,
         per_device_train_batch_size=train.batch_size,
+        gradient_accumulation_steps=train.grad_accum,
         learning_rate=train.learning_rate,
         batch_sampler=BatchSamplers.NO_DUPLICATES if spec.no_duplicates else BatchSamplers.BATCH_SAMPLER,
         warmup_steps=train.warmup_ratio,  # transformers 5: a float below 1 is a fraction of all steps
