@@ -18,7 +18,7 @@ from ragsys.tune.decide import decide, decide_labels
 from ragsys.tune.run import tune
 from ragsys.tune.split import split_train_dev
 from ragsys.tune.stages import Proposal, TuneContext, TuneSettings
-from ragsys.tune.state import load_state
+from ragsys.tune.state import TuneState, load_state
 from tests.corpus import write_corpus
 
 LABELS = ["yes"] * 30 + ["no"] * 20 + ["maybe"] * 10
@@ -332,21 +332,24 @@ def test_isolated_control_reuses_identical_reranker_data_and_gets_the_joint_minu
     assert not control.budget.expired and 6.9 < (control.minutes_left() or 0) <= 7.0
 
 
-def test_report_scores_a_system_once_when_another_has_the_same_components(
-    tmp_path: Path, tiny_pipeline: PipelineConfig, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    from ragsys.tune import report as report_mod
-    from ragsys.tune.state import TuneState
-
-    reader, config = _setup(tmp_path, tiny_pipeline)
-    config.save(tmp_path / "base")
-    tuned = config.model_copy(update={"name": "tuned", "top_k": 5})
-    tuned.save(tmp_path / "tuned-dir")
-    state = TuneState(
+def _base_and_tuned(tmp_path: Path, base: PipelineConfig) -> TuneState:
+    """A finished tune state: `base` saved as the start, a copy with top_k 5 as the tuned pipeline."""
+    base.save(tmp_path / "base")
+    base.model_copy(update={"name": "tuned", "top_k": 5}).save(tmp_path / "tuned-dir")
+    return TuneState(
         seed=0, eval_set="e", train_ids=(), dev_ids=(), base_pipeline=str(tmp_path / "base"),
         base_index=str(tmp_path / "index"), current_pipeline=str(tmp_path / "tuned-dir"),
         current_index=str(tmp_path / "index"),
     )  # fmt: skip
+
+
+def test_report_scores_a_system_once_when_another_has_the_same_components(
+    tmp_path: Path, tiny_pipeline: PipelineConfig, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from ragsys.tune import report as report_mod
+
+    reader, config = _setup(tmp_path, tiny_pipeline)
+    state = _base_and_tuned(tmp_path, config)
     calls: list[str] = []
 
     def fake_score(scorer, system, test, answers):  # type: ignore[no-untyped-def]
@@ -359,6 +362,7 @@ def test_report_scores_a_system_once_when_another_has_the_same_components(
     monkeypatch.setattr(report_mod, "score_system", fake_score)
     # the isolated control reused every joint component: its name differs, and its saved copy
     # bundles its own copy of the weights
+    tuned = PipelineConfig.load(tmp_path / "tuned-dir")
     tuned.model_copy(update={"name": "other"}).save(tmp_path / "isolated-dir")
     same = PipelineConfig.load(tmp_path / "isolated-dir")
     assert same.retrievers != PipelineConfig.load(tmp_path / "tuned-dir").retrievers  # other folders
@@ -391,7 +395,6 @@ def test_report_keeps_test_scores_and_reports_label_macro_f1(
     """A second report (resumed, or re-run to add the control) reads the scores back instead of
     answering the test questions again; labelled questions get macro-F1 with paired deltas."""
     from ragsys.tune import report as report_mod
-    from ragsys.tune.state import TuneState
 
     items = [
         EvalItem(id=f"t{i}", question=f"question {i}?", split="test", label=("yes", "no", "maybe")[i % 3],
@@ -400,14 +403,7 @@ def test_report_keeps_test_scores_and_reports_label_macro_f1(
     ]  # fmt: skip
     save_eval_set(items, tmp_path / "ev.jsonl")
     reader = EvalSetReader(tmp_path / "ev.jsonl")
-    base = tiny_pipeline.model_copy(update={"name": "base"})
-    base.save(tmp_path / "base")
-    base.model_copy(update={"name": "tuned", "top_k": 5}).save(tmp_path / "tuned-dir")
-    state = TuneState(
-        seed=0, eval_set="e", train_ids=(), dev_ids=(), base_pipeline=str(tmp_path / "base"),
-        base_index=str(tmp_path / "index"), current_pipeline=str(tmp_path / "tuned-dir"),
-        current_index=str(tmp_path / "index"),
-    )  # fmt: skip
+    state = _base_and_tuned(tmp_path, tiny_pipeline.model_copy(update={"name": "base"}))
     calls: list[str] = []
 
     def fake_score(scorer, system, test, answers):  # type: ignore[no-untyped-def]
