@@ -19,6 +19,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 
 from ragsys.eval.stats import paired_randomization_test
+from ragsys.evalset import EvalItem
 from ragsys.types import Frozen
 
 
@@ -106,20 +107,22 @@ def decide_labels(
     )  # fmt: skip
 
 
-def label_macro_f1(
-    preds: Mapping[str, str], gold: Mapping[str, str], labels: Sequence[str] = ("yes", "no", "maybe")
-) -> float:
-    """Macro-F1 of the predicted labels over the questions in `gold`."""
-    code = {label: i for i, label in enumerate(labels)}
-    ids = sorted(gold)
-    p = np.array([[code.get(preds.get(i, ""), len(labels)) for i in ids]])
-    g = np.array([code.get(gold[i], len(labels)) for i in ids])
-    return float(macro_f1(p, g, len(labels))[0])
+def closed_set_gold(
+    items: Sequence[EvalItem], *answered: Mapping[str, str], labels: Sequence[str] = ("yes", "no", "maybe")
+) -> dict[str, str] | None:
+    """question id -> gold label, when every item has one of `labels` and every mapping in
+    `answered` (the labels candidates chose) covers them all: then macro-F1 judges; else None."""
+    gold = {it.id: (it.label or "").strip().lower() for it in items}
+    if not gold or any(g not in labels for g in gold.values()):
+        return None
+    return gold if all(set(gold) <= set(chosen) for chosen in answered) else None
 
 
 def macro_f1(preds: np.ndarray, gold: np.ndarray, n_labels: int) -> np.ndarray:
     """Macro-F1 of each row of `preds` [R, n] (label codes) against `gold` [n]: one value per
-    row [R]. A code >= n_labels matches no class; a class never predicted nor gold has F1 0."""
+    row [R]. A code >= n_labels matches no class; a class never predicted nor gold has F1 0.
+    `ragsys.eval.answers.label_accuracy_and_macro_f1` on code arrays, vectorized over the
+    permutation test's thousands of resamples."""
     f1 = np.zeros(preds.shape[0])
     for c in range(n_labels):
         p, t = preds == c, gold == c  # [R, n], [n]

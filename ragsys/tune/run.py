@@ -15,7 +15,7 @@ from ragsys.evalset import EvalItem, EvalSetReader
 from ragsys.evaluate_answers import LABELS
 from ragsys.pipeline import PipelineConfig
 from ragsys.train.budget import TimeBudget, seed_everything
-from ragsys.tune.decide import Decision, decide, decide_labels
+from ragsys.tune.decide import Decision, closed_set_gold, decide, decide_labels
 from ragsys.tune.report import System, final_report
 from ragsys.tune.scoring import ANSWER, Scorer, Scores
 from ragsys.tune.split import non_test_items, split_train_dev
@@ -91,9 +91,8 @@ def judge(
 ) -> Decision:
     """On label macro-F1 when every scored dev question has a closed-set label and both
     candidates chose one for each; otherwise on the mean per-question score."""
-    gold = {it.id: (it.label or "").strip().lower() for it in dev if it.id in before[0]}
-    closed = bool(gold) and all(g in LABELS for g in gold.values())
-    if closed and set(gold) <= set(before[1]) and set(gold) <= set(after[1]):
+    gold = closed_set_gold([it for it in dev if it.id in before[0]], before[1], after[1], labels=LABELS)
+    if gold is not None:
         return decide_labels(before[1], after[1], gold, LABELS, alpha, seed)
     return decide(before[0], after[0], alpha, seed=seed)
 

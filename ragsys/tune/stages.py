@@ -330,7 +330,8 @@ def context_stage(ctx: TuneContext, config: PipelineConfig, index_dir: Path, out
     first `context_questions` train questions with a reference, and the best (label macro-F1 for
     yes/no/maybe sets, else the mean answer score; ties to fewer passages) is proposed. Chosen on
     train, so the keep rule's paired test on dev is not judging its own selection."""
-    from ragsys.tune.decide import label_macro_f1
+    from ragsys.eval.answers import label_accuracy_and_macro_f1
+    from ragsys.tune.decide import closed_set_gold
 
     if config.generator is None:
         return "the pipeline has no generator"
@@ -339,13 +340,16 @@ def context_stage(ctx: TuneContext, config: PipelineConfig, index_dir: Path, out
         return "no train question has a reference answer or label"
     current = passages_for(config, ctx.settings.answer_k)
     choices = sorted(set(ctx.settings.context_passages) | {current})
-    gold = {it.id: (it.label or "").strip().lower() for it in questions}
     tried: dict[int, float] = {}
     for k in choices:
         candidate = _with_passages(config, k)
         scores, labels = ctx.scorer.measure(candidate, index_dir, questions, ANSWER)
-        closed = bool(labels) and set(gold) <= set(labels)
-        tried[k] = label_macro_f1(labels, gold) if closed else sum(scores.values()) / max(len(scores), 1)
+        gold = closed_set_gold(questions, labels)
+        if gold is not None:
+            ids = sorted(gold)
+            tried[k] = label_accuracy_and_macro_f1([labels[i] for i in ids], [gold[i] for i in ids])[1]
+        else:
+            tried[k] = sum(scores.values()) / max(len(scores), 1)
         ctx.log(f"context: {k} passages -> {tried[k]:.4f} on {len(questions)} train questions")
     best = max(choices, key=lambda k: (round(tried[k], 10), -k))
     extra = {"tried": {str(k): v for k, v in tried.items()}, "questions": len(questions), "chosen": best}
