@@ -16,14 +16,14 @@ import json
 import statistics
 from pathlib import Path
 
-from ragsys.eval.answers import map_yes_no_maybe
-from ragsys.eval.stats import bootstrap_ci, paired_bootstrap_delta_ci, paired_randomization_test
-from ragsys.evalset import load_eval_set
-from ragsys.evaluate_answers import (
-    LABELS,
+from ragsys.eval.answers import LABELS, label_accuracy_and_macro_f1, map_yes_no_maybe
+from ragsys.eval.evalset import load_eval_set
+from ragsys.eval.stats import (
+    bootstrap_ci,
     bootstrap_macro_f1,
-    label_accuracy_and_macro_f1,
+    paired_bootstrap_delta_ci,
     paired_macro_f1_delta,
+    paired_randomization_test,
 )
 
 Labels = dict[str, tuple[str, str]]  # question id -> (rule label, constrained label)

@@ -7,8 +7,8 @@ questions. Fit and save it with
 (`ragsys eval --pipeline pipelines/mixture.py` fits it on the fly the same way).
 """
 
+from ragsys.fusion import LearnedMixtureConfig
 from ragsys.generate import GeneratorConfig
-from ragsys.mixture import LearnedMixtureConfig
 from ragsys.pipeline import PipelineConfig
 from ragsys.retrieve.bm25 import BM25Config
 from ragsys.retrieve.dense import DenseConfig

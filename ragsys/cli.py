@@ -129,7 +129,7 @@ def ask(
 ) -> None:
     """Answer a question from the index, citing passages as \\[n] with their document and page."""
     from ragsys.assemble import build_search
-    from ragsys.generate import HFGenerator
+    from ragsys.generate.hf import HFGenerator
     from ragsys.index.reader import Index
 
     with user_errors():
@@ -220,14 +220,14 @@ def convert(
     seed: Annotated[int, typer.Option(help="seed of the splits a converter makes itself")] = 0,
 ) -> None:
     """Convert a public dataset into ragsys's eval-set JSONL (and a corpus where needed)."""
-    from ragsys.convert import (
+    from ragsys.eval.convert import (
         ConvertError,
         convert_beir,
         convert_pubmedqa,
         convert_sec10q,
         write_corpus_jsonl,
     )
-    from ragsys.evalset import save_eval_set
+    from ragsys.eval.evalset import save_eval_set
 
     try:
         corpus: list[dict[str, str]] | None = None
@@ -335,10 +335,10 @@ def train_mixture(
 ) -> None:
     """Fit a learned mixture's fusion weights on a dev split carved from the train questions."""
     from ragsys.assemble import build_search
-    from ragsys.evalset import EvalSetReader
-    from ragsys.fit import fit_learned_mixture
+    from ragsys.eval.evalset import EvalSetReader
+    from ragsys.fusion import LearnedMixtureConfig
     from ragsys.index.reader import Index
-    from ragsys.mixture import LearnedMixtureConfig
+    from ragsys.train.mixture import fit_learned_mixture
 
     with user_errors():
         config = load_pipeline(pipeline)

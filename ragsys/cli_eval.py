@@ -12,13 +12,14 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from ragsys.assemble import build_search
-from ragsys.evalset import EvalItem, EvalSetReader
-from ragsys.evaluate import finish_report, score_retrieval, search_all
-from ragsys.evaluate_answers import LabelRule, generate_and_score
-from ragsys.fit import fit_learned_mixture
+from ragsys.eval.answering import LabelRule, generate_and_score
+from ragsys.eval.evalset import EvalItem, EvalSetReader
+from ragsys.eval.report import finish_report
+from ragsys.eval.retrieval import score_retrieval, search_all
+from ragsys.fusion import LearnedMixtureConfig
 from ragsys.index.reader import Index
-from ragsys.mixture import LearnedMixtureConfig
 from ragsys.pipeline import load_pipeline
+from ragsys.train.mixture import fit_learned_mixture
 
 
 def _progress(console: Console) -> Progress:

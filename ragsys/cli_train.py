@@ -17,6 +17,7 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 
 from ragsys.cli_common import LineThrottle, emit_json, err
+from ragsys.eval.split import refuse_test_split
 
 if TYPE_CHECKING:
     from ragsys.pipeline import PipelineConfig
@@ -90,13 +91,6 @@ def counter(label: str, total: int) -> Iterator[Callable[[int], None]]:
         yield advance
 
 
-def refuse_test_split(split: str) -> None:
-    if split == "test":
-        raise ValueError(
-            "training on the test split would make every later test number meaningless; use --split train"
-        )
-
-
 def renamed(config: PipelineConfig, suffix: str) -> PipelineConfig:
     """A trained pipeline gets its own name, so its eval reports never overwrite the base's."""
     name = config.name if config.name.endswith(f"-{suffix}") else f"{config.name}-{suffix}"
@@ -124,7 +118,7 @@ def retriever(
     """Fine-tune the dense encoder (MNRL with hard negatives mined from the current index)."""
     from ragsys.assemble import build_search
     from ragsys.cli_common import user_errors
-    from ragsys.evalset import EvalSetReader
+    from ragsys.eval.evalset import EvalSetReader
     from ragsys.index.reader import Index
     from ragsys.pipeline import load_pipeline
     from ragsys.train.mining import labelled_examples
@@ -216,12 +210,12 @@ def reranker(
     it beats the retrieval order on held-out train questions (with a fitted interpolation)."""
     from ragsys.assemble import build_search
     from ragsys.cli_common import user_errors
-    from ragsys.evalset import EvalSetReader
+    from ragsys.eval.evalset import EvalSetReader
+    from ragsys.eval.split import split_train_dev
     from ragsys.index.reader import Index
     from ragsys.pipeline import load_pipeline
     from ragsys.train.mining import examples_for_pairs, labelled_examples
     from ragsys.train.reranker import RerankerTrainConfig, train_reranker
-    from ragsys.tune.split import split_train_dev
 
     with user_errors():
         refuse_test_split(split)
@@ -344,7 +338,7 @@ def generator(
     """LoRA-tune the generator: SFT on retrieved contexts, KTO from thumbs (feedback, or the eval
     set's labels), DPO/APO from preference pairs, CLAIR from revisions."""
     from ragsys.cli_common import user_errors
-    from ragsys.evalset import EvalSetReader
+    from ragsys.eval.evalset import EvalSetReader
     from ragsys.index.reader import Index
     from ragsys.pipeline import load_pipeline
     from ragsys.train.generator import GeneratorTrainConfig, train_generator

@@ -68,7 +68,7 @@ def tune(
 ) -> None:
     """Tune retriever, reranker, fusion and generator together on train/dev; report on test."""
     from ragsys.cli_common import user_errors
-    from ragsys.evalset import EvalSetReader
+    from ragsys.eval.evalset import EvalSetReader
     from ragsys.pipeline import load_pipeline
     from ragsys.tune.run import tune as run_tune
     from ragsys.tune.stages import STAGE_ORDER, TuneSettings

@@ -21,9 +21,8 @@ from pydantic import Field, ValidationError
 
 from ragsys.chunk import ChunkConfig
 from ragsys.extract import ExtractorConfig, PdfExtractorConfig
-from ragsys.fusion import ConvexConfig, RRFConfig
-from ragsys.generate import GeneratorConfig
-from ragsys.mixture import LearnedMixtureConfig
+from ragsys.fusion import ConvexConfig, LearnedMixtureConfig, RRFConfig
+from ragsys.generate.hf import GeneratorConfig
 from ragsys.protocols import Generator, Reranker, Retriever
 from ragsys.rerank import CrossEncoderConfig
 from ragsys.retrieve.bm25 import BM25Config

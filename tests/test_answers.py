@@ -103,7 +103,7 @@ def test_label_metrics_reject_mismatched_lengths() -> None:
 
 
 def test_paired_macro_f1_delta() -> None:
-    from ragsys.evaluate_answers import paired_macro_f1_delta
+    from ragsys.eval.stats import paired_macro_f1_delta
 
     golds = ["yes"] * 12 + ["no"] * 6 + ["maybe"] * 2
     assert paired_macro_f1_delta(golds, golds, golds, n_resamples=200) == (0.0, 0.0, 0.0)

@@ -14,7 +14,7 @@ import pytest
 
 from ragsys.assemble import build_search
 from ragsys.feedback import FeedbackStore, pipeline_version
-from ragsys.generate import GeneratorConfig
+from ragsys.generate.hf import GeneratorConfig
 from ragsys.index.reader import Index
 from ragsys.pipeline import PipelineConfig, SearchPipeline
 from ragsys.serve import ServeSettings, create_app

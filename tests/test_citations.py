@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from ragsys.citations import (
+from ragsys.generate.citations import (
     CITATION_CHARS,
     MAX_RANGE,
     cited_numbers,

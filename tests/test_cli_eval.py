@@ -7,8 +7,8 @@ import pytest
 from typer.testing import CliRunner
 
 from ragsys.cli import app
-from ragsys.evalset import EvalItem, save_eval_set
-from ragsys.mixture import LearnedMixtureConfig
+from ragsys.eval.evalset import EvalItem, save_eval_set
+from ragsys.fusion import LearnedMixtureConfig
 from ragsys.pipeline import PipelineConfig
 from tests.corpus import write_corpus
 

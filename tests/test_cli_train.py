@@ -9,8 +9,8 @@ import pytest
 from typer.testing import CliRunner
 
 from ragsys.cli import app
-from ragsys.evalset import EvalItem, save_eval_set
-from ragsys.generate import GeneratorConfig
+from ragsys.eval.evalset import EvalItem, save_eval_set
+from ragsys.generate.hf import GeneratorConfig
 from ragsys.index.build import index_paths
 from ragsys.pipeline import PipelineConfig
 from tests.corpus import write_corpus

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from ragsys.convert import (
+from ragsys.eval.convert import (
     ConvertError,
     convert_beir,
     convert_pubmedqa,
@@ -14,7 +14,7 @@ from ragsys.convert import (
     split_answer_sources,
     write_corpus_jsonl,
 )
-from ragsys.evalset import doc_matches
+from ragsys.eval.evalset import doc_matches
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from ragsys.evalset import (
+from ragsys.eval.evalset import (
     EvalItem,
     EvalSetError,
     EvalSetReader,

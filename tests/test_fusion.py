@@ -12,13 +12,12 @@ from pydantic import TypeAdapter
 from ragsys.fusion import (
     ConvexConfig,
     FusionConfig,
-    MixtureFit,
     RRFConfig,
     convex_fusion,
-    fit_mixture,
     normalize,
     reciprocal_rank_fusion,
 )
+from ragsys.train.mixture import MixtureFit, fit_mixture
 from ragsys.types import Chunk, Hit
 
 

@@ -14,9 +14,10 @@ import pytest
 import torch
 from pydantic import ValidationError
 
-from ragsys.generate import DEFAULT_ABSTAIN, GeneratorConfig, HFGenerator, visible_text
+from ragsys.generate.hf import DEFAULT_ABSTAIN, GeneratorConfig, HFGenerator
+from ragsys.generate.prompt import ChatTokenizer
+from ragsys.generate.watch import visible_text
 from ragsys.models import ModelLoadError, load_causal_lm, load_tokenizer
-from ragsys.prompt import ChatTokenizer
 from ragsys.types import Answer
 from tests.factories import make_hit
 from tests.tiny_models import CORPUS, make_tiny_causal_lm

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 import torch
 
-from ragsys.generate import GeneratorConfig
+from ragsys.generate.hf import GeneratorConfig
 from ragsys.models import load_causal_lm
 from ragsys.train.lora import (
     LLAMA_PROJECTIONS,

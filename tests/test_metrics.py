@@ -3,6 +3,7 @@ from __future__ import annotations
 import ir_measures
 import pytest
 
+from ragsys.eval.evalset import EvalItem
 from ragsys.eval.metrics import (
     doc_ranking,
     items_to_qrels,
@@ -10,7 +11,6 @@ from ragsys.eval.metrics import (
     retrieval_metrics,
     to_ir_measure,
 )
-from ragsys.evalset import EvalItem
 from ragsys.types import Chunk, Hit
 
 QRELS = {"q1": {"d1": 1, "d4": 1}, "q2": {"d2": 2, "d3": 1}, "q3": {"d9": 1}}

@@ -6,8 +6,7 @@ import copy
 
 import pytest
 
-from ragsys.models import load_tokenizer
-from ragsys.prompt import (
+from ragsys.generate.prompt import (
     PASSAGE_SEP,
     TRUNCATION_MARK,
     ChatTokenizer,
@@ -17,6 +16,7 @@ from ragsys.prompt import (
     passage_cost,
     passage_header,
 )
+from ragsys.models import load_tokenizer
 from ragsys.types import Hit
 from tests.factories import make_hit
 from tests.tiny_models import CORPUS, make_tiny_causal_lm

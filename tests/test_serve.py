@@ -19,7 +19,7 @@ from typer.testing import CliRunner
 from ragsys.assemble import build_search
 from ragsys.cli_serve import serve
 from ragsys.feedback import FeedbackStore, pipeline_version
-from ragsys.generate import GeneratorConfig
+from ragsys.generate.hf import GeneratorConfig
 from ragsys.index.build import index_paths
 from ragsys.index.reader import Index
 from ragsys.pipeline import PipelineConfig, SearchPipeline

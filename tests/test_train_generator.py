@@ -15,15 +15,15 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from ragsys.choose import label_prompt
-from ragsys.evalset import EvalItem
+from ragsys.eval.evalset import EvalItem
 from ragsys.feedback import FeedbackStore, new_record
-from ragsys.generate import GeneratorConfig
+from ragsys.generate.hf import GeneratorConfig
+from ragsys.generate.labels import label_prompt
+from ragsys.generate.prompt import Prompt, build_prompt, user_message
 from ragsys.index.build import index_paths
 from ragsys.index.reader import Index
 from ragsys.models import load_causal_lm
 from ragsys.pipeline import PipelineConfig
-from ragsys.prompt import Prompt, build_prompt, user_message
 from ragsys.train.budget import TimeBudget
 from ragsys.train.gen_cache import BudgetExpired, WorkCache
 from ragsys.train.gen_data import (
@@ -168,7 +168,7 @@ def test_label_turn_follows_the_answer_as_the_constrained_step_sees_it(lm: tuple
     assert seq is not None
     answer = t.seq(prompt, answer_text)
     assert seq.ids[: len(answer)] == answer.ids and seq.n_prompt == answer.n_prompt
-    # exactly what `ragsys.choose` scores at inference: its prefix, then the option's tokens
+    # exactly what `ragsys.generate.labels` scores at inference: its prefix, then the option's tokens
     user = user_message(prompt.passages, "Does it work?")
     prefix = tokenizer.encode(
         label_prompt(tokenizer, system, user, answer_text, options), add_special_tokens=False

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from ragsys.evalset import EvalItem
+from ragsys.eval.evalset import EvalItem
 from ragsys.models import load_cross_encoder
 from ragsys.pipeline import PipelineConfig, SearchPipeline
 from ragsys.retrieve.bm25 import BM25Config

@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 
 from ragsys.assemble import build_search
 from ragsys.cli import app
-from ragsys.evalset import EvalItem, save_eval_set
+from ragsys.eval.evalset import EvalItem, save_eval_set
 from ragsys.index.build import index_paths
 from ragsys.index.reader import Index
 from ragsys.pipeline import PipelineConfig
@@ -152,7 +152,7 @@ def test_cli_train_retriever_with_reindex(built: tuple[Path, list[EvalItem]], ti
 def test_lm_supervision_scores_passages_and_trains(
     built: tuple[Path, list[EvalItem]], tiny_pipeline: PipelineConfig, tiny_lm_path: Path, tmp_path: Path
 ) -> None:
-    from ragsys.generate import GeneratorConfig
+    from ragsys.generate.hf import GeneratorConfig
     from ragsys.train.lm_supervision import lm_score_passages, lsr_columns
 
     root, items = built

@@ -11,12 +11,12 @@ import pytest
 from typer.testing import CliRunner
 
 from ragsys.cli import app
-from ragsys.evalset import EvalItem, EvalSetReader, save_eval_set
+from ragsys.eval.evalset import EvalItem, EvalSetReader, save_eval_set
+from ragsys.eval.split import split_train_dev
 from ragsys.index.build import index_paths
 from ragsys.pipeline import PipelineConfig
 from ragsys.tune.decide import decide, decide_labels
 from ragsys.tune.run import tune
-from ragsys.tune.split import split_train_dev
 from ragsys.tune.stages import Proposal, TuneContext, TuneSettings
 from ragsys.tune.state import TuneState, load_state
 from tests.corpus import write_corpus
@@ -287,7 +287,7 @@ def test_cli_tune_end_to_end_on_a_tiny_index(tmp_path: Path, tiny_pipeline: Pipe
 def test_isolated_control_reuses_identical_reranker_data_and_gets_the_joint_minutes(
     tiny_pipeline: PipelineConfig,
 ) -> None:
-    from ragsys.generate import GeneratorConfig
+    from ragsys.generate.hf import GeneratorConfig
     from ragsys.train.budget import TimeBudget
     from ragsys.tune.isolated import _budgeted, _reranker_data_was_isolated
     from ragsys.tune.state import StageRecord, TuneState
@@ -460,7 +460,7 @@ class PassagesScorer(FakeScorer):
 def test_context_stage_chooses_the_passages_on_train_answers(
     tmp_path: Path, tiny_pipeline: PipelineConfig
 ) -> None:
-    from ragsys.generate import GeneratorConfig
+    from ragsys.generate.hf import GeneratorConfig
     from ragsys.train.budget import TimeBudget
     from ragsys.tune.report import without_stage
     from ragsys.tune.stages import context_stage

@@ -37,7 +37,7 @@ from typing import Any  # noqa: E402
 import torch  # noqa: E402
 from _common import cpu_environment, log  # noqa: E402
 
-from ragsys.generate import GeneratorConfig, HFGenerator  # noqa: E402
+from ragsys.generate.hf import GeneratorConfig, HFGenerator  # noqa: E402
 from ragsys.models import load_causal_lm  # noqa: E402
 from ragsys.types import Chunk, Hit  # noqa: E402
 

@@ -4,6 +4,8 @@
 drop punctuation and the articles a/an/the, collapse whitespace, then compare bags
 of tokens. Macro-F1 is a few lines of numpy rather than scikit-learn, which is not a
 declared dependency; tests check it against scikit-learn when that is installed.
+`answer_metrics` gathers the per-question ones for one answer (`ragsys.eval.answering` runs
+the generator over an eval set).
 """
 
 from __future__ import annotations
@@ -16,10 +18,11 @@ from typing import Literal, TypeVar
 
 import numpy as np
 
-from ragsys.evalset import doc_matches
-from ragsys.types import Frozen
+from ragsys.eval.evalset import EvalItem, doc_matches
+from ragsys.types import Answer, Frozen
 
 YesNoMaybe = Literal["yes", "no", "maybe"]
+LABELS: tuple[YesNoMaybe, ...] = ("yes", "no", "maybe")
 T = TypeVar("T")
 
 _ARTICLES = re.compile(r"\b(a|an|the)\b")
@@ -140,3 +143,17 @@ def label_accuracy_and_macro_f1(
         denom = float(np.sum(p == label) + np.sum(g == label))  # 2tp + fp + fn
         f1s.append(2 * tp / denom if denom else 0.0)
     return accuracy, float(np.mean(f1s))
+
+
+def answer_metrics(item: EvalItem, answer: Answer) -> dict[str, float]:
+    out: dict[str, float] = {"abstained": float(answer.abstained)}
+    if item.answer:
+        out |= {
+            "token_f1": token_f1(answer.text, item.answer),
+            "exact_match": exact_match(answer.text, item.answer),
+            "rouge_l": rouge_l(answer.text, item.answer),
+        }
+    if item.gold_doc_ids:
+        cites = citation_precision_recall([c.doc for c in answer.citations], item.gold_doc_ids)
+        out |= {"citation_precision": cites.precision, "citation_recall": cites.recall}
+    return out

@@ -29,7 +29,7 @@ from typing import Any, Literal
 
 import ir_measures
 
-from ragsys.evalset import EvalItem, doc_matches, is_glob
+from ragsys.eval.evalset import EvalItem, doc_matches, is_glob
 from ragsys.types import Frozen, Hit
 
 Run = Mapping[str, Sequence[tuple[str, float]]]  # qid -> ranked (doc_id, score), best first

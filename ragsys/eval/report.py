@@ -264,3 +264,18 @@ def _svg(css_class: str, w: int, h: int, body: str) -> str:
     return (
         f"<svg class='{css_class}' xmlns='http://www.w3.org/2000/svg' width='{w}' height='{h}'>{body}</svg>"
     )
+
+
+def finish_report(
+    name: str,
+    result: dict[str, Any],
+    per_query: dict[str, dict[str, float]],
+    out_dir: Path,
+    baseline: Path | None,
+) -> dict[str, Any]:
+    """Writes `<out>/<name>.json` and `.html` (with the baseline comparison) and returns the record."""
+    base = load_run(baseline) if baseline is not None else None
+    json_path, html_path = write_report(out_dir, name, result, per_query, baseline=base)
+    record = load_run(json_path)
+    record["files"] = {"json": str(json_path), "html": str(html_path)}
+    return record

@@ -4,6 +4,9 @@ Per-query values, not means, are the unit: two systems run on the same queries a
 paired, and pairing removes the (large) between-query variance from the comparison
 (Smucker, Allan & Carterette 2007 recommend the randomization test for IR).
 
+Macro-F1 (closed-set labels) is not a mean over questions, so it gets bootstraps of its own
+that resample questions and recompute it: `bootstrap_macro_f1`, `paired_macro_f1_delta`.
+
 Everything is vectorised numpy and seeded: the same inputs and seed give the same
 numbers on every run. Resamples are drawn in blocks so memory stays bounded
 (about 8M indices at a time) whatever the number of queries.
@@ -15,6 +18,8 @@ from collections.abc import Iterator, Sequence
 
 import numpy as np
 import numpy.typing as npt
+
+from ragsys.eval.answers import LABELS, label_accuracy_and_macro_f1
 
 FloatArray = npt.NDArray[np.float64]
 _BLOCK_ELEMENTS = 8_000_000
@@ -93,3 +98,43 @@ def _blocks(n_resamples: int, n_values: int) -> Iterator[int]:
     size = max(1, _BLOCK_ELEMENTS // n_values)
     for start in range(0, n_resamples, size):
         yield min(size, n_resamples - start)
+
+
+def bootstrap_macro_f1(
+    preds: Sequence[str], golds: Sequence[str], n_resamples: int = 2000, seed: int = 0
+) -> tuple[float, float]:
+    """Percentile bootstrap of macro-F1, resampling questions (macro-F1 is not a mean)."""
+    rng = np.random.default_rng(seed)
+    n = len(preds)
+    values = []
+    for _ in range(n_resamples):
+        idx = rng.integers(0, n, n)
+        values.append(
+            label_accuracy_and_macro_f1([preds[i] for i in idx], [golds[i] for i in idx], LABELS)[1]
+        )
+    lo, hi = np.percentile(values, [2.5, 97.5])
+    return float(lo), float(hi)
+
+
+def paired_macro_f1_delta(
+    preds: Sequence[str],
+    base_preds: Sequence[str],
+    golds: Sequence[str],
+    n_resamples: int = 2000,
+    seed: int = 0,
+) -> tuple[float, float, float]:
+    """macro-F1(preds) - macro-F1(base_preds) on the same questions, with a paired percentile
+    bootstrap CI (both systems scored on each resample of the questions): (delta, lo, hi)."""
+
+    def f1(p: Sequence[str], g: Sequence[str]) -> float:
+        return label_accuracy_and_macro_f1(p, g, LABELS)[1]
+
+    rng = np.random.default_rng(seed)
+    n = len(golds)
+    deltas = []
+    for _ in range(n_resamples):
+        idx = rng.integers(0, n, n)
+        g = [golds[i] for i in idx]
+        deltas.append(f1([preds[i] for i in idx], g) - f1([base_preds[i] for i in idx], g))
+    lo, hi = np.percentile(deltas, [2.5, 97.5])
+    return f1(preds, golds) - f1(base_preds, golds), float(lo), float(hi)

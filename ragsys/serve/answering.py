@@ -18,7 +18,7 @@ from typing import Any
 from starlette.concurrency import run_in_threadpool
 
 from ragsys.feedback import FeedbackStore, StoredAnswer
-from ragsys.generate import OnText
+from ragsys.generate.watch import OnText
 from ragsys.jsonshape import answer_json
 from ragsys.pipeline import PipelineError, SearchPipeline
 from ragsys.serve.worker import GenerationWorker

@@ -24,14 +24,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
-from ragsys.evalset import EvalItem, doc_matches
-from ragsys.generate import DEFAULT_ABSTAIN
-from ragsys.prompt import ChatTokenizer, Prompt
+from ragsys.eval.evalset import EvalItem, doc_matches
+from ragsys.generate.hf import DEFAULT_ABSTAIN
+from ragsys.generate.prompt import ChatTokenizer, Prompt
 from ragsys.train.gen_cache import WorkCache
 from ragsys.types import Hit
 
 if TYPE_CHECKING:
-    from ragsys.generate import HFGenerator
+    from ragsys.generate.hf import HFGenerator
     from ragsys.index.reader import Index
 
 PromptFn = Callable[[str, Sequence[Hit]], Prompt]
@@ -109,15 +109,15 @@ class Templater:
     def label_seq(
         self, prompt: Prompt, question: str, completion: str, label: str, options: Sequence[str]
     ) -> Seq | None:
-        """The answer, then the constrained label step's turn exactly as `ragsys.choose` builds
+        """The answer, then the constrained label step's turn exactly as `ragsys.generate.labels` builds
         it at inference (its follow-up question carries no loss), then the label's tokens as
         that step scores them; None when the chat template cannot be split that way.
 
         Without this turn in training, a fine-tuned model answers the one-word follow-up
         with whatever it drifted to (measured on PubMedQA: "No" to all 500 test questions).
         """
-        from ragsys.choose import label_prompt
-        from ragsys.prompt import user_message
+        from ragsys.generate.labels import label_prompt
+        from ragsys.generate.prompt import user_message
 
         if self.system is None:
             return None

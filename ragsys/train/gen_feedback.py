@@ -4,7 +4,7 @@ A feedback record names the chunk ids the generator saw, so its prompt is rebuil
 the index exactly as it was; when a chunk is gone (re-indexed since), the question is
 retrieved again and the stats say how often. Thumbs can also come from an eval set's
 labels (`thumbs_from_labels`): the model answers the train questions and a thumb is up
-when its label (the constrained choice of `ragsys.choose`) matches the gold one.
+when its label (the constrained choice of `ragsys.generate.labels`) matches the gold one.
 
 Example:
     >>> records = FeedbackStore.open(Path("fb.sqlite"), readonly=True).records()  # doctest: +SKIP
@@ -19,12 +19,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from ragsys.citations import is_abstention
 from ragsys.eval.answers import map_yes_no_maybe, stated_decision
-from ragsys.evalset import EvalItem
+from ragsys.eval.evalset import EvalItem
 from ragsys.feedback import FeedbackRecord
+from ragsys.generate.citations import is_abstention
+from ragsys.generate.prompt import Prompt
 from ragsys.index.reader import Index
-from ragsys.prompt import Prompt
 from ragsys.train.gen_data import Built, DataContext, Example, Judged, Seq, Templater
 from ragsys.train.lora import reference
 from ragsys.types import Answer, Hit

@@ -16,9 +16,9 @@ from collections import Counter
 from collections.abc import Sequence
 from typing import Any
 
-from ragsys.evalset import EvalItem
-from ragsys.generate import visible_text
-from ragsys.prompt import Passage, decode, render_chat, user_message
+from ragsys.eval.evalset import EvalItem
+from ragsys.generate.prompt import Passage, decode, render_chat, user_message
+from ragsys.generate.watch import visible_text
 from ragsys.train.gen_data import DataContext, Example, sft_target
 from ragsys.types import Hit
 

@@ -29,8 +29,8 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from ragsys.evalset import EvalItem
-from ragsys.generate import GeneratorConfig, HFGenerator
+from ragsys.eval.evalset import EvalItem
+from ragsys.generate.hf import GeneratorConfig, HFGenerator
 from ragsys.index.reader import Index
 from ragsys.pipeline import PipelineConfig
 from ragsys.train.budget import TimeBudget, seed_everything

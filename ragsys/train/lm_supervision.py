@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, cast
 
-from ragsys.evalset import EvalItem
+from ragsys.eval.evalset import EvalItem
 from ragsys.train.gen_data import Templater, end_of_turn
 from ragsys.train.gen_steps import sequence_logps
 from ragsys.train.mining import TrainExample
@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     import torch
     from sentence_transformers import SentenceTransformer
 
-    from ragsys.generate import HFGenerator
+    from ragsys.generate.hf import HFGenerator
 
 
 class LMScored(Frozen):

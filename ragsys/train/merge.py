@@ -16,7 +16,7 @@ from ragsys.pipeline import PipelineConfig
 
 def merge_into_model(model: str, adapter: str, out: Path) -> Path:
     """`out` holds `model` with `adapter` merged; reused when it is already complete."""
-    from ragsys.generate import load_adapter
+    from ragsys.generate.hf import load_adapter
     from ragsys.models import load_causal_lm
 
     done = out / "config.json"

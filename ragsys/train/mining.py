@@ -15,7 +15,7 @@ import random
 import re
 from collections.abc import Callable, Sequence
 
-from ragsys.evalset import EvalItem, doc_matches, is_glob
+from ragsys.eval.evalset import EvalItem, doc_matches, is_glob
 from ragsys.index.reader import Index
 from ragsys.pipeline import SearchPipeline
 from ragsys.types import Chunk, Frozen, Hit

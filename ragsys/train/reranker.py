@@ -30,10 +30,10 @@ from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 import numpy as np
 from pydantic import Field
 
+from ragsys.eval.evalset import EvalItem
 from ragsys.eval.metrics import items_to_qrels, retrieval_metrics
+from ragsys.eval.retrieval import retrieval_run
 from ragsys.eval.stats import paired_randomization_test
-from ragsys.evalset import EvalItem
-from ragsys.evaluate import retrieval_run
 from ragsys.pipeline import PipelineConfig, SearchPipeline
 from ragsys.rerank import CrossEncoderConfig, CrossEncoderReranker, PairScorer, passage_text
 from ragsys.train.budget import (

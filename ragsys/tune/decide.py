@@ -18,8 +18,8 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
+from ragsys.eval.evalset import EvalItem
 from ragsys.eval.stats import paired_randomization_test
-from ragsys.evalset import EvalItem
 from ragsys.types import Frozen
 
 

@@ -16,11 +16,11 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
 
+from ragsys.eval.evalset import EvalItem, EvalSetReader
 from ragsys.eval.report import build_run_record, compare_runs
-from ragsys.evalset import EvalItem, EvalSetReader
+from ragsys.eval.split import TEST_SPLIT
 from ragsys.pipeline import PipelineConfig
 from ragsys.tune.scoring import Scorer
-from ragsys.tune.split import TEST_SPLIT
 from ragsys.tune.state import StageRecord, TuneState
 
 # Which pipeline fields each stage changes; removing a stage puts these back.
@@ -85,7 +85,7 @@ def score_system(
     scorer: Scorer, system: System, test: Sequence[EvalItem], answers: int | None
 ) -> SystemScores:
     """Retrieval metrics on test, and answer metrics (plus chosen labels) with a generator."""
-    from ragsys.evaluate import score_retrieval, search_all
+    from ragsys.eval.retrieval import score_retrieval, search_all
 
     per_query: dict[str, dict[str, float]] = {}
     labels: dict[str, str] = {}
@@ -140,8 +140,8 @@ def macro_f1_table(
     labels: dict[str, dict[str, str]], gold: dict[str, str], seed: int
 ) -> dict[str, dict[str, Any]]:
     """Per system: macro-F1 over its answered questions, a bootstrap CI and its label counts."""
-    from ragsys.eval.answers import label_accuracy_and_macro_f1
-    from ragsys.evaluate_answers import LABELS, bootstrap_macro_f1
+    from ragsys.eval.answers import LABELS, label_accuracy_and_macro_f1
+    from ragsys.eval.stats import bootstrap_macro_f1
 
     table: dict[str, dict[str, Any]] = {}
     for name, chosen in labels.items():
@@ -160,7 +160,7 @@ def macro_f1_delta(
     current: dict[str, str], baseline: dict[str, str], gold: dict[str, str], seed: int
 ) -> dict[str, Any] | None:
     """Paired bootstrap of macro-F1(current) - macro-F1(baseline) on the questions both answered."""
-    from ragsys.evaluate_answers import paired_macro_f1_delta
+    from ragsys.eval.stats import paired_macro_f1_delta
 
     qids = [q for q in current if q in baseline and q in gold]
     if not qids:

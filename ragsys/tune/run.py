@@ -11,14 +11,14 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from ragsys.evalset import EvalItem, EvalSetReader
-from ragsys.evaluate_answers import LABELS
+from ragsys.eval.answers import LABELS
+from ragsys.eval.evalset import EvalItem, EvalSetReader
+from ragsys.eval.split import non_test_items, split_train_dev
 from ragsys.pipeline import PipelineConfig
 from ragsys.train.budget import TimeBudget, seed_everything
 from ragsys.tune.decide import Decision, closed_set_gold, decide, decide_labels
 from ragsys.tune.report import System, final_report
 from ragsys.tune.scoring import ANSWER, Scorer, Scores
-from ragsys.tune.split import non_test_items, split_train_dev
 from ragsys.tune.stages import STAGES, Proposal, Stage, TuneContext, TuneSettings, with_gold, with_reference
 from ragsys.tune.state import StageRecord, TuneState, load_state, save_state, score_key
 

@@ -15,8 +15,8 @@ from typing import Any
 import numpy as np
 
 from ragsys.assemble import build_search
-from ragsys.evalset import EvalItem
-from ragsys.evaluate import score_retrieval, search_all
+from ragsys.eval.evalset import EvalItem
+from ragsys.eval.retrieval import score_retrieval, search_all
 from ragsys.index.reader import Index
 from ragsys.pipeline import PipelineConfig, SearchPipeline, weights_digest
 
@@ -133,8 +133,8 @@ class Scorer:
     ) -> tuple[Scores, dict[str, str]]:
         """Per-question answer scores, and the label each answer chose (closed-set questions
         only): macro-F1 is computed over labels, not averaged over questions."""
-        from ragsys.evaluate_answers import generate_and_score
-        from ragsys.generate import HFGenerator
+        from ragsys.eval.answering import generate_and_score
+        from ragsys.generate.hf import HFGenerator
 
         search = self.search(config, index_dir, generate=True)
         if not isinstance(search.generator, HFGenerator):

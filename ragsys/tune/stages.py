@@ -16,7 +16,7 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from ragsys.evalset import EvalItem
+from ragsys.eval.evalset import EvalItem
 from ragsys.pipeline import PipelineConfig
 from ragsys.retrieve.dense import DenseConfig
 from ragsys.train.budget import TimeBudget
@@ -185,7 +185,7 @@ def lm_scored(
     answered = with_reference(items)[: ctx.settings.lm_questions]
     if config.generator is None or not answered or ctx.settings.lm_questions == 0:
         return []
-    from ragsys.generate import HFGenerator
+    from ragsys.generate.hf import HFGenerator
 
     search = ctx.scorer.search(config, index_dir, generate=True)
     if not isinstance(search.generator, HFGenerator):
@@ -305,8 +305,8 @@ def reranker_stage(
 
 
 def mixture_stage(ctx: TuneContext, config: PipelineConfig, index_dir: Path, out: Path) -> Proposal | str:
-    from ragsys.fit import fit_learned_mixture
-    from ragsys.mixture import LearnedMixtureConfig
+    from ragsys.fusion import LearnedMixtureConfig
+    from ragsys.train.mixture import fit_learned_mixture
 
     if len(config.retrievers) < 2:
         return "one retriever: nothing to mix"

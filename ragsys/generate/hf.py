@@ -1,15 +1,14 @@
 """Answer generation with a local causal LM: numbered passages in, cited answer out.
 
 One code path serves `generate`, `stream` and `generate_stream`: `model.generate` runs
-with a stopping criterion (`TextWatch`) that, after every new token, decodes the answer
-so far, cuts it at the first stop string and hands newly certain text to an optional
-callback. That watch is the only per-token work ragsys adds to `transformers`' loop, so
-streaming costs no more than not streaming (eval/bench/generate.py measures it).
+with a stopping criterion (`ragsys.generate.watch.TextWatch`) that, after every new token,
+decodes the answer so far, cuts it at the first stop string and hands newly certain text to
+an optional callback.
 
 Abstention rule: `Answer.abstained` is True when (a) no context was given, in which case
 the model is not called and the answer is `abstain_text`, or (b) the answer text, after
 normalization (case, punctuation, quotes, spacing), starts with `abstain_text`, or is
-empty. See `ragsys.citations.is_abstention`.
+empty. See `ragsys.generate.citations.is_abstention`.
 
 Example:
     >>> gen = GeneratorConfig(model="smollm2-135m").build()  # doctest: +SKIP
@@ -23,15 +22,16 @@ from __future__ import annotations
 import queue
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Protocol, cast
 
 from pydantic import Field
 
-from ragsys.citations import is_abstention, parse_citations
-from ragsys.prompt import ChatTokenizer, Prompt, build_prompt, decode
+from ragsys.generate.citations import is_abstention, parse_citations
+from ragsys.generate.prompt import ChatTokenizer, Prompt, build_prompt
+from ragsys.generate.watch import OnText, TextWatch
 from ragsys.types import Answer, Frozen, Hit
 
 if TYPE_CHECKING:  # torch and transformers load in `build()` and on first use: configs stay cheap
@@ -51,8 +51,6 @@ DEFAULT_SYSTEM_PROMPT = (
 DEFAULT_STOP = ("\nQuestion:", "\nPassages:", "<|im_end|>", "<|endoftext|>")
 
 NO_WINDOW = 10**8  # tokenizers without a known window report a huge sentinel instead
-
-OnText = Callable[[str], None]
 
 
 class CausalLM(Protocol):
@@ -122,87 +120,6 @@ def load_adapter(model: PreTrainedModel, adapter: str) -> PreTrainedModel:
     merged: PreTrainedModel = PeftModel.from_pretrained(model, str(folder)).merge_and_unload()
     merged.train(False)
     return merged
-
-
-def visible_text(text: str, stops: Sequence[str], final: bool) -> tuple[str, bool]:
-    """The part of the decoded answer that is certain, and whether a stop string was seen.
-
-    Cut at the earliest stop string; strip surrounding whitespace. Until generation ends,
-    also hold back a trailing half-decoded character, a tail that could begin a stop
-    string, and trailing whitespace (it would be stripped if nothing followed). So each
-    call's result extends the previous one, and streamed pieces join to the final text.
-    """
-    cuts = [i for i in (text.find(s) for s in stops if s) if i >= 0]
-    stopped = bool(cuts)
-    if stopped:
-        text = text[: min(cuts)]
-    text = text.lstrip()
-    if final or stopped:
-        return text.rstrip(), stopped
-    text = text.rstrip("\ufffd")
-    text = text[: len(text) - _stop_prefix_len(text, stops)]
-    return text.rstrip(), False
-
-
-def _stop_prefix_len(text: str, stops: Sequence[str]) -> int:
-    """Length of the longest suffix of `text` that is a proper prefix of some stop string."""
-    best = 0
-    for stop in stops:
-        for k in range(min(len(stop) - 1, len(text)), best, -1):
-            if text.endswith(stop[:k]):
-                best = k
-                break
-    return best
-
-
-class TextWatch:
-    """Called by `generate` after each new token: times it, decodes, stops, streams.
-
-    Used as a stopping criterion (anything callable fits `StoppingCriteriaList`) rather
-    than as a streamer, because `transformers` may report tokens to a streamer a step late
-    (its deferred stop check), while criteria see every step.
-    """
-
-    def __init__(
-        self,
-        tokenizer: ChatTokenizer,
-        prompt_len: int,
-        stops: Sequence[str],
-        on_text: OnText | None = None,
-        cancel: threading.Event | None = None,
-    ) -> None:
-        self._tokenizer, self._stops, self._on_text = tokenizer, tuple(stops), on_text
-        self._cancel = cancel or threading.Event()
-        self._seen, self._sent = prompt_len, 0
-        self._ids: list[int] = []
-        self.first_token_at: float | None = None
-
-    def __call__(self, input_ids: torch.Tensor, scores: Any, **kwargs: Any) -> torch.Tensor:
-        import torch
-
-        if self.first_token_at is None:
-            self.first_token_at = time.perf_counter()
-        self._ids.extend(input_ids[0, self._seen :].tolist())
-        self._seen = input_ids.shape[1]
-        stopped = self._emit(self._decode(self._ids), final=False)
-        done = stopped or self._cancel.is_set()
-        return torch.full((input_ids.shape[0],), done, dtype=torch.bool, device=input_ids.device)
-
-    def finish(self, new_ids: list[int]) -> str:
-        """The final answer text from the tokens `generate` returned; flushes the rest to the callback."""
-        text = self._decode(new_ids)
-        self._emit(text, final=True)
-        return visible_text(text, self._stops, final=True)[0]
-
-    def _decode(self, ids: list[int]) -> str:
-        return decode(self._tokenizer, ids, skip_special_tokens=True)
-
-    def _emit(self, text: str, final: bool) -> bool:
-        shown, stopped = visible_text(text, self._stops, final)
-        if self._on_text is not None and len(shown) > self._sent:
-            self._on_text(shown[self._sent :])
-        self._sent = max(self._sent, len(shown))
-        return stopped
 
 
 class HFGenerator:
@@ -294,8 +211,8 @@ class HFGenerator:
         )
 
     def choose(self, answer: Answer, options: Sequence[str]) -> tuple[str, list[float]]:
-        """The constrained final step (`ragsys.choose`): one of `options` given the answer."""
-        from ragsys.choose import choose_label
+        """The constrained final step (`ragsys.generate.labels`): one of `options` given the answer."""
+        from ragsys.generate.labels import choose_label
 
         prompt = self.prompt(answer.question, answer.contexts)
         return choose_label(

@@ -7,12 +7,10 @@ at its best rank) with ir-measures; CIs are percentile bootstraps over queries.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from pathlib import Path
 from typing import Any
 
+from ragsys.eval.evalset import EvalItem
 from ragsys.eval.metrics import doc_ranking, items_to_qrels, retrieval_metrics
-from ragsys.eval.report import load_run, write_report
-from ragsys.evalset import EvalItem
 from ragsys.pipeline import SearchPipeline
 from ragsys.types import Hit
 
@@ -53,18 +51,3 @@ def score_retrieval(
     run = retrieval_run(items, hits)
     result = retrieval_metrics({q: run.get(q, []) for q in qrels}, qrels)
     return {"run": {q: [[d, s] for d, s in r] for q, r in run.items()}}, result.by_query()
-
-
-def finish_report(
-    name: str,
-    result: dict[str, Any],
-    per_query: dict[str, dict[str, float]],
-    out_dir: Path,
-    baseline: Path | None,
-) -> dict[str, Any]:
-    """Writes `<out>/<name>.json` and `.html` (with the baseline comparison) and returns the record."""
-    base = load_run(baseline) if baseline is not None else None
-    json_path, html_path = write_report(out_dir, name, result, per_query, baseline=base)
-    record = load_run(json_path)
-    record["files"] = {"json": str(json_path), "html": str(html_path)}
-    return record

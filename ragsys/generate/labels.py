@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from ragsys.prompt import ChatTokenizer, user_message
+from ragsys.generate.prompt import ChatTokenizer, user_message
 
 FOLLOW_UP = "Based on the passages, answer the question with exactly one word: {options}."
 

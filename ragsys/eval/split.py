@@ -1,6 +1,9 @@
-"""Train/dev split of the non-test questions, seeded and stratified by label.
+"""The one place that splits questions: test is for reporting, train and dev for learning.
 
-The test split is never read here: `non_test_items` asks the reader for every split
+`split_train_dev` splits the non-test questions into train and dev, seeded and stratified by
+label (`ragsys tune`, `ragsys train reranker`'s held-out check); `carve_dev` samples a learned
+mixture's dev questions from its fit split; `refuse_test_split` stops a command from training
+on test. The test split is never read here: `non_test_items` asks the reader for every split
 except "test" by name, and the reader records what it was asked for (tests assert on it).
 """
 
@@ -10,7 +13,7 @@ import random
 from collections import defaultdict
 from collections.abc import Sequence
 
-from ragsys.evalset import EvalItem, EvalSetReader
+from ragsys.eval.evalset import EvalItem, EvalSetReader
 from ragsys.types import Frozen
 
 TEST_SPLIT = "test"
@@ -53,3 +56,18 @@ def split_train_dev(
     if not train or not dev:
         raise ValueError(f"{len(items)} questions cannot be split into train and dev; add questions")
     return TrainDev(train=train, dev=dev)
+
+
+def carve_dev(ids: Sequence[str], fraction: float, seed: int) -> list[str]:
+    """A seeded, order-independent sample of `fraction` of the ids (at least one)."""
+    pool = sorted(ids)
+    random.Random(seed).shuffle(pool)
+    return sorted(pool[: max(1, round(len(pool) * fraction))])
+
+
+def refuse_test_split(split: str) -> None:
+    """Training on test would make every later test number meaningless."""
+    if split == "test":
+        raise ValueError(
+            "training on the test split would make every later test number meaningless; use --split train"
+        )

@@ -1,4 +1,4 @@
-"""Converters from published datasets to the eval-set format (`ragsys.evalset`).
+"""Converters from published datasets to the eval-set format (`ragsys.eval.evalset`).
 
 Each reads the dataset as it is published (see /work/shared/data/README.md) and
 returns items, plus BEIR-format corpus rows where the corpus is not already a file
@@ -21,7 +21,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from ragsys.evalset import EvalItem
+from ragsys.eval.evalset import EvalItem
 
 CorpusRow = dict[str, str]  # BEIR corpus line: {"_id", "title", "text"}
 
