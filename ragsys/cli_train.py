@@ -121,7 +121,7 @@ def retriever(
     from ragsys.eval.evalset import EvalSetReader
     from ragsys.index.reader import Index
     from ragsys.pipeline import load_pipeline
-    from ragsys.train.mining import labelled_examples
+    from ragsys.train.mining.hard_negatives import labelled_examples
     from ragsys.train.retriever import RetrieverTrainConfig, train_retriever
 
     with user_errors():
@@ -214,7 +214,7 @@ def reranker(
     from ragsys.eval.split import split_train_dev
     from ragsys.index.reader import Index
     from ragsys.pipeline import load_pipeline
-    from ragsys.train.mining import examples_for_pairs, labelled_examples
+    from ragsys.train.mining.hard_negatives import examples_for_pairs, labelled_examples
     from ragsys.train.reranker import RerankerTrainConfig, train_reranker
 
     with user_errors():
@@ -248,7 +248,7 @@ def reranker(
                 _synthetic(index, search, synthetic, seed, out), search, n_negatives=negatives, depth=top_n
             )
         if ict:
-            from ragsys.train.ict import ict_pairs
+            from ragsys.train.mining.ict import ict_pairs
 
             pairs = ict_pairs(index, ict, seed)
             with counter("mining negatives for pseudo-queries", len(pairs)) as advance:
@@ -278,7 +278,7 @@ def reranker(
 
 def _synthetic(index: Any, search: Any, n_chunks: int, seed: int, out: Path) -> list[Any]:
     """Synthetic (question, chunk) pairs, written once into `out/synthetic.jsonl` and reused."""
-    from ragsys.train.synthetic import SyntheticConfig, load_pairs, save_pairs, synthetic_pairs
+    from ragsys.train.mining.synthetic import SyntheticConfig, load_pairs, save_pairs, synthetic_pairs
 
     cache = out / "synthetic.jsonl"
     if cache.exists():
@@ -341,7 +341,8 @@ def generator(
     from ragsys.eval.evalset import EvalSetReader
     from ragsys.index.reader import Index
     from ragsys.pipeline import load_pipeline
-    from ragsys.train.generator import GeneratorTrainConfig, train_generator
+    from ragsys.train.generator.config import GeneratorTrainConfig
+    from ragsys.train.generator.trainer import train_generator
     from ragsys.train.merge import stack_on_adapter
 
     with user_errors():

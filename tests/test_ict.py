@@ -8,7 +8,7 @@ from pathlib import Path
 from ragsys.index.build import index_paths
 from ragsys.index.reader import Index
 from ragsys.pipeline import PipelineConfig
-from ragsys.train.ict import ict_pair, ict_pairs, sentences
+from ragsys.train.mining.ict import ict_pair, ict_pairs, sentences
 from tests.corpus import write_corpus
 from tests.factories import make_chunk
 

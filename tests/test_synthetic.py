@@ -12,7 +12,7 @@ from ragsys.index.reader import Index
 from ragsys.models import load_causal_lm
 from ragsys.pipeline import PipelineConfig, SearchPipeline
 from ragsys.retrieve.bm25 import BM25Config
-from ragsys.train.synthetic import (
+from ragsys.train.mining.synthetic import (
     SyntheticConfig,
     clean_question,
     generate,
@@ -206,7 +206,7 @@ def test_synthetic_pairs_counts_add_up(
     ) -> list[str]:
         return [next(scripted) for _ in range(2 * len(prompts))]
 
-    monkeypatch.setattr("ragsys.train.synthetic.generate", fake_generate)
+    monkeypatch.setattr("ragsys.train.mining.synthetic.generate", fake_generate)
     chunks = {c.id: c for c in tiny_index.store.iter_chunks()}
     config = SyntheticConfig(model=str(tiny_lm_path), n_chunks=3, questions_per_chunk=2, min_chunk_tokens=1)
     sampled = sample_chunks(tiny_index, 3, 1, lambda t: 1, config.seed)

@@ -25,8 +25,9 @@ from ragsys.index.reader import Index
 from ragsys.models import load_causal_lm
 from ragsys.pipeline import PipelineConfig
 from ragsys.train.budget import TimeBudget
-from ragsys.train.gen_cache import BudgetExpired, WorkCache
-from ragsys.train.gen_data import (
+from ragsys.train.generator.cache import BudgetExpired, WorkCache
+from ragsys.train.generator.config import GeneratorTrainConfig
+from ragsys.train.generator.data import (
     Example,
     Seq,
     Templater,
@@ -37,15 +38,15 @@ from ragsys.train.gen_data import (
     sft_examples,
     sft_target,
 )
-from ragsys.train.gen_feedback import (
+from ragsys.train.generator.feedback import (
     answer_label,
     kto_examples,
     kto_weights,
     preference_pairs,
     thumbs_from_labels,
 )
-from ragsys.train.gen_steps import StepContext, pad, with_reference
-from ragsys.train.generator import METHODS, GeneratorTrainConfig, train_generator
+from ragsys.train.generator.steps import StepContext, pad, with_reference
+from ragsys.train.generator.trainer import METHODS, train_generator
 from ragsys.train.lora import LoraSettings, adapter_parameters, attach_lora
 from ragsys.types import Answer, Hit
 from tests.corpus import write_corpus
@@ -599,7 +600,7 @@ def test_gradient_checkpointing_trains_the_adapter(
 def test_gold_hits_are_the_gold_documents_chunks(tmp_path: Path, tiny_pipeline: PipelineConfig) -> None:
     from ragsys.index.build import index_paths
     from ragsys.index.reader import Index
-    from ragsys.train.gen_data import gold_hits
+    from ragsys.train.generator.data import gold_hits
     from tests.corpus import write_corpus
 
     corpus = write_corpus(tmp_path / "docs")

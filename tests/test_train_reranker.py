@@ -15,7 +15,7 @@ from ragsys.eval.evalset import EvalItem
 from ragsys.models import load_cross_encoder
 from ragsys.pipeline import PipelineConfig, SearchPipeline
 from ragsys.retrieve.bm25 import BM25Config
-from ragsys.train.mining import TrainExample
+from ragsys.train.mining.hard_negatives import TrainExample
 from ragsys.train.reranker import (
     LOSSES,
     RerankerTrainConfig,

@@ -15,7 +15,7 @@ from ragsys.index.build import index_paths
 from ragsys.index.reader import Index
 from ragsys.pipeline import PipelineConfig
 from ragsys.retrieve.dense import DenseConfig
-from ragsys.train.mining import TrainExample, labelled_examples, near_duplicate, pick_negatives
+from ragsys.train.mining.hard_negatives import TrainExample, labelled_examples, near_duplicate, pick_negatives
 from ragsys.train.retriever import RetrieverTrainConfig, train_retriever, training_columns
 from tests.corpus import write_corpus
 from tests.factories import make_chunk, make_hit
@@ -153,7 +153,8 @@ def test_lm_supervision_scores_passages_and_trains(
     built: tuple[Path, list[EvalItem]], tiny_pipeline: PipelineConfig, tiny_lm_path: Path, tmp_path: Path
 ) -> None:
     from ragsys.generate.hf import GeneratorConfig
-    from ragsys.train.lm_supervision import lm_score_passages, lsr_columns
+    from ragsys.train.mining.lm import lm_score_passages
+    from ragsys.train.retriever import lsr_columns
 
     root, items = built
     index = Index.open(root / "index")

@@ -16,7 +16,7 @@ Example::
 from __future__ import annotations
 
 import json
-from collections.abc import Collection, Iterable
+from collections.abc import Collection, Iterable, Sequence
 from fnmatch import fnmatchcase
 from pathlib import Path
 from typing import Any
@@ -151,3 +151,14 @@ def _parse_line(path: Path, lineno: int, line: str) -> EvalItem:
             f"{'.'.join(str(p) for p in err['loc']) or '<root>'}: {err['msg']}" for err in e.errors()
         )
         raise EvalSetError(f"{path}:{lineno}: {problems}") from e
+
+
+def gold_doc_ids(item: EvalItem, doc_ids: Sequence[str], known: set[str]) -> list[str]:
+    """The index's documents an item names as gold: exact ids directly, globs by matching."""
+    found: list[str] = []
+    for g in item.gold_doc_ids:
+        if is_glob(g):
+            found.extend(d for d in doc_ids if doc_matches(g, d))
+        elif g in known:
+            found.append(g)
+    return list(dict.fromkeys(found))

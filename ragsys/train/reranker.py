@@ -44,7 +44,7 @@ from ragsys.train.budget import (
     last_checkpoint,
     seed_everything,
 )
-from ragsys.train.mining import TrainExample
+from ragsys.train.mining.hard_negatives import TrainExample
 from ragsys.types import Frozen, Hit
 
 if TYPE_CHECKING:

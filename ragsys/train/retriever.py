@@ -29,8 +29,8 @@ from ragsys.train.budget import (
     last_checkpoint,
     seed_everything,
 )
-from ragsys.train.lm_supervision import LMScored, lsr_columns, lsr_loss
-from ragsys.train.mining import TrainExample
+from ragsys.train.mining.hard_negatives import TrainExample
+from ragsys.train.mining.lm import LMScored
 from ragsys.types import Frozen
 
 if TYPE_CHECKING:
@@ -131,7 +131,7 @@ def train_retriever(
 ) -> RetrieverTrainResult:
     """Trains the pipeline's dense encoder; writes `out/model` and checkpoints in `out/checkpoints`.
 
-    With `lm_scored` (see `ragsys.train.lm_supervision`), a second dataset trains the encoder
+    With `lm_scored` (see `ragsys.train.mining.lm`), a second dataset trains the encoder
     towards the generator's preferences over passages (KL), batches alternating between the
     two in proportion to their sizes. Calling again with the same `out` resumes.
     """
@@ -207,3 +207,36 @@ def train_retriever(
 def _last_loss(history: list[dict[str, Any]]) -> float | None:
     losses = [h["loss"] for h in history if "loss" in h]
     return float(losses[-1]) if losses else None
+
+
+def lsr_columns(scored: Sequence[LMScored], query_prefix: str, passage_prefix: str) -> dict[str, list[Any]]:
+    """anchor, passage_1..K and `label` (the K LM log-probs) for sentence-transformers' trainer."""
+    k = min(len(s.passages) for s in scored)
+    cols: dict[str, list[Any]] = {"anchor": [query_prefix + s.query for s in scored]}
+    for j in range(k):
+        cols[f"passage_{j + 1}"] = [passage_prefix + s.passages[j].text for s in scored]
+    cols["label"] = [list(s.lm_logps[:k]) for s in scored]
+    return cols
+
+
+def lsr_loss(model: SentenceTransformer, retriever_temperature: float = 0.1) -> torch.nn.Module:
+    """A sentence-transformers loss module around the pure `lm_supervised_retrieval_loss`."""
+    import torch
+
+    from ragsys.losses import lm_supervised_retrieval_loss
+
+    class LMSupervisedRetrievalLoss(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.model = model
+
+        def forward(
+            self, sentence_features: list[dict[str, torch.Tensor]], labels: torch.Tensor
+        ) -> torch.Tensor:
+            emb = [self.model(f)["sentence_embedding"] for f in sentence_features]
+            q = torch.nn.functional.normalize(emb[0], dim=-1)  # (B, d)
+            p = torch.nn.functional.normalize(torch.stack(emb[1:], dim=1), dim=-1)  # (B, K, d)
+            scores = torch.einsum("bd,bkd->bk", q, p)  # (B, K) cosine similarity
+            return lm_supervised_retrieval_loss(scores, labels.float(), retriever_temperature)
+
+    return LMSupervisedRetrievalLoss()

@@ -226,7 +226,7 @@ def _restore(ctx: TuneContext, rec: StageRecord) -> None:
         return
     pairs = Path(rec.pipeline_dir) / "pairs.jsonl"
     if pairs.exists():
-        from ragsys.train.synthetic import load_pairs
+        from ragsys.train.mining.synthetic import load_pairs
 
         ctx.synthetic = list(load_pairs(pairs, ctx.scorer.index(Path(rec.index_dir))))
 

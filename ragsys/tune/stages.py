@@ -20,10 +20,10 @@ from ragsys.eval.evalset import EvalItem
 from ragsys.pipeline import PipelineConfig
 from ragsys.retrieve.dense import DenseConfig
 from ragsys.train.budget import TimeBudget
-from ragsys.train.generator import GeneratorTrainConfig
+from ragsys.train.generator.config import GeneratorTrainConfig
+from ragsys.train.mining.synthetic import SyntheticConfig
 from ragsys.train.reranker import RerankerTrainConfig
 from ragsys.train.retriever import RetrieverTrainConfig
-from ragsys.train.synthetic import SyntheticConfig
 from ragsys.tune.scoring import ANSWER, RETRIEVAL, Scorer, passages_for
 from ragsys.types import Chunk, Frozen
 
@@ -156,7 +156,7 @@ def with_reference(items: Sequence[EvalItem]) -> list[EvalItem]:
 
 
 def synthetic_stage(ctx: TuneContext, config: PipelineConfig, index_dir: Path, out: Path) -> Proposal | str:
-    from ragsys.train.synthetic import load_pairs, save_pairs, synthetic_pairs
+    from ragsys.train.mining.synthetic import load_pairs, save_pairs, synthetic_pairs
 
     n = len(with_gold(ctx.train))
     if n >= ctx.settings.synthetic_below:
@@ -180,7 +180,7 @@ def lm_scored(
     ctx: TuneContext, config: PipelineConfig, index_dir: Path, items: Sequence[EvalItem]
 ) -> list[Any]:
     """REPLUG-style targets: the generator judges each train question's top passages."""
-    from ragsys.train.lm_supervision import lm_score_passages
+    from ragsys.train.mining.lm import lm_score_passages
 
     answered = with_reference(items)[: ctx.settings.lm_questions]
     if config.generator is None or not answered or ctx.settings.lm_questions == 0:
@@ -204,7 +204,7 @@ def retriever_stage(
     ctx: TuneContext, config: PipelineConfig, index_dir: Path, out: Path, *, joint: bool = True
 ) -> Proposal | str:
     from ragsys.index.copy import copy_for_pipeline
-    from ragsys.train.mining import examples_for_pairs, labelled_examples
+    from ragsys.train.mining.hard_negatives import examples_for_pairs, labelled_examples
     from ragsys.train.retriever import train_retriever
 
     if not any(isinstance(r, DenseConfig) for r in config.retrievers):
@@ -248,8 +248,8 @@ def retriever_stage(
 def reranker_stage(
     ctx: TuneContext, config: PipelineConfig, index_dir: Path, out: Path, *, joint: bool = True
 ) -> Proposal | str:
-    from ragsys.train.lm_supervision import lm_ranked_examples
-    from ragsys.train.mining import examples_for_pairs, labelled_examples
+    from ragsys.train.mining.hard_negatives import examples_for_pairs, labelled_examples
+    from ragsys.train.mining.lm import lm_ranked_examples
     from ragsys.train.reranker import train_reranker
 
     index = ctx.scorer.index(index_dir)
@@ -266,7 +266,7 @@ def reranker_stage(
         on_progress=ctx.counter("mining", len(gold)),
     )
     if ctx.settings.reranker_ict:  # free, label-less signal: the isolated control gets it too
-        from ragsys.train.ict import ict_pairs
+        from ragsys.train.mining.ict import ict_pairs
 
         pairs = ict_pairs(index, ctx.settings.reranker_ict, ctx.seed)
         examples += examples_for_pairs(
@@ -366,7 +366,7 @@ def _with_passages(config: PipelineConfig, k: int) -> PipelineConfig:
 def generator_stage(
     ctx: TuneContext, config: PipelineConfig, index_dir: Path, out: Path, *, contexts: str = "retrieved"
 ) -> Proposal | str:
-    from ragsys.train.generator import train_generator
+    from ragsys.train.generator.trainer import train_generator
 
     if config.generator is None:
         return "the pipeline has no generator"
@@ -395,7 +395,7 @@ def generator_stage(
 
 def preference_stage(ctx: TuneContext, config: PipelineConfig, index_dir: Path, out: Path) -> Proposal | str:
     from ragsys.feedback import FeedbackStore
-    from ragsys.train.generator import train_generator
+    from ragsys.train.generator.trainer import train_generator
 
     if config.generator is None:
         return "the pipeline has no generator"

@@ -25,7 +25,8 @@ from ragsys.feedback import FeedbackRecord
 from ragsys.generate.citations import is_abstention
 from ragsys.generate.prompt import Prompt
 from ragsys.index.reader import Index
-from ragsys.train.gen_data import Built, DataContext, Example, Judged, Seq, Templater
+from ragsys.train.generator.data import Built, DataContext, Example, Judged, Seq, Templater, own_answer
+from ragsys.train.generator.revise import reviser_pairs
 from ragsys.train.lora import reference
 from ragsys.types import Answer, Hit
 
@@ -56,12 +57,6 @@ def record_prompts(ctx: DataContext, records: Sequence[Judged]) -> tuple[list[Pr
         skipped_no_context=sum(p is None for p in prompts),
     )
     return prompts, stats
-
-
-def own_answer(ctx: DataContext, question: str, hits: Sequence[Hit]) -> Answer:
-    """The model's own answer (greedy, as the pipeline would give it) before any training."""
-    with reference(ctx.model):  # the adapter is still zero: skipping it is the same model, faster
-        return ctx.generator.generate(question, list(hits))
 
 
 def answer_entry(answer: Answer) -> dict[str, Any]:
@@ -261,8 +256,6 @@ def pair_data(ctx: DataContext) -> Built:
 
 def clair_data(ctx: DataContext) -> Built:
     """CLAIR: minimal revisions against the answers they revise, from feedback and/or a reviser model."""
-    from ragsys.train.gen_revise import reviser_pairs
-
     examples, stats = pair_examples(ctx, preference_pairs(ctx.feedback, thumbs=False))
     if ctx.reviser is not None and ctx.items:
         revised, revise_stats = reviser_pairs(ctx)

@@ -6,7 +6,7 @@ reference log-probs), computes reference log-probs once with the adapter off, tr
 and returns the pipeline config with `generator.adapter` pointing at the result.
 
 Output folder: `adapter/` (the adapter, also after a run stopped by its budget),
-`checkpoints/` (see `gen_checkpoint`), `examples.json` (the built examples with their
+`checkpoints/` (see `ragsys.train.generator.checkpoint`), `examples.json` (the built examples with their
 reference log-probs, so a resumed run trains on exactly the same data without
 retrieving, generating or scoring again). Calling again with the same `out` resumes.
 
@@ -25,17 +25,16 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
-
-from pydantic import Field
+from typing import Any
 
 from ragsys.eval.evalset import EvalItem
 from ragsys.generate.hf import GeneratorConfig, HFGenerator
 from ragsys.index.reader import Index
 from ragsys.pipeline import PipelineConfig
 from ragsys.train.budget import TimeBudget, seed_everything
-from ragsys.train.gen_cache import BudgetExpired, WorkCache
-from ragsys.train.gen_data import (
+from ragsys.train.generator.cache import BudgetExpired, WorkCache
+from ragsys.train.generator.config import GeneratorTrainConfig, GeneratorTrainResult
+from ragsys.train.generator.data import (
     Built,
     DataContext,
     Example,
@@ -48,72 +47,21 @@ from ragsys.train.gen_data import (
     save_examples,
     sft_data,
 )
-from ragsys.train.gen_feedback import clair_data, kto_data, kto_weights, pair_data
-from ragsys.train.gen_loop import LoopResult, ProgressFn, TrainProgress, run_loop
-from ragsys.train.gen_steps import StepContext, StepLoss, kto_step, paired_step, sft_step, with_reference
-from ragsys.train.lora import LoraSettings, attach_lora, save_adapter
-from ragsys.types import Frozen, Hit
+from ragsys.train.generator.feedback import clair_data, kto_data, kto_weights, pair_data
+from ragsys.train.generator.loop import LoopResult, ProgressFn, TrainProgress, run_loop
+from ragsys.train.generator.steps import (
+    StepContext,
+    StepLoss,
+    kto_step,
+    paired_step,
+    sft_step,
+    with_reference,
+)
+from ragsys.train.lora import attach_lora, save_adapter
+from ragsys.types import Hit
 
-__all__ = [
-    "METHODS",
-    "GeneratorTrainConfig",
-    "GeneratorTrainResult",
-    "LoraSettings",
-    "Method",
-    "MethodSpec",
-    "ProgressFn",
-    "TrainProgress",
-    "train_generator",
-]
-
-Method = Literal["sft", "dpo", "kto", "apo-zero", "apo-down", "clair"]
 EXAMPLES = "examples.json"
 WORK = "work.jsonl"
-
-
-class GeneratorTrainConfig(Frozen):
-    """How the adapter is trained. `max_minutes` is excluded from the run's fingerprint: a
-    resumed run may get a different budget, but nothing else may change."""
-
-    kind: Literal["generator"] = "generator"
-    method: Method = "sft"
-    beta: float = Field(default=0.1, gt=0.0)
-    learning_rate: float = Field(default=2e-4, gt=0.0)  # LoRA tolerates ~10x full fine-tuning's rate
-    epochs: int = Field(default=1, ge=1)
-    batch_size: int = Field(default=4, ge=1)
-    grad_accum: int = Field(default=1, ge=1)
-    max_length: int = Field(default=2048, ge=8)  # tokens of prompt + answer; longer examples are dropped
-    warmup_ratio: float = Field(default=0.1, ge=0.0, le=1.0)
-    weight_decay: float = Field(default=0.0, ge=0.0)
-    max_grad_norm: float | None = Field(default=1.0, gt=0.0)
-    seed: int = 0
-    lora: LoraSettings = LoraSettings()
-    max_minutes: float | None = Field(default=None, ge=0.0)
-    desirable_weight: float | None = Field(default=None, gt=0.0)  # KTO; None: the paper's rebalancing
-    undesirable_weight: float | None = Field(default=None, gt=0.0)
-    k: int | None = Field(default=None, ge=1)  # passages retrieved per question; None: the pipeline's top_k
-    label_options: tuple[str, ...] = ("yes", "no", "maybe")
-    reviser: str | None = None  # clair: a stronger causal LM that revises the model's own answers
-    max_new_tokens: int | None = Field(default=None, ge=1)  # own answers/revisions; None: the generator's
-    group_by_length: bool = True
-    gradient_checkpointing: bool = False
-    contexts: Literal["retrieved", "gold"] = "retrieved"  # sft: passages the model learns from
-    # sft: resample so each closed-set label is drawn equally often (see gen_data.balanced_items)
-    balance_labels: bool = False
-
-
-class GeneratorTrainResult(Frozen):
-    method: Method
-    adapter: Path
-    pipeline: PipelineConfig  # the input pipeline with generator.adapter = adapter
-    epoch_losses: tuple[float, ...]
-    examples: int
-    dropped_too_long: int
-    stats: dict[str, float]  # where the examples came from, KTO weights, ...
-    steps: int
-    stopped_early: bool
-    resumed_from: Path | None
-    minutes: float
 
 
 @dataclass(frozen=True)

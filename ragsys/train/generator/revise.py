@@ -19,7 +19,7 @@ from typing import Any
 from ragsys.eval.evalset import EvalItem
 from ragsys.generate.prompt import Passage, decode, render_chat, user_message
 from ragsys.generate.watch import visible_text
-from ragsys.train.gen_data import DataContext, Example, sft_target
+from ragsys.train.generator.data import DataContext, Example, own_answer, sft_target
 from ragsys.types import Hit
 
 REVISER_SYSTEM = (
@@ -62,8 +62,6 @@ def reviser_pairs(ctx: DataContext) -> tuple[list[Example], Counter[str]]:
     The reviser loads on the first item not already revised (a resumed run may need none)
     and is freed before training, so it never shares memory with the training step.
     """
-    from ragsys.train.gen_feedback import own_answer
-
     items = [i for i in ctx.items if (i.answer and i.answer.strip()) or (i.label and i.label.strip())]
     hits = ctx.search([i.question for i in items])
     kept = [(item, h) for item, h in zip(items, hits, strict=True) if h]

@@ -15,7 +15,7 @@ import random
 import re
 from collections.abc import Callable, Sequence
 
-from ragsys.eval.evalset import EvalItem, doc_matches, is_glob
+from ragsys.eval.evalset import EvalItem, gold_doc_ids
 from ragsys.index.reader import Index
 from ragsys.pipeline import SearchPipeline
 from ragsys.types import Chunk, Frozen, Hit
@@ -36,17 +36,6 @@ def near_duplicate(a: str, b: str, threshold: float = 0.9) -> bool:
     if not ta or not tb:
         return a.strip() == b.strip()
     return len(ta & tb) / len(ta | tb) >= threshold
-
-
-def gold_doc_ids(item: EvalItem, doc_ids: Sequence[str], known: set[str]) -> list[str]:
-    """The index's documents an item names as gold: exact ids directly, globs by matching."""
-    found: list[str] = []
-    for g in item.gold_doc_ids:
-        if is_glob(g):
-            found.extend(d for d in doc_ids if doc_matches(g, d))
-        elif g in known:
-            found.append(g)
-    return list(dict.fromkeys(found))
 
 
 def pick_negatives(

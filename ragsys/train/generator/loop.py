@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from ragsys.train.budget import TimeBudget
-from ragsys.train.gen_checkpoint import (
+from ragsys.train.generator.checkpoint import (
     LoopState,
     checkpoint_name,
     latest_checkpoint,
@@ -29,8 +29,8 @@ from ragsys.train.gen_checkpoint import (
     prune_step_checkpoints,
     save_checkpoint,
 )
-from ragsys.train.gen_data import Example
-from ragsys.train.gen_steps import StepContext, StepLoss
+from ragsys.train.generator.data import Example
+from ragsys.train.generator.steps import StepContext, StepLoss
 
 MEGABATCH = 16  # length grouping sorts within windows of this many batches
 

@@ -14,8 +14,8 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from ragsys.losses import PAIRED_LOSSES, completion_logps, kto_loss, sft_loss
-from ragsys.train.gen_cache import WorkCache
-from ragsys.train.gen_data import Example, Seq
+from ragsys.train.generator.cache import WorkCache
+from ragsys.train.generator.data import Example, Seq
 from ragsys.train.lora import reference
 
 if TYPE_CHECKING:

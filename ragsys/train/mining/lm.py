@@ -15,15 +15,12 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, cast
 
 from ragsys.eval.evalset import EvalItem
-from ragsys.train.gen_data import Templater, end_of_turn
-from ragsys.train.gen_steps import sequence_logps
-from ragsys.train.mining import TrainExample
+from ragsys.train.generator.data import Templater, end_of_turn
+from ragsys.train.generator.steps import sequence_logps
+from ragsys.train.mining.hard_negatives import TrainExample
 from ragsys.types import Chunk, Frozen, Hit
 
 if TYPE_CHECKING:
-    import torch
-    from sentence_transformers import SentenceTransformer
-
     from ragsys.generate.hf import HFGenerator
 
 
@@ -68,39 +65,6 @@ def lm_score_passages(
             if on_progress is not None:
                 on_progress(1)
     return out
-
-
-def lsr_columns(scored: Sequence[LMScored], query_prefix: str, passage_prefix: str) -> dict[str, list[Any]]:
-    """anchor, passage_1..K and `label` (the K LM log-probs) for sentence-transformers' trainer."""
-    k = min(len(s.passages) for s in scored)
-    cols: dict[str, list[Any]] = {"anchor": [query_prefix + s.query for s in scored]}
-    for j in range(k):
-        cols[f"passage_{j + 1}"] = [passage_prefix + s.passages[j].text for s in scored]
-    cols["label"] = [list(s.lm_logps[:k]) for s in scored]
-    return cols
-
-
-def lsr_loss(model: SentenceTransformer, retriever_temperature: float = 0.1) -> torch.nn.Module:
-    """A sentence-transformers loss module around the pure `lm_supervised_retrieval_loss`."""
-    import torch
-
-    from ragsys.losses import lm_supervised_retrieval_loss
-
-    class LMSupervisedRetrievalLoss(torch.nn.Module):
-        def __init__(self) -> None:
-            super().__init__()
-            self.model = model
-
-        def forward(
-            self, sentence_features: list[dict[str, torch.Tensor]], labels: torch.Tensor
-        ) -> torch.Tensor:
-            emb = [self.model(f)["sentence_embedding"] for f in sentence_features]
-            q = torch.nn.functional.normalize(emb[0], dim=-1)  # (B, d)
-            p = torch.nn.functional.normalize(torch.stack(emb[1:], dim=1), dim=-1)  # (B, K, d)
-            scores = torch.einsum("bd,bkd->bk", q, p)  # (B, K) cosine similarity
-            return lm_supervised_retrieval_loss(scores, labels.float(), retriever_temperature)
-
-    return LMSupervisedRetrievalLoss()
 
 
 def lm_ranked_examples(scored: Sequence[LMScored], n_negatives: int) -> list[TrainExample]:

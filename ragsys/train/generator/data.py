@@ -27,8 +27,9 @@ from typing import TYPE_CHECKING, Any, Protocol
 from ragsys.eval.evalset import EvalItem, doc_matches
 from ragsys.generate.hf import DEFAULT_ABSTAIN
 from ragsys.generate.prompt import ChatTokenizer, Prompt
-from ragsys.train.gen_cache import WorkCache
-from ragsys.types import Hit
+from ragsys.train.generator.cache import WorkCache
+from ragsys.train.lora import reference
+from ragsys.types import Answer, Hit
 
 if TYPE_CHECKING:
     from ragsys.generate.hf import HFGenerator
@@ -344,7 +345,7 @@ def balanced_items(items: Sequence[EvalItem], label_options: Sequence[str], seed
 def gold_hits(items: Sequence[EvalItem], index: Index, k: int) -> list[list[Hit]]:
     """The first `k` chunks of each item's gold documents, as if retrieval were perfect: the
     "tuned in isolation" control, which never sees what the real retriever returns."""
-    from ragsys.train.mining import gold_doc_ids
+    from ragsys.eval.evalset import gold_doc_ids
 
     doc_ids = index.store.doc_ids()
     known = set(doc_ids)
@@ -353,3 +354,9 @@ def gold_hits(items: Sequence[EvalItem], index: Index, k: int) -> list[list[Hit]
         chunks = [c for d in gold_doc_ids(item, doc_ids, known) for c in index.store.chunks_of(d)]
         out.append([Hit(chunk=c, score=1.0, source="gold") for c in chunks[:k]])
     return out
+
+
+def own_answer(ctx: DataContext, question: str, hits: Sequence[Hit]) -> Answer:
+    """The model's own answer (greedy, as the pipeline would give it) before any training."""
+    with reference(ctx.model):  # the adapter is still zero: skipping it is the same model, faster
+        return ctx.generator.generate(question, list(hits))

@@ -15,7 +15,7 @@ import re
 from collections.abc import Callable
 
 from ragsys.index.reader import Index
-from ragsys.train.synthetic import sample_chunks
+from ragsys.train.mining.synthetic import sample_chunks
 from ragsys.types import Chunk
 
 _SENTENCE = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9(\[])")

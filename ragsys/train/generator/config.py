@@ -1,0 +1,59 @@
+"""What a generator post-training run is told (`GeneratorTrainConfig`) and what it returns."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+
+from ragsys.pipeline import PipelineConfig
+from ragsys.train.lora import LoraSettings
+from ragsys.types import Frozen
+
+Method = Literal["sft", "dpo", "kto", "apo-zero", "apo-down", "clair"]
+
+
+class GeneratorTrainConfig(Frozen):
+    """How the adapter is trained. `max_minutes` is excluded from the run's fingerprint: a
+    resumed run may get a different budget, but nothing else may change."""
+
+    kind: Literal["generator"] = "generator"
+    method: Method = "sft"
+    beta: float = Field(default=0.1, gt=0.0)
+    learning_rate: float = Field(default=2e-4, gt=0.0)  # LoRA tolerates ~10x full fine-tuning's rate
+    epochs: int = Field(default=1, ge=1)
+    batch_size: int = Field(default=4, ge=1)
+    grad_accum: int = Field(default=1, ge=1)
+    max_length: int = Field(default=2048, ge=8)  # tokens of prompt + answer; longer examples are dropped
+    warmup_ratio: float = Field(default=0.1, ge=0.0, le=1.0)
+    weight_decay: float = Field(default=0.0, ge=0.0)
+    max_grad_norm: float | None = Field(default=1.0, gt=0.0)
+    seed: int = 0
+    lora: LoraSettings = LoraSettings()
+    max_minutes: float | None = Field(default=None, ge=0.0)
+    desirable_weight: float | None = Field(default=None, gt=0.0)  # KTO; None: the paper's rebalancing
+    undesirable_weight: float | None = Field(default=None, gt=0.0)
+    k: int | None = Field(default=None, ge=1)  # passages retrieved per question; None: the pipeline's top_k
+    label_options: tuple[str, ...] = ("yes", "no", "maybe")
+    reviser: str | None = None  # clair: a stronger causal LM that revises the model's own answers
+    max_new_tokens: int | None = Field(default=None, ge=1)  # own answers/revisions; None: the generator's
+    group_by_length: bool = True
+    gradient_checkpointing: bool = False
+    contexts: Literal["retrieved", "gold"] = "retrieved"  # sft: passages the model learns from
+    # sft: resample so each closed-set label is drawn equally often (see data.balanced_items)
+    balance_labels: bool = False
+
+
+class GeneratorTrainResult(Frozen):
+    method: Method
+    adapter: Path
+    pipeline: PipelineConfig  # the input pipeline with generator.adapter = adapter
+    epoch_losses: tuple[float, ...]
+    examples: int
+    dropped_too_long: int
+    stats: dict[str, float]  # where the examples came from, KTO weights, ...
+    steps: int
+    stopped_early: bool
+    resumed_from: Path | None
+    minutes: float
