@@ -23,12 +23,11 @@ def main() -> None:
     ap.add_argument("-k", type=int, default=5)
     args = ap.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    from ragsys.assemble import build_search
     from ragsys.index.reader import Index
     from ragsys.pipeline import default_pipeline
 
     rows = list(csv.DictReader(open(args.csv, encoding="utf-8-sig")))
-    rag = build_search(default_pipeline(), Index.open(args.index), generate=True)
+    rag = default_pipeline().build(Index.open(args.index), generator=True)
     assert rag.generator is not None
     for i in args.rows:
         row = rows[i]

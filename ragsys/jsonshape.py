@@ -13,8 +13,9 @@ def hit_json(h: Hit) -> dict[str, object]:
             "score": h.score, "text": c.text}  # fmt: skip
 
 
-def answer_json(answer: Answer, timings: dict[str, float]) -> dict[str, object]:
-    """The `ragsys ask --json` shape (the HTTP API returns the same)."""
+def answer_json(answer: Answer) -> dict[str, object]:
+    """The `ragsys ask --json` shape (the HTTP API returns the same); `Pipeline.answer` put the
+    retrieval time into `answer.timings` beside the generator's."""
     return {
         "answer": answer.text,
         "abstained": answer.abstained,
@@ -27,5 +28,5 @@ def answer_json(answer: Answer, timings: dict[str, float]) -> dict[str, object]:
             {"n": n, **hit_json(h)} for n, h in enumerate(answer.contexts, start=1)
         ],
         "dropped_citations": answer.dropped_citations,
-        "timings": timings,
+        "timings": answer.timings,
     }  # fmt: skip

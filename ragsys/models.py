@@ -249,18 +249,22 @@ def load_tokenizer(name: str) -> PreTrainedTokenizerBase:
 
 
 def model_fingerprint(name: str) -> str:
-    """A short hash of every file in the model's folder: the embedding cache's key.
+    """A short hash of every file in the model's folder: the embedding cache's key."""
+    return folder_digest(_local_folder(name))[:FINGERPRINT_CHARS]
+
+
+def folder_digest(folder: Path) -> str:
+    """sha256 over every weight folder file's path and content: the same for every copy.
 
     Full content hashes, not just sizes, because a fine-tuned model saved over the same
     path has byte-identical sizes. Hashing 500 MB costs about a second, so per-file
     hashes are kept in a sidecar under the cache dir and reused while a file's size,
     mtime and inode are unchanged.
     """
-    folder = _local_folder(name)
     digest = hashlib.sha256()
     for rel, sha in _file_hashes(folder):
         digest.update(f"{rel}\0{sha}\n".encode())
-    return digest.hexdigest()[:FINGERPRINT_CHARS]
+    return digest.hexdigest()
 
 
 def _local_folder(name: str) -> Path:

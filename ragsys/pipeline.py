@@ -1,8 +1,16 @@
-"""Pipelines: a typed configuration, and the plain composition it builds.
+"""Pipelines: a typed configuration (`PipelineConfig`) and the one object it builds (`Pipeline`).
 
-`PipelineConfig` is data (YAML via `model_dump` + `yaml.safe_dump`); component
-fields are unions discriminated on `kind`, so only known component classes can
-ever be loaded from a saved pipeline - no import paths in configs.
+`PipelineConfig` is data (YAML via `model_dump` + `yaml.safe_dump`); component fields are
+unions discriminated on `kind`, so only known component classes can ever be loaded from a
+saved pipeline - no import paths in configs. `PipelineConfig.build(index)` builds every
+component through its own config's `build()` (the only place weights load), and the
+`Pipeline` it returns is what `ragsys ask`, `serve`, `eval`, `train` and `tune` all call:
+`search`, `answer` and `stream`.
+
+Example:
+    >>> config = load_pipeline("pipelines/hybrid.py")  # doctest: +SKIP
+    >>> pipeline = config.build(Index.open(Path("idx")), generator=True)  # doctest: +SKIP
+    >>> pipeline.answer("What was revenue growth?").citations  # doctest: +SKIP
 """
 
 from __future__ import annotations
@@ -11,6 +19,7 @@ import hashlib
 import importlib.util
 import json
 import shutil
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,11 +28,14 @@ from typing import Annotated
 import yaml
 from pydantic import Field, ValidationError
 
-from ragsys.chunk import ChunkConfig
+from ragsys.chunk.chunker import ChunkConfig
 from ragsys.extract import ExtractorConfig, PdfExtractorConfig
 from ragsys.fusion import ConvexConfig, LearnedMixtureConfig, RRFConfig
 from ragsys.generate.hf import GeneratorConfig
-from ragsys.protocols import Generator, Reranker, Retriever
+from ragsys.index.reader import Index
+from ragsys.index.spec import IndexSpec
+from ragsys.models import folder_digest
+from ragsys.protocols import Generator, OnText, Reranker, Retriever
 from ragsys.rerank import CrossEncoderConfig
 from ragsys.retrieve.bm25 import BM25Config
 from ragsys.retrieve.dense import DenseConfig
@@ -31,10 +43,11 @@ from ragsys.types import Answer, Frozen, Hit
 
 RetrieverConfig = Annotated[BM25Config | DenseConfig, Field(discriminator="kind")]
 PIPELINE_YAML = "pipeline.yaml"
+WEIGHT_FIELDS = ("model", "adapter")  # config fields that name weights: an alias, hub id or folder
 
 
 class PipelineError(Exception):
-    """A pipeline file or directory cannot be loaded; the message names it and the fix."""
+    """A pipeline file or directory cannot be loaded or run; the message names it and the fix."""
 
 
 class PipelineConfig(Frozen):
@@ -57,6 +70,37 @@ class PipelineConfig(Frozen):
     generator: GeneratorConfig | None = None
     candidates: int = Field(default=100, ge=1, description="hits asked of each retriever before fusion")
     top_k: int = Field(default=10, ge=1)
+
+    def index_spec(self) -> IndexSpec:
+        """What an index must hold for this pipeline: one BM25 structure per tokenizer, one
+        vector set per dense encoder, chunked and extracted as configured."""
+        return IndexSpec(
+            extractor=self.extractor,
+            chunking=self.chunking,
+            sparse=tuple(r.tokenizer for r in self.retrievers if isinstance(r, BM25Config)),
+            dense=tuple(r for r in self.retrievers if isinstance(r, DenseConfig)),
+        )
+
+    def build(self, index: Index, *, generator: bool = False) -> Pipeline:
+        """Retrievers over `index`, the reranker, and the generator when asked (the slow load)."""
+        return Pipeline(
+            config=self,
+            retrievers=[r.build(index) for r in self.retrievers],
+            reranker=self.reranker.build() if self.reranker is not None else None,
+            generator=self.generator.build() if generator and self.generator is not None else None,
+        )
+
+    def identity(self) -> str:
+        """What the pipeline computes, as one string: its settings with every local weight folder
+        replaced by a digest of its files, and its name left out. Two saved copies of the same
+        pipeline (each bundling its own copy of the weights) have the same identity."""
+        raw = _map_weight_paths(self.model_dump(mode="json", exclude={"name"}), weights_digest)
+        return json.dumps(raw, sort_keys=True)
+
+    def version(self) -> str:
+        """The name plus a hash of the identity: what feedback and served answers are recorded
+        against, so feedback on two differently tuned pipelines of one name is never pooled."""
+        return f"{self.name}-{hashlib.sha256(self.identity().encode()).hexdigest()[:12]}"
 
     def to_yaml(self, path: Path) -> None:
         path.write_text(yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False), encoding="utf-8")
@@ -84,15 +128,74 @@ class PipelineConfig(Frozen):
     def load(cls, directory: Path) -> PipelineConfig:
         return cls.from_yaml(directory / PIPELINE_YAML)
 
-    def identity(self) -> str:
-        """What the pipeline computes, as one string: its settings with every local weight folder
-        replaced by a digest of its files, and its name left out. Two saved copies of the same
-        pipeline (each bundling its own copy of the weights) have the same identity."""
-        raw = _map_weight_paths(self.model_dump(mode="json", exclude={"name"}), weights_digest)
-        return json.dumps(raw, sort_keys=True)
+
+@dataclass(frozen=True)
+class Pipeline:
+    """Retrievers -> fusion -> optional reranker -> optional generator: plain composition.
+
+    `search` ranks passages; `answer` searches, then generates from the hits (the generator
+    packs what fits its budget); `stream` does the same, handing each new piece of answer text
+    to `on_text` as it is decoded. Answers carry `timings["retrieve_s"]` beside the generator's.
+    """
+
+    config: PipelineConfig
+    retrievers: Sequence[Retriever]
+    reranker: Reranker | None = None
+    generator: Generator | None = None
+
+    def search(self, query: str, k: int | None = None) -> list[Hit]:
+        k = k or self.config.top_k
+        runs = [r.retrieve(query, max(self.config.candidates, k)) for r in self.retrievers]
+        return self._rank(query, runs, k)
+
+    def search_many(
+        self, queries: Sequence[str], k: int | None = None, on_progress: Callable[[int], None] | None = None
+    ) -> list[list[Hit]]:
+        """`search` for many queries; retrievers that batch (dense encoding) do so."""
+        k = k or self.config.top_k
+        depth = max(self.config.candidates, k)
+        runs = [retrieve_many(r, queries, depth) for r in self.retrievers]
+        out: list[list[Hit]] = []
+        for i, query in enumerate(queries):
+            out.append(self._rank(query, [run[i] for run in runs], k))
+            if on_progress is not None:
+                on_progress(1)
+        return out
+
+    def answer(self, query: str, k: int | None = None) -> Answer:
+        return self.stream(query, k, on_text=None)
+
+    def stream(self, query: str, k: int | None, on_text: OnText | None) -> Answer:
+        generator = self.require_generator()
+        started = time.perf_counter()
+        hits = self.search(query, k)
+        retrieve_s = time.perf_counter() - started
+        answer = generator.stream(query, hits, on_text)
+        return answer.model_copy(update={"timings": {"retrieve_s": retrieve_s, **answer.timings}})
+
+    def require_generator(self) -> Generator:
+        if self.generator is None:
+            raise PipelineError(
+                f"pipeline {self.config.name!r} has no generator loaded; declare one with "
+                "`generator=GeneratorConfig()` and build with `config.build(index, generator=True)`"
+            )
+        return self.generator
+
+    def _rank(self, query: str, runs: Sequence[Sequence[Hit]], k: int) -> list[Hit]:
+        hits = self.config.fusion.fuse(runs) if len(runs) > 1 else list(runs[0])
+        if self.reranker is not None:
+            return self.reranker.rerank(query, hits, k)
+        return hits[:k]
 
 
-WEIGHT_FIELDS = ("model", "adapter")  # config fields that name weights: an alias, hub id or folder
+def retrieve_many(retriever: Retriever, queries: Sequence[str], k: int) -> list[list[Hit]]:
+    batched = getattr(retriever, "retrieve_many", None)
+    if callable(batched):
+        return list(batched(queries, k))
+    return [retriever.retrieve(q, k) for q in queries]
+
+
+# --- saving and loading ---------------------------------------------------------------------
 
 
 def _map_weight_paths(node: object, fn: Callable[[str], str]) -> object:
@@ -111,13 +214,7 @@ def weights_digest(value: str) -> str:
     folder = Path(value)
     if not folder.is_dir():
         return value  # an alias or a hub id names itself
-    h = hashlib.sha256()
-    for f in sorted(p for p in folder.rglob("*") if p.is_file()):
-        h.update(str(f.relative_to(folder)).encode())
-        with f.open("rb") as fh:
-            for block in iter(lambda: fh.read(1 << 20), b""):
-                h.update(block)
-    return f"sha256:{h.hexdigest()}"
+    return f"sha256:{folder_digest(folder)}"
 
 
 def _absolute(value: str, base: Path) -> str:
@@ -188,52 +285,3 @@ def _load_py(path: Path) -> PipelineConfig:
     if not isinstance(config, PipelineConfig):
         raise PipelineError(f"{path}: build()/CONFIG returned {type(config).__name__}, not PipelineConfig")
     return config
-
-
-@dataclass(frozen=True)
-class SearchPipeline:
-    """Retrievers -> fusion -> optional reranker: plain composition, nothing hidden."""
-
-    config: PipelineConfig
-    retrievers: Sequence[Retriever]
-    reranker: Reranker | None = None
-    generator: Generator | None = None
-
-    def answer(self, query: str, k: int | None = None) -> Answer:
-        """Search, then generate from the hits (the generator packs what fits its budget)."""
-        if self.generator is None:
-            raise PipelineError(
-                f"pipeline {self.config.name!r} has no generator; add `generator=GeneratorConfig()`"
-            )
-        return self.generator.generate(query, self.search(query, k))
-
-    def search(self, query: str, k: int | None = None) -> list[Hit]:
-        k = k or self.config.top_k
-        runs = [r.retrieve(query, max(self.config.candidates, k)) for r in self.retrievers]
-        hits = self.config.fusion.fuse(runs) if len(runs) > 1 else list(runs[0])
-        if self.reranker is not None:
-            return self.reranker.rerank(query, hits, k)
-        return hits[:k]
-
-    def search_many(
-        self, queries: Sequence[str], k: int | None = None, on_progress: Callable[[int], None] | None = None
-    ) -> list[list[Hit]]:
-        """`search` for many queries; retrievers that batch (dense encoding) do so."""
-        k = k or self.config.top_k
-        depth = max(self.config.candidates, k)
-        runs = [retrieve_many(r, queries, depth) for r in self.retrievers]
-        out: list[list[Hit]] = []
-        for i, query in enumerate(queries):
-            per_query = [run[i] for run in runs]
-            hits = self.config.fusion.fuse(per_query) if len(per_query) > 1 else list(per_query[0])
-            out.append(self.reranker.rerank(query, hits, k) if self.reranker is not None else hits[:k])
-            if on_progress is not None:
-                on_progress(1)
-        return out
-
-
-def retrieve_many(retriever: Retriever, queries: Sequence[str], k: int) -> list[list[Hit]]:
-    batched = getattr(retriever, "retrieve_many", None)
-    if callable(batched):
-        return list(batched(queries, k))
-    return [retriever.retrieve(q, k) for q in queries]

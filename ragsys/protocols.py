@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Protocol
 
@@ -28,8 +28,20 @@ class Reranker(Protocol):
     def rerank(self, query: str, hits: Sequence[Hit], k: int = 10) -> list[Hit]: ...
 
 
+OnText = Callable[[str], None]  # receives each new piece of answer text as it is decoded
+
+
 class Generator(Protocol):
+    """Answers a query from passages, citing them; `stream` also hands each new piece of the
+    answer to `on_text` (None: the same as `generate`). `choose` is the constrained final step
+    for closed-set questions: the most likely of `options` given the answer, and every option's
+    score (PubMedQA's yes / no / maybe)."""
+
     def generate(self, query: str, context: Sequence[Hit]) -> Answer: ...
+
+    def stream(self, query: str, context: Sequence[Hit], on_text: OnText | None) -> Answer: ...
+
+    def choose(self, answer: Answer, options: Sequence[str]) -> tuple[str, list[float]]: ...
 
 
 class Encoder(Protocol):

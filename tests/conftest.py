@@ -24,7 +24,7 @@ def tiny_st_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def tiny_pipeline(tiny_st_path: Path):  # type: ignore[no-untyped-def]
     """BM25 + a tiny dense encoder, small chunks: the default pipeline's shape, in miniature."""
-    from ragsys.chunk import ChunkConfig
+    from ragsys.chunk.chunker import ChunkConfig
     from ragsys.pipeline import PipelineConfig
     from ragsys.retrieve.bm25 import BM25Config
     from ragsys.retrieve.dense import DenseConfig

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from ragsys.cli import app
+from ragsys.cli.app import app
 from ragsys.eval.evalset import EvalItem, save_eval_set
 from ragsys.generate.hf import GeneratorConfig
 from ragsys.pipeline import PipelineConfig

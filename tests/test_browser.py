@@ -12,11 +12,10 @@ from typing import Any
 
 import pytest
 
-from ragsys.assemble import build_search
-from ragsys.feedback import FeedbackStore, pipeline_version
+from ragsys.feedback.store import FeedbackStore
 from ragsys.generate.hf import GeneratorConfig
 from ragsys.index.reader import Index
-from ragsys.pipeline import PipelineConfig, SearchPipeline
+from ragsys.pipeline import Pipeline, PipelineConfig
 from ragsys.serve import ServeSettings, create_app
 from ragsys.serve.inthread import running
 from tests.test_serve import FakeGenerator, build_tiny_index
@@ -55,7 +54,7 @@ def test_ask_open_a_passage_and_revise_the_answer(
     served: tuple[Index, PipelineConfig, Path], browser: Any
 ) -> None:
     index, config, root = served
-    rag = build_search(config, index, generate=True)  # the tiny random LM: no [n] markers in its text
+    rag = config.build(index, generator=True)  # the tiny random LM: no [n] markers in its text
     with (
         FeedbackStore.open(root / "fb.db") as store,
         running(create_app(rag, index, store, ServeSettings())) as url,
@@ -88,15 +87,15 @@ def test_ask_open_a_passage_and_revise_the_answer(
         record.revision == "The belt runs at two metres per second [1]."
         and record.comment == "from the browser test"
     )
-    assert record.contexts and record.pipeline_version == pipeline_version(config)
+    assert record.contexts and record.pipeline_version == config.version()
 
 
 def test_citation_markers_open_their_page_and_thumbs_up_saves(
     served: tuple[Index, PipelineConfig, Path], browser: Any
 ) -> None:
     index, config, root = served
-    rag = build_search(config, index)
-    rag = SearchPipeline(config=config, retrievers=rag.retrievers, generator=FakeGenerator())  # cites [1]
+    rag = config.build(index)
+    rag = Pipeline(config=config, retrievers=rag.retrievers, generator=FakeGenerator())  # cites [1]
     with FeedbackStore.open(root / "fb-up.db") as store, running(create_app(rag, index, store)) as url:
         page = browser.new_page()
         page.goto(url)

@@ -10,14 +10,9 @@ from collections.abc import Sequence
 import pytest
 from transformers import PreTrainedTokenizerFast
 
-from ragsys.chunk import (
-    ChunkConfig,
-    HFTokenCounter,
-    StructureChunker,
-    hf_token_counter,
-    sentence_spans,
-    whitespace_token_counter,
-)
+from ragsys.chunk.chunker import ChunkConfig, StructureChunker
+from ragsys.chunk.spans import sentence_spans
+from ragsys.chunk.tokens import HFTokenCounter, hf_token_counter, whitespace_token_counter
 from ragsys.protocols import Chunker, TokenCounter
 from ragsys.types import Block, Chunk, Document, Page
 from tests.tiny_models import _bpe_tokenizer, _wordpiece_tokenizer

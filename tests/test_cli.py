@@ -5,7 +5,7 @@ from pathlib import Path
 
 from typer.testing import CliRunner
 
-from ragsys.cli import app
+from ragsys.cli.app import app
 from ragsys.pipeline import PipelineConfig
 from tests.corpus import write_corpus
 

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from ragsys.cli import app
+from ragsys.cli.app import app
 from ragsys.eval.evalset import EvalItem, save_eval_set
 from ragsys.fusion import LearnedMixtureConfig
 from ragsys.pipeline import PipelineConfig

@@ -7,8 +7,9 @@ from typing import Any
 import typer
 from typer.testing import CliRunner
 
-from ragsys.cli_feedback import feedback_app
-from ragsys.feedback import FeedbackStore, new_record
+from ragsys.cli.feedback import feedback_app
+from ragsys.feedback.records import new_record
+from ragsys.feedback.store import FeedbackStore
 
 runner = CliRunner()
 app = typer.Typer()  # registered the way ragsys.cli does it, so the command paths match

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from ragsys.cli import app
+from ragsys.cli.app import app
 from ragsys.eval.evalset import EvalItem, save_eval_set
 from ragsys.generate.hf import GeneratorConfig
 from ragsys.index.build import index_paths
@@ -26,7 +26,7 @@ QUESTIONS = {
 def setup(tmp_path_factory: pytest.TempPathFactory, tiny_pipeline: PipelineConfig) -> Path:
     root = tmp_path_factory.mktemp("cli-train")
     corpus = write_corpus(root / "docs")
-    index_paths([corpus], root / "index", tiny_pipeline, workers=1)
+    index_paths([corpus], root / "index", tiny_pipeline.index_spec(), workers=1)
     items = [
         EvalItem(
             id=f"{n}-{i}",

@@ -12,19 +12,16 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from ragsys.feedback import (
+from ragsys.feedback.jsonl import export_feedback, import_feedback, parse_feedback_jsonl
+from ragsys.feedback.records import (
     FeedbackError,
     FeedbackRecord,
     FeedbackStats,
-    FeedbackStore,
     StoredAnswer,
     UnknownAnswerError,
-    export_feedback,
-    import_feedback,
     new_record,
-    parse_feedback_jsonl,
-    pipeline_version,
 )
+from ragsys.feedback.store import FeedbackStore
 
 REPO = Path(__file__).resolve().parents[1]
 T0 = "2026-11-24T08:00:00+00:00"
@@ -76,10 +73,10 @@ def test_pipeline_version_hashes_the_whole_config() -> None:
     from ragsys.retrieve.bm25 import BM25Config
 
     base = PipelineConfig(name="bm25", retrievers=(BM25Config(),))
-    v = pipeline_version(base)
+    v = base.version()
     assert v.startswith("bm25-") and len(v) == len("bm25-") + 12
-    assert pipeline_version(PipelineConfig(name="bm25", retrievers=(BM25Config(),))) == v
-    assert pipeline_version(base.model_copy(update={"top_k": 3})) != v
+    assert PipelineConfig(name="bm25", retrievers=(BM25Config(),)).version() == v
+    assert base.model_copy(update={"top_k": 3}).version() != v
 
 
 # --- store basics ---------------------------------------------------------------------------------
@@ -180,7 +177,8 @@ def test_store_runs_wal_with_full_sync(store: FeedbackStore) -> None:
 _CHILD = """
 import sys
 from pathlib import Path
-from ragsys.feedback import FeedbackStore, new_record
+from ragsys.feedback.records import new_record
+from ragsys.feedback.store import FeedbackStore
 store = FeedbackStore.open(Path(sys.argv[1]))
 for i in range(int(sys.argv[2])):
     r = new_record(f"q{i}", "a", [], sys.argv[3], "up")

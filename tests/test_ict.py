@@ -43,7 +43,7 @@ def test_ict_pairs_from_an_index(tmp_path: Path, tiny_pipeline: PipelineConfig) 
     docs = {f"d{i}.txt": TEXT.replace("four", str(i)) for i in range(5)}
     long_chunks = tiny_pipeline.chunking.model_copy(update={"max_tokens": 200, "overlap_tokens": 0})
     config = tiny_pipeline.model_copy(update={"chunking": long_chunks})
-    index_paths([write_corpus(tmp_path / "docs", docs)], tmp_path / "index", config, workers=1)
+    index_paths([write_corpus(tmp_path / "docs", docs)], tmp_path / "index", config.index_spec(), workers=1)
     pairs = ict_pairs(Index.open(tmp_path / "index"), n=3, seed=1, min_words=10)
     assert 1 <= len(pairs) <= 3
     assert pairs == ict_pairs(Index.open(tmp_path / "index"), n=3, seed=1, min_words=10)  # seeded

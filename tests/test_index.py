@@ -19,7 +19,7 @@ from tests.corpus import write_corpus
 
 def test_first_run_indexes_every_file(tmp_path: Path, tiny_pipeline: PipelineConfig) -> None:
     corpus = write_corpus(tmp_path / "docs")
-    s = index_paths([corpus], tmp_path / "idx", tiny_pipeline, workers=1)
+    s = index_paths([corpus], tmp_path / "idx", tiny_pipeline.index_spec(), workers=1)
     assert s.files_indexed == 3 and s.files_skipped_unchanged == 0 and not s.files_failed
     index = Index.open(tmp_path / "idx")
     chunks = list(index.store.iter_chunks())
@@ -29,13 +29,13 @@ def test_first_run_indexes_every_file(tmp_path: Path, tiny_pipeline: PipelineCon
     }
     # every chunk has one embedding and one BM25 row
     assert len(index.vectors(tiny_pipeline.retrievers[1])) == len(chunks)  # type: ignore[arg-type]
-    assert index.bm25(tiny_pipeline.retrievers[0]).num_docs == len(chunks)  # type: ignore[arg-type]
+    assert index.bm25(tiny_pipeline.retrievers[0].tokenizer).num_docs == len(chunks)  # type: ignore[arg-type]
 
 
 def test_unchanged_rerun_writes_nothing(tmp_path: Path, tiny_pipeline: PipelineConfig) -> None:
     corpus = write_corpus(tmp_path / "docs")
-    first = index_paths([corpus], tmp_path / "idx", tiny_pipeline, workers=1)
-    second = index_paths([corpus], tmp_path / "idx", tiny_pipeline, workers=1)
+    first = index_paths([corpus], tmp_path / "idx", tiny_pipeline.index_spec(), workers=1)
+    second = index_paths([corpus], tmp_path / "idx", tiny_pipeline.index_spec(), workers=1)
     assert second.generation == first.generation
     assert second.files_skipped_unchanged == 3 and second.chunks == first.chunks
     assert second.files_indexed == 3
@@ -44,11 +44,11 @@ def test_unchanged_rerun_writes_nothing(tmp_path: Path, tiny_pipeline: PipelineC
 def test_add_change_delete(tmp_path: Path, tiny_pipeline: PipelineConfig) -> None:
     corpus = write_corpus(tmp_path / "docs")
     idx = tmp_path / "idx"
-    index_paths([corpus], idx, tiny_pipeline, workers=1)
+    index_paths([corpus], idx, tiny_pipeline.index_spec(), workers=1)
     (corpus / "fruit.md").unlink()
     (corpus / "notes.txt").write_text("Revenue fell by a third after the floods.\n", encoding="utf-8")
     (corpus / "new.txt").write_text("A new warehouse opened in Reno with a second shift.\n", encoding="utf-8")
-    s = index_paths([corpus], idx, tiny_pipeline, workers=1)
+    s = index_paths([corpus], idx, tiny_pipeline.index_spec(), workers=1)
     assert (s.files_skipped_unchanged, s.files_new_or_changed, s.files_deleted) == (1, 2, 1)
     index = Index.open(idx)
     chunks = list(index.store.iter_chunks())
@@ -62,8 +62,8 @@ def test_add_change_delete(tmp_path: Path, tiny_pipeline: PipelineConfig) -> Non
 def test_documents_from_other_roots_survive(tmp_path: Path, tiny_pipeline: PipelineConfig) -> None:
     a = write_corpus(tmp_path / "a", {"one.txt": "alpha beta gamma"})
     b = write_corpus(tmp_path / "b", {"two.txt": "delta epsilon"})
-    index_paths([a], tmp_path / "idx", tiny_pipeline, workers=1)
-    s = index_paths([b], tmp_path / "idx", tiny_pipeline, workers=1)
+    index_paths([a], tmp_path / "idx", tiny_pipeline.index_spec(), workers=1)
+    s = index_paths([b], tmp_path / "idx", tiny_pipeline.index_spec(), workers=1)
     assert s.documents == 2 and s.files_deleted == 0
 
 
@@ -72,7 +72,7 @@ def test_bad_files_are_reported_and_good_ones_indexed(tmp_path: Path, tiny_pipel
     (corpus / "empty.pdf").write_bytes(b"")
     (corpus / "fake.pdf").write_bytes(b"this is not a pdf at all")
     (corpus / "image.png").write_bytes(b"\x89PNG\r\n")
-    s = index_paths([corpus, tmp_path / "missing"], tmp_path / "idx", tiny_pipeline, workers=1)
+    s = index_paths([corpus, tmp_path / "missing"], tmp_path / "idx", tiny_pipeline.index_spec(), workers=1)
     assert s.files_indexed == 1
     failed = {Path(f.path).name: f.error for f in s.files_failed}
     assert set(failed) == {"empty.pdf", "fake.pdf", "image.png", "missing"}
@@ -82,10 +82,10 @@ def test_bad_files_are_reported_and_good_ones_indexed(tmp_path: Path, tiny_pipel
 def test_a_file_that_breaks_keeps_its_previous_version(tmp_path: Path, tiny_pipeline: PipelineConfig) -> None:
     corpus = write_corpus(tmp_path / "docs", {"a.txt": "alpha text", "b.pdf": ""})
     (corpus / "b.pdf").unlink()
-    index_paths([corpus], tmp_path / "idx", tiny_pipeline, workers=1)
+    index_paths([corpus], tmp_path / "idx", tiny_pipeline.index_spec(), workers=1)
     before = read_manifest(tmp_path / "idx").documents
     (corpus / "a.txt").write_bytes(b"")  # now empty: extraction fails
-    s = index_paths([corpus], tmp_path / "idx", tiny_pipeline, workers=1)
+    s = index_paths([corpus], tmp_path / "idx", tiny_pipeline.index_spec(), workers=1)
     assert [Path(f.path).name for f in s.files_failed] == ["a.txt"]
     assert read_manifest(tmp_path / "idx").documents == before
 
@@ -95,7 +95,7 @@ def test_beir_corpus_jsonl(tmp_path: Path, tiny_pipeline: PipelineConfig) -> Non
             {"_id": "d2", "title": "", "text": "Floods ruined the harvest."}]  # fmt: skip
     path = tmp_path / "corpus.jsonl"
     path.write_text("\n".join(json.dumps(r) for r in rows) + "\n{not json\n", encoding="utf-8")
-    s = index_paths([path], tmp_path / "idx", tiny_pipeline, workers=1)
+    s = index_paths([path], tmp_path / "idx", tiny_pipeline.index_spec(), workers=1)
     assert s.files_indexed == 2 and len(s.files_failed) == 1 and ":3" in s.files_failed[0].path
     chunks = list(Index.open(tmp_path / "idx").store.iter_chunks())
     assert {c.doc_id for c in chunks} == {"d1", "d2"}
@@ -105,7 +105,7 @@ def test_beir_corpus_jsonl(tmp_path: Path, tiny_pipeline: PipelineConfig) -> Non
 def test_second_writer_is_refused(tmp_path: Path, tiny_pipeline: PipelineConfig) -> None:
     corpus = write_corpus(tmp_path / "docs")
     with WriterLock(tmp_path / "idx"), pytest.raises(IndexLockedError):
-        index_paths([corpus], tmp_path / "idx", tiny_pipeline, workers=1)
+        index_paths([corpus], tmp_path / "idx", tiny_pipeline.index_spec(), workers=1)
 
 
 def test_missing_index_is_a_typed_error(tmp_path: Path) -> None:
@@ -119,7 +119,7 @@ from pathlib import Path
 from ragsys.index.build import index_paths
 from ragsys.pipeline import PipelineConfig
 config = PipelineConfig.model_validate_json(Path(sys.argv[3]).read_text())
-index_paths([Path(sys.argv[1])], Path(sys.argv[2]), config, workers=1)
+index_paths([Path(sys.argv[1])], Path(sys.argv[2]), config.index_spec(), workers=1)
 """
 
 
@@ -129,7 +129,7 @@ def test_kill_mid_write_leaves_previous_generation_usable(
 ) -> None:
     corpus = write_corpus(tmp_path / "docs")
     idx = tmp_path / "idx"
-    first = index_paths([corpus], idx, tiny_pipeline, workers=1)
+    first = index_paths([corpus], idx, tiny_pipeline.index_spec(), workers=1)
     (corpus / "more.txt").write_text("Another document about grease and gripper pads.\n", encoding="utf-8")
     cfg = tmp_path / "pipeline.json"
     cfg.write_text(tiny_pipeline.model_dump_json())
@@ -141,6 +141,6 @@ def test_kill_mid_write_leaves_previous_generation_usable(
     assert index.manifest.generation == first.generation
     assert len(list(index.store.iter_chunks())) == first.chunks
     index.close()
-    resumed = index_paths([corpus], idx, tiny_pipeline, workers=1)
+    resumed = index_paths([corpus], idx, tiny_pipeline.index_spec(), workers=1)
     assert resumed.files_indexed == 4 and resumed.chunks > first.chunks
     assert not list((idx / "generations").glob("*.partial"))

@@ -16,13 +16,12 @@ import typer
 from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
-from ragsys.assemble import build_search
-from ragsys.cli_serve import serve
-from ragsys.feedback import FeedbackStore, pipeline_version
+from ragsys.cli.serve import serve
+from ragsys.feedback.store import FeedbackStore
 from ragsys.generate.hf import GeneratorConfig
 from ragsys.index.build import index_paths
 from ragsys.index.reader import Index
-from ragsys.pipeline import PipelineConfig, SearchPipeline
+from ragsys.pipeline import Pipeline, PipelineConfig
 from ragsys.protocols import Generator
 from ragsys.serve import ServeSettings, create_app
 from ragsys.serve.answering import Asker
@@ -41,7 +40,7 @@ def build_tiny_index(root: Path, config: PipelineConfig) -> Path:
     """Three text files and a two-page PDF, indexed with `config` (shared with test_browser)."""
     corpus = write_corpus(root / "docs")
     pdfgen.simple(corpus / "manual.pdf", "The conveyor belt runs at two metres per second.", pages=2)
-    index_paths([corpus], root / "index", config, workers=1)
+    index_paths([corpus], root / "index", config.index_spec(), workers=1)
     return root / "index"
 
 
@@ -84,8 +83,8 @@ def tiny_index(tmp_path_factory: pytest.TempPathFactory, tiny_pipeline: Pipeline
 
 
 @pytest.fixture(scope="module")
-def search(tiny_index: Index, tiny_pipeline: PipelineConfig) -> SearchPipeline:
-    return build_search(tiny_pipeline, tiny_index)
+def search(tiny_index: Index, tiny_pipeline: PipelineConfig) -> Pipeline:
+    return tiny_pipeline.build(tiny_index)
 
 
 @pytest.fixture()
@@ -95,20 +94,18 @@ def store(tmp_path: Path) -> Iterator[FeedbackStore]:
 
 
 def make_client(
-    search: SearchPipeline,
+    search: Pipeline,
     index: Index,
     store: FeedbackStore,
     generator: Generator | None = None,
     **settings: Any,
 ) -> TestClient:
-    rag = SearchPipeline(
-        config=search.config, retrievers=search.retrievers, generator=generator or FakeGenerator()
-    )
+    rag = Pipeline(config=search.config, retrievers=search.retrievers, generator=generator or FakeGenerator())
     return TestClient(create_app(rag, index, store, ServeSettings(**settings)))
 
 
 @pytest.fixture()
-def client(search: SearchPipeline, tiny_index: Index, store: FeedbackStore) -> Iterator[TestClient]:
+def client(search: Pipeline, tiny_index: Index, store: FeedbackStore) -> Iterator[TestClient]:
     with make_client(search, tiny_index, store) as c:
         yield c
 
@@ -149,7 +146,7 @@ def test_stream_pieces_join_to_the_final_answer(client: TestClient, store: Feedb
 
 
 def test_ask_with_the_tiny_lm_streams_through_hfgenerator(
-    search: SearchPipeline, tiny_index: Index, store: FeedbackStore, tiny_lm_path: Path
+    search: Pipeline, tiny_index: Index, store: FeedbackStore, tiny_lm_path: Path
 ) -> None:
     config = GeneratorConfig(
         model=str(tiny_lm_path), max_new_tokens=6, context_tokens=64, system_prompt="Be brief."
@@ -165,10 +162,10 @@ def test_ask_with_the_tiny_lm_streams_through_hfgenerator(
     assert result["contexts"] and result["timings"]["new_tokens"] <= 6
 
 
-def test_a_stream_left_early_stops_generating(search: SearchPipeline, store: FeedbackStore) -> None:
+def test_a_stream_left_early_stops_generating(search: Pipeline, store: FeedbackStore) -> None:
     hold = threading.Event()
     gen = FakeGenerator(pieces=200, hold=hold)
-    rag = SearchPipeline(config=search.config, retrievers=search.retrievers, generator=gen)
+    rag = Pipeline(config=search.config, retrievers=search.retrievers, generator=gen)
     worker = GenerationWorker(2)
 
     async def read_one() -> None:
@@ -186,7 +183,7 @@ def test_a_stream_left_early_stops_generating(search: SearchPipeline, store: Fee
 
 
 def test_feedback_is_stored_with_question_answer_contexts_and_version(
-    client: TestClient, store: FeedbackStore, search: SearchPipeline, tmp_path: Path
+    client: TestClient, store: FeedbackStore, search: Pipeline, tmp_path: Path
 ) -> None:
     out = ask(client, "how fast does the belt run")
     body = {"answer_id": out["answer_id"], "rating": "down", "revision": "Two metres per second [1].",
@@ -201,7 +198,7 @@ def test_feedback_is_stored_with_question_answer_contexts_and_version(
     assert record is not None and record.rating == "down" and record.revision == "Two metres per second [1]."
     assert record.question == "how fast does the belt run" and record.answer == out["answer"]
     assert record.contexts == tuple(c["chunk_id"] for c in out["contexts"])  # type: ignore[attr-defined]
-    assert record.pipeline_version == pipeline_version(search.config) and record.comment == "too vague"
+    assert record.pipeline_version == search.config.version() and record.comment == "too vague"
 
 
 # -- 4xx paths -----------------------------------------------------------------------------
@@ -288,7 +285,7 @@ def test_documents_open_only_indexed_files(
 
 
 def test_token_is_required_on_the_api_when_configured(
-    search: SearchPipeline, tiny_index: Index, store: FeedbackStore
+    search: Pipeline, tiny_index: Index, store: FeedbackStore
 ) -> None:
     with make_client(search, tiny_index, store, token=TOKEN) as c:
         doc = pdf_doc(tiny_index)
@@ -344,7 +341,7 @@ def test_cli_refuses_to_start_public_without_a_token(tmp_path: Path, monkeypatch
 
 
 def test_full_queue_is_503_and_other_routes_never_wait(
-    search: SearchPipeline, tiny_index: Index, store: FeedbackStore
+    search: Pipeline, tiny_index: Index, store: FeedbackStore
 ) -> None:
     gate = threading.Event()
     gen = FakeGenerator(gate=gate)

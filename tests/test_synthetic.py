@@ -10,7 +10,7 @@ import pytest
 from ragsys.index.build import index_paths
 from ragsys.index.reader import Index
 from ragsys.models import load_causal_lm
-from ragsys.pipeline import PipelineConfig, SearchPipeline
+from ragsys.pipeline import Pipeline, PipelineConfig
 from ragsys.retrieve.bm25 import BM25Config
 from ragsys.train.mining.synthetic import (
     SyntheticConfig,
@@ -32,7 +32,7 @@ from tests.factories import make_chunk, make_hit
 @pytest.fixture(scope="module")
 def tiny_index(tmp_path_factory: pytest.TempPathFactory, tiny_pipeline: PipelineConfig) -> Index:
     root = tmp_path_factory.mktemp("synthetic")
-    index_paths([write_corpus(root / "docs")], root / "index", tiny_pipeline, workers=1)
+    index_paths([write_corpus(root / "docs")], root / "index", tiny_pipeline.index_spec(), workers=1)
     return Index.open(root / "index")
 
 
@@ -81,10 +81,8 @@ class FixedRetriever:
         return self.runs.get(query, [])[:k]
 
 
-def fake_search(runs: dict[str, list[Hit]]) -> SearchPipeline:
-    return SearchPipeline(
-        config=PipelineConfig(retrievers=(BM25Config(),)), retrievers=[FixedRetriever(runs)]
-    )
+def fake_search(runs: dict[str, list[Hit]]) -> Pipeline:
+    return Pipeline(config=PipelineConfig(retrievers=(BM25Config(),)), retrievers=[FixedRetriever(runs)])
 
 
 def test_round_trip_keeps_questions_whose_chunk_or_document_is_found() -> None:

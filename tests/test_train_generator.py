@@ -16,7 +16,8 @@ import torch
 from safetensors.torch import load_file
 
 from ragsys.eval.evalset import EvalItem
-from ragsys.feedback import FeedbackStore, new_record
+from ragsys.feedback.records import new_record
+from ragsys.feedback.store import FeedbackStore
 from ragsys.generate.hf import GeneratorConfig
 from ragsys.generate.labels import label_prompt
 from ragsys.generate.prompt import Prompt, build_prompt, user_message
@@ -68,7 +69,7 @@ FAST = {"lora": LoraSettings(r=4, alpha=8, dropout=0.0), "batch_size": 2, "learn
 @pytest.fixture(scope="module")
 def index(tmp_path_factory: pytest.TempPathFactory, tiny_pipeline: PipelineConfig) -> Iterator[Index]:
     root = tmp_path_factory.mktemp("gen-index")
-    index_paths([write_corpus(root / "corpus")], root / "idx", tiny_pipeline, workers=1)
+    index_paths([write_corpus(root / "corpus")], root / "idx", tiny_pipeline.index_spec(), workers=1)
     opened = Index.open(root / "idx")
     yield opened
     opened.close()
@@ -604,7 +605,7 @@ def test_gold_hits_are_the_gold_documents_chunks(tmp_path: Path, tiny_pipeline: 
     from tests.corpus import write_corpus
 
     corpus = write_corpus(tmp_path / "docs")
-    index_paths([corpus], tmp_path / "index", tiny_pipeline, workers=1)
+    index_paths([corpus], tmp_path / "index", tiny_pipeline.index_spec(), workers=1)
     index = Index.open(tmp_path / "index")
     gold = str((corpus / "fruit.md").resolve())
     items = [EvalItem(id="a", question="q", split="train", gold_doc_ids=(gold,)),

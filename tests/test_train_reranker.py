@@ -13,7 +13,7 @@ import torch
 
 from ragsys.eval.evalset import EvalItem
 from ragsys.models import load_cross_encoder
-from ragsys.pipeline import PipelineConfig, SearchPipeline
+from ragsys.pipeline import Pipeline, PipelineConfig
 from ragsys.retrieve.bm25 import BM25Config
 from ragsys.train.mining.hard_negatives import TrainExample
 from ragsys.train.reranker import (
@@ -174,7 +174,7 @@ class FakeScorer:
         return np.array([self.fn(q, p) for q, p in inputs])
 
 
-def dev_setup() -> tuple[list[EvalItem], SearchPipeline, dict[str, str]]:
+def dev_setup() -> tuple[list[EvalItem], Pipeline, dict[str, str]]:
     """Six questions; retrieval puts each one's gold document third of five."""
     items, runs, gold_text = [], {}, {}
     for i in range(6):
@@ -184,9 +184,7 @@ def dev_setup() -> tuple[list[EvalItem], SearchPipeline, dict[str, str]]:
         items.append(EvalItem(id=f"q{i}", question=q, split="dev", gold_doc_ids=(gold,)))
         runs[q] = [make_hit(d, f"passage {d}", score=5.0 - r) for r, d in enumerate(docs)]
         gold_text[q] = f"passage {gold}"
-    search = SearchPipeline(
-        config=PipelineConfig(retrievers=(BM25Config(),)), retrievers=[FixedRetriever(runs)]
-    )
+    search = Pipeline(config=PipelineConfig(retrievers=(BM25Config(),)), retrievers=[FixedRetriever(runs)])
     return items, search, gold_text
 
 

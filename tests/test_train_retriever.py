@@ -8,8 +8,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from ragsys.assemble import build_search
-from ragsys.cli import app
+from ragsys.cli.app import app
 from ragsys.eval.evalset import EvalItem, save_eval_set
 from ragsys.index.build import index_paths
 from ragsys.index.reader import Index
@@ -33,7 +32,7 @@ def built(
 ) -> tuple[Path, list[EvalItem]]:
     root = tmp_path_factory.mktemp("train-retriever")
     corpus = write_corpus(root / "docs")
-    index_paths([corpus], root / "index", tiny_pipeline, workers=1)
+    index_paths([corpus], root / "index", tiny_pipeline.index_spec(), workers=1)
     items = [
         EvalItem(id=f"{name}-{i}", question=q, split="train", gold_doc_ids=(str((corpus / name).resolve()),))
         for name, qs in QUESTIONS.items()
@@ -66,7 +65,7 @@ def test_labelled_examples_positives_are_gold_and_negatives_are_not(
 ) -> None:
     root, items = built
     index = Index.open(root / "index")
-    examples = labelled_examples(items, index, build_search(tiny_pipeline, index), n_negatives=2, depth=20)
+    examples = labelled_examples(items, index, tiny_pipeline.build(index), n_negatives=2, depth=20)
     assert len(examples) == len(items)
     by_q = {it.question: it for it in items}
     for ex in examples:
@@ -99,7 +98,7 @@ def test_train_moves_weights_saves_and_resumes(
 
     root, items = built
     index = Index.open(root / "index")
-    examples = labelled_examples(items, index, build_search(tiny_pipeline, index), n_negatives=1, depth=20)
+    examples = labelled_examples(items, index, tiny_pipeline.build(index), n_negatives=1, depth=20)
     train = RetrieverTrainConfig(batch_size=2, epochs=2, learning_rate=1e-3, n_negatives=1)
     result = train_retriever(tiny_pipeline, train, examples, out=tmp_path / "out")
     assert result.steps == 6 and result.examples == 6 and not result.stopped_early
@@ -118,7 +117,7 @@ def test_max_minutes_stops_and_checkpoints(
 ) -> None:
     root, items = built
     index = Index.open(root / "index")
-    examples = labelled_examples(items, index, build_search(tiny_pipeline, index), n_negatives=1, depth=20)
+    examples = labelled_examples(items, index, tiny_pipeline.build(index), n_negatives=1, depth=20)
     train = RetrieverTrainConfig(batch_size=2, epochs=3, n_negatives=1, max_minutes=1e-6)
     result = train_retriever(tiny_pipeline, train, examples, out=tmp_path / "out")
     assert result.stopped_early and result.steps == 1
@@ -143,7 +142,7 @@ def test_cli_train_retriever_with_reindex(built: tuple[Path, list[EvalItem]], ti
     assert record["examples"] == 6 and record["reindex"]["chunks_embedded"] > 0
     tuned = PipelineConfig.load(tmp_path / "tuned")
     index2 = Index.open(tmp_path / "index2")
-    assert build_search(tuned, index2).search("picking arm", 3)  # the copy holds the tuned vectors
+    assert tuned.build(index2).search("picking arm", 3)  # the copy holds the tuned vectors
     assert Index.open(root / "index").manifest.dense == Index.open(root / "index").manifest.dense  # untouched
     bad = CliRunner().invoke(app, [*args[:-3], "--split", "test"])
     assert bad.exit_code == 2 and "test split" in bad.output
@@ -158,7 +157,7 @@ def test_lm_supervision_scores_passages_and_trains(
 
     root, items = built
     index = Index.open(root / "index")
-    search = build_search(tiny_pipeline, index)
+    search = tiny_pipeline.build(index)
     answered = [it.model_copy(update={"answer": "twelve kilograms", "label": "yes"}) for it in items]
     hits = search.search_many([it.question for it in answered], 4)
     generator = GeneratorConfig(model=str(tiny_lm_path), max_new_tokens=4).build()

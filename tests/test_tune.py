@@ -10,14 +10,15 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from ragsys.cli import app
+from ragsys.cli.app import app
 from ragsys.eval.evalset import EvalItem, EvalSetReader, save_eval_set
 from ragsys.eval.split import split_train_dev
 from ragsys.index.build import index_paths
 from ragsys.pipeline import PipelineConfig
+from ragsys.tune.context import Proposal, TuneContext
 from ragsys.tune.decide import decide, decide_labels
 from ragsys.tune.run import tune
-from ragsys.tune.stages import Proposal, TuneContext, TuneSettings
+from ragsys.tune.settings import TuneSettings
 from ragsys.tune.state import TuneState, load_state
 from tests.corpus import write_corpus
 
@@ -241,7 +242,7 @@ def test_resume_after_an_interrupted_stage(tmp_path: Path, tiny_pipeline: Pipeli
 
 def test_cli_tune_end_to_end_on_a_tiny_index(tmp_path: Path, tiny_pipeline: PipelineConfig) -> None:
     corpus = write_corpus(tmp_path / "docs")
-    index_paths([corpus], tmp_path / "index", tiny_pipeline, workers=1)
+    index_paths([corpus], tmp_path / "index", tiny_pipeline.index_spec(), workers=1)
     tiny_pipeline.save(tmp_path / "pipe")
     docs = {
         "robots.md": ["picking arm lift", "harmonic drives grease", "arm works all night"],
@@ -379,7 +380,7 @@ def test_report_scores_a_system_once_when_another_has_the_same_components(
 
 
 def test_log_lines_once_a_minute_per_phase_and_at_the_end() -> None:
-    from ragsys.cli_common import LineThrottle
+    from ragsys.cli.console import LineThrottle
 
     throttle = LineThrottle()
     assert throttle.due("mining", 1, 10)
@@ -462,8 +463,8 @@ def test_context_stage_chooses_the_passages_on_train_answers(
 ) -> None:
     from ragsys.generate.hf import GeneratorConfig
     from ragsys.train.budget import TimeBudget
+    from ragsys.tune.answer_stages import context_stage
     from ragsys.tune.report import without_stage
-    from ragsys.tune.stages import context_stage
     from ragsys.tune.state import StageRecord, TuneState
 
     train = [it for it in _items() if it.split == "train"]

@@ -36,7 +36,8 @@ from typing import Any  # noqa: E402
 
 import numpy as np  # noqa: E402
 
-from ragsys.retrieve.bm25 import BM25Config, BM25Index  # noqa: E402
+from ragsys.retrieve.bm25 import BM25Config  # noqa: E402
+from ragsys.retrieve.bm25_index import BM25Index  # noqa: E402
 from ragsys.retrieve.tokenize import Tokenizer, TokenizerConfig  # noqa: E402
 
 DATA = Path(__file__).resolve().parents[3] / "shared" / "data" / "scifact"

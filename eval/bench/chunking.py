@@ -28,7 +28,9 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import pymupdf  # noqa: E402
 
-from ragsys.chunk import ChunkConfig, HFTokenCounter, StructureChunker, hf_token_counter, sentence_spans  # noqa: E402
+from ragsys.chunk.chunker import ChunkConfig, StructureChunker  # noqa: E402
+from ragsys.chunk.spans import sentence_spans  # noqa: E402
+from ragsys.chunk.tokens import HFTokenCounter, hf_token_counter  # noqa: E402
 from ragsys.types import Block, Document, Page  # noqa: E402
 
 DOCS = ROOT.parent / "shared" / "data" / "sec10q" / "docs"

@@ -25,7 +25,7 @@ from ir_measures import nDCG
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from ragsys.fusion import ConvexConfig, RRFConfig
+from ragsys.fusion import ConvexConfig, RRFConfig  # noqa: E402
 from ragsys.train.mixture import fit_mixture  # noqa: E402
 from ragsys.types import Chunk, Hit  # noqa: E402
 

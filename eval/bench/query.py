@@ -40,7 +40,6 @@ def main() -> None:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     import torch
 
-    from ragsys.assemble import build_search
     from ragsys.index.reader import Index
     from ragsys.models import load_cross_encoder
     from ragsys.pipeline import load_pipeline
@@ -49,7 +48,7 @@ def main() -> None:
     queries = [json.loads(line)["text"] for line in args.queries.read_text().splitlines() if line.strip()]
     config = load_pipeline(args.pipeline)
     index = Index.open(args.index)
-    search = build_search(config, index)
+    search = config.build(index)
     for q in queries[:5]:  # warm-up: first calls pay lazy initialisation
         search.search(q, 10)
     lat: list[float] = []

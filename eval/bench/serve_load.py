@@ -4,7 +4,7 @@ also across a `kill -9` of the server.
     .venv/bin/python eval/bench/serve_load.py --tiny [--clients 4] [--seconds 20] [--kill-at 8]
     .venv/bin/python eval/bench/serve_load.py --index runs/demo/index [--pipeline P] ...
 
-The server runs as a subprocess (`python -m ragsys.cli_serve`). Each client thread loops:
+The server runs as a subprocess (`python -m ragsys.cli serve`). Each client thread loops:
 POST /ask, then POST /feedback for that answer; every feedback id the server acknowledged
 (200) is remembered. With --kill-at S the server gets SIGKILL at S seconds and is started
 again on the same feedback db; clients keep going, and a client whose feedback failed
@@ -169,7 +169,7 @@ def send_feedback(http: httpx.Client, tally: Tally, body: dict[str, str], deadli
 def tiny_setup(tmp: Path) -> tuple[Path, Path]:
     """Random tiny models from the test suite's builders, and the test corpus indexed with them."""
     sys.path.insert(0, str(ROOT))
-    from ragsys.chunk import ChunkConfig
+    from ragsys.chunk.chunker import ChunkConfig
     from ragsys.generate.hf import GeneratorConfig
     from ragsys.index.build import index_paths
     from ragsys.pipeline import PipelineConfig
@@ -188,7 +188,7 @@ def tiny_setup(tmp: Path) -> tuple[Path, Path]:
         ),
     )
     config.save(tmp / "pipeline")
-    index_paths([write_corpus(tmp / "docs")], tmp / "index", config, workers=1)
+    index_paths([write_corpus(tmp / "docs")], tmp / "index", config.index_spec(), workers=1)
     return tmp / "index", tmp / "pipeline"
 
 
@@ -208,7 +208,7 @@ def percentiles(seconds: list[float]) -> dict[str, float]:
 def run(args: argparse.Namespace, tmp: Path) -> dict[str, object]:
     index, pipeline = tiny_setup(tmp) if args.tiny else (args.index, args.pipeline)
     port, db = free_port(), tmp / "feedback.db"
-    command = [sys.executable, "-m", "ragsys.cli_serve", "--index", str(index), "--port", str(port),
+    command = [sys.executable, "-m", "ragsys.cli", "serve", "--index", str(index), "--port", str(port),
                "--feedback", str(db), "--queue-size", str(args.queue_size)]  # fmt: skip
     if pipeline is not None:
         command += ["--pipeline", str(pipeline)]
@@ -273,7 +273,7 @@ def report(
     outage: tuple[float, float],
     start_s: float,
 ) -> dict[str, object]:
-    from ragsys.feedback import FeedbackStore
+    from ragsys.feedback.store import FeedbackStore
 
     with FeedbackStore.open(db, readonly=True) as store:
         lost = [i for i in tally.acked if store.get(i) is None]

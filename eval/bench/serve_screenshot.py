@@ -74,8 +74,7 @@ def main() -> None:
 
         torch.set_num_threads(args.threads)
 
-    from ragsys.assemble import build_search
-    from ragsys.feedback import FeedbackStore
+    from ragsys.feedback.store import FeedbackStore
     from ragsys.index.reader import Index
     from ragsys.pipeline import load_pipeline
     from ragsys.serve import create_app
@@ -84,7 +83,7 @@ def main() -> None:
     config = load_pipeline(args.pipeline)
     log(f"loading pipeline {config.name!r} on {args.index} ...")
     index = Index.open(args.index)
-    rag = build_search(config, index, generate=True)
+    rag = config.build(index, generator=True)
     with tempfile.TemporaryDirectory() as tmp, FeedbackStore.open(Path(tmp) / "fb.db") as store:
         with running(create_app(rag, index, store)) as url:
             shot = capture(url, args.question, args.out, args.timeout)

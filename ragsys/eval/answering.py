@@ -18,14 +18,14 @@ from typing import Any, Literal
 from ragsys.eval.answers import LABELS, answer_metrics, label_accuracy_and_macro_f1, map_yes_no_maybe
 from ragsys.eval.evalset import EvalItem
 from ragsys.eval.stats import bootstrap_macro_f1
-from ragsys.generate.hf import HFGenerator
+from ragsys.protocols import Generator
 from ragsys.types import Answer, Hit
 
 LabelRule = Literal["constrained", "rule"]
 
 
 def generate_and_score(
-    generator: HFGenerator,
+    generator: Generator,
     items: Sequence[EvalItem],
     hits: Sequence[Sequence[Hit]],
     k: int,
@@ -63,7 +63,7 @@ def generate_and_score(
     return per_query, extra
 
 
-def _label(generator: HFGenerator, answer: Answer, rule: LabelRule) -> str:
+def _label(generator: Generator, answer: Answer, rule: LabelRule) -> str:
     if rule == "rule" or not answer.contexts:
         return map_yes_no_maybe(answer.text)
     return generator.choose(answer, LABELS)[0]

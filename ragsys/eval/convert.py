@@ -258,3 +258,15 @@ def write_corpus_jsonl(rows: Iterable[Mapping[str, str]], path: str | Path) -> N
                 )
             )
             f.write("\n")
+
+
+def convert_dataset(kind: str, source: Path, seed: int = 0) -> tuple[list[EvalItem], list[CorpusRow] | None]:
+    """`ragsys convert KIND SOURCE`: the eval set, and corpus rows where the dataset has no
+    corpus file the indexer can read (PubMedQA); None for the others."""
+    if kind == "beir":
+        return convert_beir(source), None
+    if kind == "pubmedqa":
+        return convert_pubmedqa(source, seed=seed)
+    if kind == "sec10q":
+        return convert_sec10q(source, seed=seed), None
+    raise ConvertError(f"unknown dataset kind {kind!r}: choose beir, pubmedqa or sec10q")

@@ -11,7 +11,7 @@ from typing import Any
 
 from ragsys.eval.evalset import EvalItem
 from ragsys.eval.metrics import doc_ranking, items_to_qrels, retrieval_metrics
-from ragsys.pipeline import SearchPipeline
+from ragsys.pipeline import Pipeline
 from ragsys.types import Hit
 
 DEPTH = 100  # documents per query: Recall@100 needs them
@@ -19,7 +19,7 @@ CHUNKS_PER_DOC = 2  # ask for more chunks than documents: several chunks may sha
 
 
 def search_all(
-    pipeline: SearchPipeline, questions: Sequence[str], depth: int = DEPTH,
+    pipeline: Pipeline, questions: Sequence[str], depth: int = DEPTH,
     on_progress: Callable[[int], None] | None = None,
 ) -> list[list[Hit]]:  # fmt: skip
     """Hits for every question, batching the retrievers that can batch (dense encoding)."""

@@ -31,7 +31,8 @@ from pydantic import Field
 
 from ragsys.generate.citations import is_abstention, parse_citations
 from ragsys.generate.prompt import ChatTokenizer, Prompt, build_prompt
-from ragsys.generate.watch import OnText, TextWatch
+from ragsys.generate.watch import TextWatch
+from ragsys.protocols import Generator, OnText
 from ragsys.types import Answer, Frozen, Hit
 
 if TYPE_CHECKING:  # torch and transformers load in `build()` and on first use: configs stay cheap
@@ -310,3 +311,9 @@ def _packing(prompt: Prompt) -> dict[str, float]:
         "passages_dropped": float(prompt.dropped),
         "passages_truncated": float(prompt.truncated),
     }
+
+
+def as_hf_generator(generator: Generator | None) -> HFGenerator | None:
+    """The transformers generator behind a pipeline, or None for another backend: trainers that
+    need its weights and tokenizer (LM supervision scores passages by its likelihood) ask here."""
+    return generator if isinstance(generator, HFGenerator) else None

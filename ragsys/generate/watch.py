@@ -10,14 +10,14 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from ragsys.generate.prompt import ChatTokenizer, decode
+from ragsys.protocols import OnText
 
 if TYPE_CHECKING:
     import torch
-OnText = Callable[[str], None]
 
 
 def visible_text(text: str, stops: Sequence[str], final: bool) -> tuple[str, bool]:

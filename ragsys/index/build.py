@@ -24,11 +24,11 @@ from ragsys.index.errors import IndexNotFoundError
 from ragsys.index.lock import WriterLock
 from ragsys.index.manifest import Manifest, read_manifest, write_manifest
 from ragsys.index.plan import FileFailure, Plan, make_plan
-from ragsys.index.progress import NullReporter, Reporter
 from ragsys.index.reps import dense_reps, sparse_reps
+from ragsys.index.spec import IndexSpec
 from ragsys.index.summary import IndexSummary
 from ragsys.index.writer import GenerationWriter
-from ragsys.pipeline import PipelineConfig
+from ragsys.progress import NullReporter, Reporter
 from ragsys.types import Document
 
 GENERATIONS = "generations"
@@ -41,15 +41,10 @@ def fault_point(stage: str) -> None:
         os.kill(os.getpid(), signal.SIGKILL)
 
 
-def extractor_settings(config: PipelineConfig) -> dict[str, object]:
-    """The extractor's settings minus secrets: passwords never reach disk."""
-    return config.extractor.model_dump(mode="json", exclude={"passwords", "timeout_s"})
-
-
 def index_paths(
     paths: Sequence[Path],
     index_dir: Path,
-    config: PipelineConfig,
+    spec: IndexSpec,
     *,
     passwords: Sequence[str] = (),
     workers: int = 2,
@@ -62,20 +57,20 @@ def index_paths(
     with WriterLock(index_dir):
         prev = _read_prev(index_dir)
         _remove_partial(index_dir)
-        extractor = extractor_settings(config)
+        extractor = spec.extractor_settings()
         rebuild = prev is not None and prev.extractor != extractor
-        suffixes = {s.lower() for s in SUPPORTED_SUFFIXES[config.extractor.kind]}
+        suffixes = {s.lower() for s in SUPPORTED_SUFFIXES[spec.extractor.kind]}
         plan = make_plan(paths, suffixes, prev, rebuild)
         target = Manifest(
-            generation="", created="", chunking=config.chunking.model_dump(mode="json"), extractor=extractor,
-            sparse=sparse_reps(config), dense=dense_reps(config, prev),
+            generation="", created="", chunking=spec.chunking.model_dump(mode="json"), extractor=extractor,
+            sparse=sparse_reps(spec), dense=dense_reps(spec, prev),
         )  # fmt: skip
         if prev is not None and not plan.changes and prev.signature() == target.signature():
             return IndexSummary.of(plan, prev, time.monotonic() - t0, generation=prev.generation)
         t_extract = time.monotonic()
-        new_docs = _extract(plan, config, passwords, workers, index_dir, rep)
+        new_docs = _extract(plan, spec, passwords, workers, index_dir, rep)
         timings = {"extract": round(time.monotonic() - t_extract, 3)}
-        manifest, writer = _write_generation(index_dir, prev, target, plan, new_docs, config, rep)
+        manifest, writer = _write_generation(index_dir, prev, target, plan, new_docs, spec, rep)
         timings.update(writer.timings)
         return IndexSummary.of(
             plan, manifest, time.monotonic() - t0, generation=manifest.generation, timings=timings,
@@ -99,11 +94,11 @@ def _remove_partial(index_dir: Path) -> None:
 
 
 def _extract(
-    plan: Plan, config: PipelineConfig, passwords: Sequence[str], workers: int, index_dir: Path, rep: Reporter
+    plan: Plan, spec: IndexSpec, passwords: Sequence[str], workers: int, index_dir: Path, rep: Reporter
 ) -> list[Document]:
     """Documents for every file to (re)extract, from the cache when a crashed run made them."""
     cache = ExtractionCache(index_dir / CACHE / "extract.sqlite")
-    key = config_key(extractor_settings(config))
+    key = config_key(spec.extractor_settings())
     docs: list[Document] = list(plan.corpus_docs)
     pending = []
     for path, digest in plan.todo:
@@ -114,7 +109,7 @@ def _extract(
             pending.append(path)
     rep.stage("extract", len(plan.todo))
     rep.advance("extract", len(plan.todo) - len(pending))
-    ex_config = config.extractor.model_copy(update={"passwords": tuple(passwords)})
+    ex_config = spec.extractor.model_copy(update={"passwords": tuple(passwords)})
     for result in extract_many(pending, ex_config, workers=workers):
         rep.advance("extract")
         if result.document is not None:
@@ -134,7 +129,7 @@ def _write_generation(
     target: Manifest,
     plan: Plan,
     new_docs: list[Document],
-    config: PipelineConfig,
+    spec: IndexSpec,
     rep: Reporter,
 ) -> tuple[Manifest, GenerationWriter]:
     gens = index_dir / GENERATIONS
@@ -145,7 +140,7 @@ def _write_generation(
     prev_dir = gens / prev.generation if prev is not None else None
     cache = EmbeddingCache(index_dir / CACHE / "embeddings.sqlite")
     try:
-        writer = GenerationWriter(partial, prev, prev_dir, target, config, cache, rep, fault_point)
+        writer = GenerationWriter(partial, prev, prev_dir, target, spec, cache, rep, fault_point)
         stats = writer.write(plan, new_docs)
     finally:
         cache.close()

@@ -1,6 +1,6 @@
-"""A copy of an index re-embedded for another pipeline (e.g. one with a fine-tuned encoder).
+"""A copy of an index re-embedded for another spec (e.g. a pipeline with a fine-tuned encoder).
 
-An index holds vectors for the pipeline it was built with; a tuned encoder needs its own.
+An index holds vectors for the spec it was built with; a tuned encoder needs its own.
 Re-indexing in place would take the old pipeline's vectors away from anyone still using
 them, so the tuned pipeline gets a copy: the copy keeps the chunk store, BM25 and both
 caches, and `index_paths` then embeds only what the new encoder has not seen.
@@ -14,15 +14,13 @@ from pathlib import Path
 from ragsys.index.build import index_paths
 from ragsys.index.errors import IndexError_
 from ragsys.index.manifest import read_manifest
-from ragsys.index.progress import Reporter
+from ragsys.index.spec import IndexSpec
 from ragsys.index.summary import IndexSummary
-from ragsys.pipeline import PipelineConfig
+from ragsys.progress import Reporter
 
 
-def copy_for_pipeline(
-    src: Path, dst: Path, config: PipelineConfig, reporter: Reporter | None = None
-) -> IndexSummary:
-    """Copies `src` to `dst` (unless `dst` already is an index) and brings it up to date for `config`.
+def copy_index(src: Path, dst: Path, spec: IndexSpec, reporter: Reporter | None = None) -> IndexSummary:
+    """Copies `src` to `dst` (unless `dst` already is an index) and brings it up to date for `spec`.
 
     The sources are the ones `src` was built from, as its manifest records them.
     """
@@ -33,4 +31,4 @@ def copy_for_pipeline(
         raise IndexError_(src, f"source {missing[0]} is gone; re-index from the documents with --pipeline")
     if not (dst / "manifest.json").exists():
         shutil.copytree(src, dst, ignore=shutil.ignore_patterns(".lock", "*.partial"), dirs_exist_ok=True)
-    return index_paths(sources, dst, config, reporter=reporter)
+    return index_paths(sources, dst, spec, reporter=reporter)

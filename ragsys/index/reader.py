@@ -12,8 +12,9 @@ from ragsys.index.reps import dense_key, sparse_key
 from ragsys.index.store import ChunkStore
 from ragsys.index.writer import STORE
 from ragsys.models import model_fingerprint
-from ragsys.retrieve.bm25 import BM25Config, BM25Index
+from ragsys.retrieve.bm25_index import BM25Index
 from ragsys.retrieve.dense import DenseConfig, VectorIndex
+from ragsys.retrieve.tokenize import TokenizerConfig
 from ragsys.types import Chunk
 
 
@@ -43,8 +44,8 @@ class Index:
     def chunks(self, rows: Sequence[int]) -> list[Chunk]:
         return self.store.chunks(rows)
 
-    def bm25(self, config: BM25Config) -> BM25Index:
-        key = sparse_key(config)
+    def bm25(self, tokenizer: TokenizerConfig) -> BM25Index:
+        key = sparse_key(tokenizer)
         if key not in {r.key for r in self.manifest.sparse}:
             raise MissingRepresentationError(
                 self.path, "this index holds no BM25 structure for this tokenizer; "

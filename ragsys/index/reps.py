@@ -1,4 +1,4 @@
-"""Representations an index holds for a pipeline: one BM25 structure per tokenizer and
+"""Representations an index holds for its spec: one BM25 structure per tokenizer and
 one vector set per dense encoder. Keys are content-derived, so a changed tokenizer,
 model weights or passage prefix is a different representation."""
 
@@ -6,14 +6,14 @@ from __future__ import annotations
 
 from ragsys.index.cache import config_key
 from ragsys.index.manifest import DenseRep, Manifest, SparseRep
+from ragsys.index.spec import IndexSpec
 from ragsys.models import model_fingerprint
-from ragsys.pipeline import PipelineConfig
-from ragsys.retrieve.bm25 import BM25Config
 from ragsys.retrieve.dense import DenseConfig
+from ragsys.retrieve.tokenize import TokenizerConfig
 
 
-def sparse_key(config: BM25Config) -> str:
-    return "bm25-" + config_key(config.tokenizer.model_dump(mode="json"))
+def sparse_key(tokenizer: TokenizerConfig) -> str:
+    return "bm25-" + config_key(tokenizer.model_dump(mode="json"))
 
 
 def dense_key(config: DenseConfig, fingerprint: str) -> str:
@@ -26,22 +26,18 @@ def dense_key(config: DenseConfig, fingerprint: str) -> str:
     return "dense-" + config_key(settings)
 
 
-def sparse_reps(config: PipelineConfig) -> tuple[SparseRep, ...]:
+def sparse_reps(spec: IndexSpec) -> tuple[SparseRep, ...]:
     reps = {
-        sparse_key(r): SparseRep(key=sparse_key(r), tokenizer=r.tokenizer.model_dump(mode="json"))
-        for r in config.retrievers
-        if isinstance(r, BM25Config)
+        sparse_key(t): SparseRep(key=sparse_key(t), tokenizer=t.model_dump(mode="json")) for t in spec.sparse
     }
     return tuple(reps[k] for k in sorted(reps))
 
 
-def dense_reps(config: PipelineConfig, prev: Manifest | None) -> tuple[DenseRep, ...]:
+def dense_reps(spec: IndexSpec, prev: Manifest | None) -> tuple[DenseRep, ...]:
     """`dim` and `index_kind` are known only after embedding; reuse them from `prev`."""
     known = {r.key: r for r in prev.dense} if prev is not None else {}
     reps: dict[str, DenseRep] = {}
-    for r in config.retrievers:
-        if not isinstance(r, DenseConfig):
-            continue
+    for r in spec.dense:
         fp = model_fingerprint(r.model)
         key = dense_key(r, fp)
         reps[key] = known.get(key) or DenseRep(
@@ -51,8 +47,8 @@ def dense_reps(config: PipelineConfig, prev: Manifest | None) -> tuple[DenseRep,
     return tuple(reps[k] for k in sorted(reps))
 
 
-def dense_config_for(config: PipelineConfig, rep: DenseRep) -> DenseConfig:
-    for r in config.retrievers:
-        if isinstance(r, DenseConfig) and dense_key(r, rep.fingerprint) == rep.key:
+def dense_config_for(spec: IndexSpec, rep: DenseRep) -> DenseConfig:
+    for r in spec.dense:
+        if dense_key(r, rep.fingerprint) == rep.key:
             return r
     raise KeyError(rep.key)

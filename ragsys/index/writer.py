@@ -9,17 +9,17 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
-from ragsys.chunk import StructureChunker, hf_token_counter
+from ragsys.chunk.chunker import StructureChunker
 from ragsys.index.cache import EmbeddingCache
 from ragsys.index.fsutil import fsync_tree
 from ragsys.index.manifest import DenseRep, DocEntry, Manifest
 from ragsys.index.plan import Plan
-from ragsys.index.progress import Reporter
 from ragsys.index.reps import dense_config_for
+from ragsys.index.spec import IndexSpec
 from ragsys.index.store import ChunkStore
-from ragsys.models import load_sentence_transformer, load_tokenizer
-from ragsys.pipeline import PipelineConfig
-from ragsys.retrieve.bm25 import BM25Index
+from ragsys.models import load_sentence_transformer
+from ragsys.progress import Reporter
+from ragsys.retrieve.bm25_index import BM25Index
 from ragsys.retrieve.dense import SentenceEncoder, VectorIndex
 from ragsys.retrieve.tokenize import Tokenizer, TokenizerConfig
 from ragsys.types import Chunk, Document
@@ -35,13 +35,13 @@ class GenerationWriter:
         prev: Manifest | None,
         prev_dir: Path | None,
         target: Manifest,
-        config: PipelineConfig,
+        spec: IndexSpec,
         cache: EmbeddingCache,
         reporter: Reporter,
         fault: Callable[[str], None],
     ) -> None:
         self.out, self.prev, self.prev_dir, self.target = out, prev, prev_dir, target
-        self.config, self.cache, self.rep, self.fault = config, cache, reporter, fault
+        self.spec, self.cache, self.rep, self.fault = spec, cache, reporter, fault
         self._chunker: StructureChunker | None = None
         self.timings: dict[str, float] = {}
         self.embedded = 0  # chunks embedded in this run (cache misses)
@@ -107,13 +107,12 @@ class GenerationWriter:
         return all_chunks, entries, pages
 
     def _chunk(self, doc: Document) -> list[Chunk]:
-        if self._chunker is None:
-            tokenizer = load_tokenizer(self.config.chunking.tokenizer)
-            self._chunker = StructureChunker(self.config.chunking, hf_token_counter(tokenizer))
+        if self._chunker is None:  # built on first use: an unchanged corpus never loads the tokenizer
+            self._chunker = self.spec.chunking.build()
         return self._chunker.split(doc)
 
     def _write_dense(self, drep: DenseRep, chunks: list[Chunk]) -> DenseRep:
-        dconf = dense_config_for(self.config, drep)
+        dconf = dense_config_for(self.spec, drep)
         hashes = [c.hash for c in chunks]
         have = self.cache.get_many(drep.key, hashes)
         # Longest first, as SentenceTransformer.encode sorts within a call: sorting across calls

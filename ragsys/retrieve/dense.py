@@ -19,7 +19,7 @@ import os
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Literal, Protocol
 
 import faiss
 import numpy as np
@@ -38,6 +38,14 @@ INDEX_FILE = "index.faiss"
 VECTORS_FILE = "vectors.npy"
 META_FILE = "index.json"
 IVF_POINTS_PER_LIST = 39  # faiss warns when k-means has fewer training points per centroid
+
+
+class VectorSource(Protocol):
+    """What a dense retriever reads from an opened index (`ragsys.index.reader.Index` is one)."""
+
+    def vectors(self, config: DenseConfig) -> VectorIndex: ...
+
+    def chunks(self, rows: Sequence[int]) -> list[Chunk]: ...
 
 
 class DenseConfig(Frozen):
@@ -62,6 +70,15 @@ class DenseConfig(Frozen):
     hnsw_ef_search: int = Field(default=128, ge=1)
     ivf_nlist: int | None = Field(default=None, ge=1, description="None: about 4 * sqrt(n)")
     ivf_nprobe: int = Field(default=16, ge=1)
+
+    def build(self, source: VectorSource) -> DenseRetriever:
+        """Loads the encoder and the index's vectors for it (the slow part of opening a pipeline)."""
+        from ragsys.models import load_sentence_transformer
+
+        vectors = source.vectors(self)
+        model = load_sentence_transformer(self.model, max_seq_length=self.max_seq_length)
+        encoder = SentenceEncoder(model, self.batch_size, self.query_prefix)
+        return DenseRetriever(self, encoder, vectors, source.chunks)
 
 
 class SentenceEncoder:

@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 import json
 import threading
-import time
 import uuid
 from collections.abc import AsyncGenerator
 from concurrent.futures import Future
@@ -17,35 +16,16 @@ from typing import Any
 
 from starlette.concurrency import run_in_threadpool
 
-from ragsys.feedback import FeedbackStore, StoredAnswer
-from ragsys.generate.watch import OnText
+from ragsys.feedback.records import StoredAnswer
+from ragsys.feedback.store import FeedbackStore
 from ragsys.jsonshape import answer_json
-from ragsys.pipeline import PipelineError, SearchPipeline
+from ragsys.pipeline import Pipeline
 from ragsys.serve.worker import GenerationWorker
 from ragsys.types import Answer
-
-Result = tuple[Answer, dict[str, float]]
 
 
 class ClientGone(Exception):
     """Raised from the text callback to abort a streamed generation nobody will read."""
-
-
-def run_answer(pipeline: SearchPipeline, question: str, k: int | None, on_text: OnText | None) -> Result:
-    """Search then generate, streaming through `on_text` when the generator can."""
-    if pipeline.generator is None:
-        raise PipelineError(f"pipeline {pipeline.config.name!r} has no generator")
-    started = time.perf_counter()
-    hits = pipeline.search(question, k)
-    retrieve_s = time.perf_counter() - started
-    stream = getattr(pipeline.generator, "stream", None)
-    if on_text is not None and callable(stream):
-        answer: Answer = stream(question, hits, on_text=on_text)
-    else:
-        answer = pipeline.generator.generate(question, hits)
-        if on_text is not None and answer.text:
-            on_text(answer.text)
-    return answer, {"retrieve_s": retrieve_s, **answer.timings}
 
 
 def stored_answer(question: str, answer: Answer, version: str) -> StoredAnswer:
@@ -59,16 +39,14 @@ def stored_answer(question: str, answer: Answer, version: str) -> StoredAnswer:
 class Asker:
     """The /ask and /ask/stream logic, apart from HTTP so it can be read (and tested) alone."""
 
-    def __init__(
-        self, pipeline: SearchPipeline, store: FeedbackStore, worker: GenerationWorker, version: str
-    ):
+    def __init__(self, pipeline: Pipeline, store: FeedbackStore, worker: GenerationWorker, version: str):
         self.pipeline, self.store, self.worker, self.version = pipeline, store, worker, version
 
     async def ask(self, question: str, k: int | None) -> dict[str, object]:
         """Raises QueueFullError at once when the queue is full."""
-        future = self.worker.submit(lambda: run_answer(self.pipeline, question, k, None))
-        answer, timings = await asyncio.wrap_future(future)
-        return await run_in_threadpool(self._finish, question, answer, timings)
+        future = self.worker.submit(lambda: self.pipeline.answer(question, k))
+        answer = await asyncio.wrap_future(future)
+        return await run_in_threadpool(self._finish, question, answer)
 
     def stream(self, question: str, k: int | None) -> AsyncGenerator[bytes, None]:
         """Queues the job now (a full queue is a 503 before any byte is sent) and returns the
@@ -88,7 +66,7 @@ class Asker:
 
         def job() -> None:
             try:
-                push("done", run_answer(self.pipeline, question, k, on_text))
+                push("done", self.pipeline.stream(question, k, on_text))
             except ClientGone:
                 pass
             except Exception as e:  # reported in the stream: the 200 was already sent
@@ -114,7 +92,7 @@ class Asker:
                     yield _line({"event": "error", "detail": f"generation failed: {value}"})
                     return
                 try:
-                    result = await run_in_threadpool(self._finish, question, *value)
+                    result = await run_in_threadpool(self._finish, question, value)
                 except Exception as e:
                     yield _line({"event": "error", "detail": f"the answer could not be stored: {e}"})
                     return
@@ -124,10 +102,10 @@ class Asker:
             gone.set()
             future.cancel()
 
-    def _finish(self, question: str, answer: Answer, timings: dict[str, float]) -> dict[str, object]:
+    def _finish(self, question: str, answer: Answer) -> dict[str, object]:
         stored = stored_answer(question, answer, self.version)
         self.store.record_answer(stored)  # durable before the id leaves the server
-        return answer_json(answer, timings) | {"answer_id": stored.answer_id}
+        return answer_json(answer) | {"answer_id": stored.answer_id}
 
 
 def _line(obj: object) -> bytes:

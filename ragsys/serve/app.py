@@ -1,6 +1,6 @@
 """The HTTP API and the page, wired from objects the caller already built.
 
-`create_app` takes a ready `SearchPipeline` (with its generator), an open `Index` and a
+`create_app` takes a ready `Pipeline` (with its generator), an open `Index` and a
 `FeedbackStore`, so tests pass tiny models or fakes and the CLI passes real ones; it
 loads nothing itself. OpenAPI is published at /openapi.json (and /docs).
 """
@@ -18,9 +18,10 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
 
 from ragsys import __version__
-from ragsys.feedback import FeedbackStore, UnknownAnswerError, pipeline_version
+from ragsys.feedback.records import UnknownAnswerError
+from ragsys.feedback.store import FeedbackStore
 from ragsys.index.reader import Index
-from ragsys.pipeline import SearchPipeline
+from ragsys.pipeline import Pipeline
 from ragsys.serve.answering import Asker
 from ragsys.serve.documents import PageSource
 from ragsys.serve.metrics import Metrics, MetricsMiddleware
@@ -35,10 +36,10 @@ STATIC = {"page.js": "text/javascript", "page.css": "text/css"}
 
 
 def create_app(
-    pipeline: SearchPipeline, index: Index, store: FeedbackStore, settings: ServeSettings | None = None
+    pipeline: Pipeline, index: Index, store: FeedbackStore, settings: ServeSettings | None = None
 ) -> FastAPI:
     """Example:
-    >>> app = create_app(build_search(config, index, generate=True), index, store)  # doctest: +SKIP
+    >>> app = create_app(config.build(index, generator=True), index, store)  # doctest: +SKIP
     >>> uvicorn.run(app, host="127.0.0.1", port=8000)  # doctest: +SKIP
     """
     settings = settings or ServeSettings()
@@ -57,7 +58,7 @@ def create_app(
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(MetricsMiddleware, metrics=metrics)  # outermost: it also times 413s
     auth = [Depends(token_dependency(settings.token))]
-    version = pipeline_version(pipeline.config)
+    version = pipeline.config.version()
     _ask_routes(app, Asker(pipeline, store, worker, version), settings, auth)
     _feedback_route(app, store, settings, auth)
     _document_route(app, PageSource(index, settings.png_dpi), auth)
@@ -132,7 +133,7 @@ def _page_number(raw: str) -> tuple[int, bool]:
 
 
 def _ops_routes(
-    app: FastAPI, pipeline: SearchPipeline, index: Index, version: str, worker: GenerationWorker,
+    app: FastAPI, pipeline: Pipeline, index: Index, version: str, worker: GenerationWorker,
     metrics: Metrics, auth: list[Any],
 ) -> None:  # fmt: skip
     def queue_state() -> dict[str, object]:

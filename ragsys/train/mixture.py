@@ -28,7 +28,7 @@ from ragsys.fusion import (
     first_hits,
     normalize,
 )
-from ragsys.pipeline import PipelineConfig, SearchPipeline, retrieve_many
+from ragsys.pipeline import Pipeline, PipelineConfig, retrieve_many
 from ragsys.types import Frozen, Hit
 
 FloatArray = npt.NDArray[np.float64]
@@ -234,7 +234,7 @@ def _check_dev_set(runs: Sequence[Sequence[Sequence[Hit]]], qrels: Sequence[Mapp
 
 
 def fit_learned_mixture(
-    config: PipelineConfig, search: SearchPipeline, train_items: list[EvalItem], corpus_ids: set[str]
+    config: PipelineConfig, search: Pipeline, train_items: list[EvalItem], corpus_ids: set[str]
 ) -> tuple[PipelineConfig, MixtureFit]:
     """Returns the pipeline with `fusion.fitted` set, and the fit (all candidates tried)."""
     fusion = config.fusion

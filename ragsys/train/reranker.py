@@ -34,7 +34,7 @@ from ragsys.eval.evalset import EvalItem
 from ragsys.eval.metrics import items_to_qrels, retrieval_metrics
 from ragsys.eval.retrieval import retrieval_run
 from ragsys.eval.stats import paired_randomization_test
-from ragsys.pipeline import PipelineConfig, SearchPipeline
+from ragsys.pipeline import Pipeline, PipelineConfig
 from ragsys.rerank import CrossEncoderConfig, CrossEncoderReranker, PairScorer, passage_text
 from ragsys.train.budget import (
     BudgetCallback,
@@ -190,7 +190,7 @@ def train_reranker(
     *,
     out: Path,
     dev: Sequence[EvalItem] = (),
-    search: SearchPipeline | None = None,
+    search: Pipeline | None = None,
     progress: Progress | None = None,
     dev_progress: Progress | None = None,
     on_dev_scores: Callable[[Path, Mapping[tuple[str, str], float]], None] | None = None,
@@ -200,7 +200,7 @@ def train_reranker(
 
     Example:
         >>> r = train_reranker(cfg, RerankerTrainConfig(), examples, out=Path("runs/rr"),
-        ...                    dev=dev_items, search=build_search(cfg, index))  # doctest: +SKIP
+        ...                    dev=dev_items, search=cfg.build(index))  # doctest: +SKIP
         >>> r.used, r.dev.without, r.dev.with_best  # doctest: +SKIP
         (True, 0.686, 0.702)
     """
@@ -325,7 +325,7 @@ def dev_ndcg(items: Sequence[EvalItem], runs: Sequence[Sequence[Hit]]) -> list[f
 
 def check_on_dev(
     dev: Sequence[EvalItem],
-    search: SearchPipeline,
+    search: Pipeline,
     scorer: PairScorer,
     train: RerankerTrainConfig,
     progress: Progress | None = None,

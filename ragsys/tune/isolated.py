@@ -15,15 +15,10 @@ from pathlib import Path
 
 from ragsys.pipeline import PipelineConfig
 from ragsys.train.budget import TimeBudget
+from ragsys.tune.answer_stages import generator_stage
+from ragsys.tune.context import TuneContext, with_reference
 from ragsys.tune.report import System, stage_inputs
-from ragsys.tune.stages import (
-    TuneContext,
-    generator_stage,
-    mixture_stage,
-    reranker_stage,
-    retriever_stage,
-    with_reference,
-)
+from ragsys.tune.retrieval_stages import mixture_stage, reranker_stage, retriever_stage
 from ragsys.tune.state import StageRecord, TuneState
 
 

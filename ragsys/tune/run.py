@@ -16,10 +16,12 @@ from ragsys.eval.evalset import EvalItem, EvalSetReader
 from ragsys.eval.split import non_test_items, split_train_dev
 from ragsys.pipeline import PipelineConfig
 from ragsys.train.budget import TimeBudget, seed_everything
+from ragsys.tune.context import Proposal, Stage, TuneContext, with_gold, with_reference
 from ragsys.tune.decide import Decision, closed_set_gold, decide, decide_labels
 from ragsys.tune.report import System, final_report
 from ragsys.tune.scoring import ANSWER, Scorer, Scores
-from ragsys.tune.stages import STAGES, Proposal, Stage, TuneContext, TuneSettings, with_gold, with_reference
+from ragsys.tune.settings import TuneSettings
+from ragsys.tune.stages import STAGES
 from ragsys.tune.state import StageRecord, TuneState, load_state, save_state, score_key
 
 BASE = "base"  # the folder under `out` holding the starting pipeline

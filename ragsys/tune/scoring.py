@@ -14,11 +14,10 @@ from typing import Any
 
 import numpy as np
 
-from ragsys.assemble import build_search
 from ragsys.eval.evalset import EvalItem
 from ragsys.eval.retrieval import score_retrieval, search_all
 from ragsys.index.reader import Index
-from ragsys.pipeline import PipelineConfig, SearchPipeline, weights_digest
+from ragsys.pipeline import Pipeline, PipelineConfig, weights_digest
 
 Scores = dict[str, float]
 RETRIEVAL = "ndcg@10"
@@ -69,8 +68,8 @@ class Scorer:
             self._indexes[key] = Index.open(path)
         return self._indexes[key]
 
-    def search(self, config: PipelineConfig, index_dir: Path, generate: bool) -> SearchPipeline:
-        search = build_search(config, self.index(index_dir), generate=generate)
+    def search(self, config: PipelineConfig, index_dir: Path, generate: bool) -> Pipeline:
+        search = config.build(self.index(index_dir), generator=generate)
         if search.reranker is not None and config.reranker is not None:
             inner = getattr(search.reranker, "_model", None)
             if inner is not None:
@@ -134,15 +133,13 @@ class Scorer:
         """Per-question answer scores, and the label each answer chose (closed-set questions
         only): macro-F1 is computed over labels, not averaged over questions."""
         from ragsys.eval.answering import generate_and_score
-        from ragsys.generate.hf import HFGenerator
 
         search = self.search(config, index_dir, generate=True)
-        if not isinstance(search.generator, HFGenerator):
-            raise ValueError(f"pipeline {config.name!r} has no generator; the answer metric needs one")
+        generator = search.require_generator()
         k = passages_for(config, self.answer_k)
         hits = search.search_many([it.question for it in items], k)
         per_query, extra = generate_and_score(
-            search.generator, items, hits, k, on_progress=self._tick("answers", len(items))
+            generator, items, hits, k, on_progress=self._tick("answers", len(items))
         )
         key = "label_accuracy" if all(it.label for it in items) else "token_f1"
         labels = {q: str(a["label"]) for q, a in extra["answers"].items() if "label" in a}

@@ -21,7 +21,7 @@ from typing import Any
 
 from ragsys.eval.answers import map_yes_no_maybe, stated_decision
 from ragsys.eval.evalset import EvalItem
-from ragsys.feedback import FeedbackRecord
+from ragsys.feedback.records import FeedbackRecord
 from ragsys.generate.citations import is_abstention
 from ragsys.generate.prompt import Prompt
 from ragsys.index.reader import Index

@@ -259,10 +259,9 @@ def _lazy_search(
     built: list[Any] = []
 
     def search(queries: Sequence[str]) -> list[list[Hit]]:
-        from ragsys.assemble import build_search
 
         if not built:
-            built.append(build_search(config, index, generate=False))
+            built.append(config.build(index, generator=False))
         done = [0]
 
         def tick(n: int) -> None:
@@ -278,7 +277,7 @@ def _lazy_search(
 def _read_feedback(path: Path | None) -> list[Judged]:
     if path is None:
         return []
-    from ragsys.feedback import FeedbackStore
+    from ragsys.feedback.store import FeedbackStore
 
     if not Path(path).exists():
         raise ValueError(f"feedback store {path} not found; pass the --feedback file the server writes")

@@ -17,7 +17,7 @@ from collections.abc import Callable, Sequence
 
 from ragsys.eval.evalset import EvalItem, gold_doc_ids
 from ragsys.index.reader import Index
-from ragsys.pipeline import SearchPipeline
+from ragsys.pipeline import Pipeline
 from ragsys.types import Chunk, Frozen, Hit
 
 _WORD = re.compile(r"\w+")
@@ -56,7 +56,7 @@ def pick_negatives(
 def labelled_examples(
     items: Sequence[EvalItem],
     index: Index,
-    search: SearchPipeline,
+    search: Pipeline,
     *,
     n_negatives: int,
     depth: int = 50,
@@ -92,7 +92,7 @@ def labelled_examples(
 
 def examples_for_pairs(
     pairs: Sequence[tuple[str, Chunk]],
-    search: SearchPipeline,
+    search: Pipeline,
     *,
     n_negatives: int,
     depth: int = 50,

@@ -14,7 +14,7 @@ Generation is the expensive part, so pairs are saved as JSONL (`save_pairs` / `l
 by chunk id, and a rerun reads them back instead of generating again.
 
 Example:
-    >>> search = build_search(cfg, index)  # doctest: +SKIP
+    >>> search = cfg.build(index)  # doctest: +SKIP
     >>> result = synthetic_pairs(index, search, SyntheticConfig(n_chunks=500))  # doctest: +SKIP
     >>> result.generated, result.well_formed, result.kept  # doctest: +SKIP
     (500, 431, 288)
@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from pydantic import Field, model_validator
 
 from ragsys.index.reader import Index
-from ragsys.pipeline import SearchPipeline
+from ragsys.pipeline import Pipeline
 from ragsys.train.budget import Progress
 from ragsys.types import Chunk, Frozen
 
@@ -233,7 +233,7 @@ def sample_chunks(
 
 
 def round_trip_filter(
-    pairs: Sequence[Pair], search: SearchPipeline, k: int, level: Literal["chunk", "doc"] = "doc"
+    pairs: Sequence[Pair], search: Pipeline, k: int, level: Literal["chunk", "doc"] = "doc"
 ) -> list[Pair]:
     """Pairs whose chunk (level "chunk") or the chunk's document (level "doc": when a document is
     split into many chunks, a neighbouring chunk answering the question is no failure) is in the
@@ -253,7 +253,7 @@ def round_trip_filter(
 
 
 def synthetic_pairs(
-    index: Index, search: SearchPipeline, config: SyntheticConfig, progress: Progress | None = None
+    index: Index, search: Pipeline, config: SyntheticConfig, progress: Progress | None = None
 ) -> SyntheticResult:
     """Samples chunks, writes questions with `config.model`, cleans them and keeps the round-trip ones."""
     from ragsys.models import default_device, load_causal_lm
@@ -302,3 +302,15 @@ def load_pairs(path: Path, index: Index) -> list[Pair]:
     present = [(q, cid) for q, cid in raw if cid in rows]
     chunks = index.chunks([rows[cid] for _, cid in present])
     return [(q, c) for (q, _), c in zip(present, chunks, strict=True)]
+
+
+def cached_pairs(
+    path: Path, index: Index, search: Pipeline, config: SyntheticConfig, progress: Progress | None = None
+) -> tuple[list[Pair], SyntheticResult | None]:
+    """The pairs an earlier run saved at `path`, else freshly written and saved there; the
+    result (counts of what was generated and kept) is None when they were read back."""
+    if path.exists():
+        return load_pairs(path, index), None
+    result = synthetic_pairs(index, search, config, progress)
+    save_pairs(path, result.pairs)
+    return list(result.pairs), result

@@ -1,4 +1,4 @@
-"""User feedback (thumbs up/down, revised answers, comments) kept in one SQLite file.
+"""The feedback store: records and served answers in one SQLite file, durable before a reply.
 
 Feedback is the raw material for later training (a revision is the CLAIR signal: the
 answer as it should have been), so a record the caller was told is saved must survive a
@@ -17,143 +17,29 @@ Example:
 
 from __future__ import annotations
 
-import hashlib
 import json
 import sqlite3
 import threading
 import time
-import uuid
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Literal, TextIO
+from typing import Any
 
-from pydantic import Field, ValidationError, field_validator
+from ragsys.feedback.records import (
+    RECORD_FIELDS,
+    FeedbackError,
+    FeedbackRecord,
+    FeedbackStats,
+    Rating,
+    StoredAnswer,
+    UnknownAnswerError,
+    new_record,
+)
 
-from ragsys.types import Frozen
-
-if TYPE_CHECKING:  # the pipeline module pulls in torch; the store itself does not need it
-    from ragsys.pipeline import PipelineConfig
-
-Rating = Literal["up", "down"]
 BUSY_TIMEOUT_MS = 30_000  # a writer waits this long for another thread/process to commit
 SCHEMA_VERSION = 1
-
-
-class FeedbackError(ValueError):
-    """A feedback db or file cannot be used; the message names it and the fix."""
-
-    def __str__(self) -> str:  # KeyError (in UnknownAnswerError's bases) would quote the message
-        return Exception.__str__(self)
-
-
-class UnknownAnswerError(FeedbackError, KeyError):
-    """Feedback refers to an answer id the store never recorded (or a different db)."""
-
-
-def _now() -> str:
-    return datetime.now(UTC).isoformat(timespec="seconds")
-
-
-def _new_id() -> str:
-    return uuid.uuid4().hex
-
-
-class FeedbackRecord(Frozen):
-    """One judgement of one answer. `contexts` are the chunk ids the generator saw, so the
-    record can be replayed against the same evidence."""
-
-    id: str = Field(default_factory=_new_id, min_length=1)
-    time: str = Field(default_factory=_now)
-    question: str
-    answer: str
-    contexts: tuple[str, ...] = ()
-    pipeline_version: str
-    rating: Rating
-    revision: str | None = None
-    comment: str | None = None
-
-    @field_validator("question")
-    @classmethod
-    def _question_not_blank(cls, v: str) -> str:
-        if not v.strip():
-            raise ValueError("must not be empty")
-        return v
-
-    @field_validator("time")
-    @classmethod
-    def _time_is_iso_with_zone(cls, v: str) -> str:
-        try:
-            parsed = datetime.fromisoformat(v)
-        except ValueError:
-            raise ValueError(f"{v!r} is not ISO-8601, e.g. '2026-11-24T08:00:00+00:00'") from None
-        if parsed.tzinfo is None:
-            raise ValueError(f"{v!r} has no timezone; append '+00:00' (UTC)")
-        return v
-
-    @field_validator("revision", "comment")
-    @classmethod
-    def _blank_is_none(cls, v: str | None) -> str | None:
-        """A blank revision is no revision: otherwise stats would count empty text boxes."""
-        return v if v is None or v.strip() else None
-
-
-class StoredAnswer(Frozen):
-    """What /ask produced, kept so /feedback can refer to it by id alone: the client never
-    has to send back (and cannot tamper with) the question, answer or contexts."""
-
-    answer_id: str = Field(min_length=1)
-    time: str
-    question: str
-    answer: str
-    contexts: tuple[str, ...]
-    pipeline_version: str
-
-
-class FeedbackStats(Frozen):
-    total: int
-    up: int
-    down: int
-    revisions: int
-    comments: int
-    by_pipeline_version: dict[str, dict[str, int]]  # version -> {"up": n, "down": n, "revisions": n}
-
-
-class LineError(Frozen):
-    line: int  # 1-based, as editors show it
-    error: str
-
-
-class ImportResult(Frozen):
-    imported: int
-    duplicates: int  # ids already in the store (or twice in the file): skipped, not an error
-    errors: tuple[LineError, ...]
-
-
-def pipeline_version(config: PipelineConfig) -> str:
-    """Name plus a hash of the whole config, so feedback on two differently tuned pipelines
-    with the same name is never pooled. Weight paths are part of the hash on purpose."""
-    blob = json.dumps(config.model_dump(mode="json"), sort_keys=True).encode()
-    return f"{config.name}-{hashlib.sha256(blob).hexdigest()[:12]}"
-
-
-def new_record(
-    question: str,
-    answer: str,
-    contexts: Iterable[str],
-    pipeline_version: str,
-    rating: Rating,
-    revision: str | None = None,
-    comment: str | None = None,
-) -> FeedbackRecord:
-    """A record with a fresh uuid4 id and the current UTC time."""
-    return FeedbackRecord(
-        question=question, answer=answer, contexts=tuple(contexts), pipeline_version=pipeline_version,
-        rating=rating, revision=revision, comment=comment,
-    )  # fmt: skip
-
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS feedback (
@@ -167,10 +53,9 @@ CREATE TABLE IF NOT EXISTS answers (
     answer_id TEXT PRIMARY KEY, time TEXT NOT NULL, question TEXT NOT NULL, answer TEXT NOT NULL,
     contexts TEXT NOT NULL, pipeline_version TEXT NOT NULL);
 """
-_FIELDS = tuple(FeedbackRecord.model_fields)  # the column order of both the table and the JSONL
 _ANSWER_FIELDS = tuple(StoredAnswer.model_fields)
-_INSERT = f"INSERT INTO feedback ({', '.join(_FIELDS)}) VALUES ({', '.join('?' * len(_FIELDS))})"
-_SELECT = f"SELECT {', '.join(_FIELDS)} FROM feedback"
+_INSERT = f"INSERT INTO feedback ({', '.join(RECORD_FIELDS)}) VALUES ({', '.join('?' * len(RECORD_FIELDS))})"
+_SELECT = f"SELECT {', '.join(RECORD_FIELDS)} FROM feedback"
 
 Row = tuple[Any, ...]
 
@@ -265,7 +150,7 @@ class FeedbackStore:
     def get(self, record_id: str) -> FeedbackRecord | None:
         with self._read() as conn:
             row = conn.execute(_SELECT + " WHERE id = ?", (record_id,)).fetchone()
-        return None if row is None else FeedbackRecord.model_validate(_from_row(_FIELDS, row))
+        return None if row is None else FeedbackRecord.model_validate(_from_row(RECORD_FIELDS, row))
 
     def records(self, pipeline_version: str | None = None) -> list[FeedbackRecord]:
         where, args = (
@@ -273,7 +158,7 @@ class FeedbackStore:
         )
         with self._read() as conn:
             rows = conn.execute(_SELECT + where + " ORDER BY seq", args).fetchall()
-        return [FeedbackRecord.model_validate(_from_row(_FIELDS, r)) for r in rows]
+        return [FeedbackRecord.model_validate(_from_row(RECORD_FIELDS, r)) for r in rows]
 
     def count(self) -> int:
         with self._read() as conn:
@@ -383,64 +268,3 @@ def _connect_readonly(path: Path) -> sqlite3.Connection:
             f"{path}: not a ragsys feedback db (no feedback table); check the --feedback path"
         )
     return conn
-
-
-def parse_feedback_jsonl(path: Path) -> tuple[list[FeedbackRecord], list[LineError]]:
-    """Every bad line is reported with its 1-based number and the good ones are kept: one typo
-    should not throw away a day of collected feedback. Blank lines are skipped."""
-    try:
-        raw_lines = Path(path).read_bytes().splitlines()
-    except OSError as e:
-        raise FeedbackError(f"{path}: cannot read the feedback file ({e.strerror}); check the path") from e
-    records: list[FeedbackRecord] = []
-    errors: list[LineError] = []
-    for number, raw in enumerate(raw_lines, start=1):
-        if not raw.strip():
-            continue
-        try:
-            records.append(_parse_line(raw))
-        except ValueError as e:
-            errors.append(LineError(line=number, error=str(e)))
-    return records, errors
-
-
-def _parse_line(raw: bytes) -> FeedbackRecord:
-    """One JSONL line as a record; every problem is a ValueError with a readable message."""
-    try:
-        obj = json.loads(raw.decode("utf-8"))
-    except UnicodeDecodeError:
-        raise ValueError("not UTF-8 text") from None
-    except json.JSONDecodeError as e:
-        raise ValueError(f"bad JSON ({e.msg}, column {e.colno})") from None
-    if not isinstance(obj, dict):
-        raise ValueError(f"expected a JSON object, got {type(obj).__name__}")
-    unknown = sorted(set(obj) - set(_FIELDS))
-    if unknown:
-        raise ValueError(f"unknown field(s) {', '.join(unknown)}; allowed: {', '.join(_FIELDS)}")
-    try:
-        return FeedbackRecord.model_validate(obj)
-    except ValidationError as e:
-        raise ValueError(_validation_message(e)) from None
-
-
-def _validation_message(e: ValidationError) -> str:
-    parts = []
-    for err in e.errors():
-        where = ".".join(str(p) for p in err["loc"]) or "record"
-        msg = "missing field" if err["type"] == "missing" else err["msg"].removeprefix("Value error, ")
-        parts.append(f"{where}: {msg}")
-    return "; ".join(parts)
-
-
-def import_feedback(store: FeedbackStore, path: Path) -> ImportResult:
-    records, errors = parse_feedback_jsonl(path)
-    added = store.add_many(records)
-    return ImportResult(imported=added, duplicates=len(records) - added, errors=tuple(errors))
-
-
-def export_feedback(store: FeedbackStore, out: TextIO) -> int:
-    """Writes exactly what `parse_feedback_jsonl` reads, in insertion order."""
-    records = store.records()
-    for r in records:
-        out.write(json.dumps(r.model_dump(mode="json"), ensure_ascii=False) + "\n")
-    return len(records)

@@ -1,9 +1,7 @@
 """`ragsys feedback ...`: import, export and summarize the feedback store.
 
 Tables and per-line errors go to stderr, so stdout carries only data: the JSONL of
-`export`, or with `--json` one JSON object as the last line. The helpers below mirror
-`ragsys.cli`'s on purpose: that module imports this one to register the sub-app, so
-importing from it here would be circular.
+`export`, or with `--json` one JSON object as the last line.
 """
 
 from __future__ import annotations
@@ -13,19 +11,19 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
-from ragsys.cli_common import emit_json, user_errors
-from ragsys.feedback import FeedbackStats, FeedbackStore, export_feedback, import_feedback
+from ragsys.cli.console import emit_json, err, user_errors
+from ragsys.cli.options import JsonOpt
+from ragsys.feedback.jsonl import export_feedback, import_feedback
+from ragsys.feedback.records import FeedbackStats
+from ragsys.feedback.store import FeedbackStore
 
 feedback_app = typer.Typer(
     no_args_is_help=True, help="Collect and inspect user feedback (thumbs, revisions)."
 )
-_err = Console(stderr=True, highlight=False, soft_wrap=True)  # long error lines stay whole
 
 DbOpt = Annotated[Path, typer.Option("--feedback", help="feedback db (SQLite)")]
-JsonOpt = Annotated[bool, typer.Option("--json", help="print one JSON object as the last line of stdout")]
 
 
 @feedback_app.command("import")
@@ -39,8 +37,9 @@ def import_(
     with user_errors(), FeedbackStore.open(db) as store:
         result = import_feedback(store, file)
     for e in result.errors:
-        _err.print(f"{file}:{e.line}: {e.error}", markup=False)
-    _err.print(f"imported {result.imported}, duplicates {result.duplicates}, bad lines {len(result.errors)}")
+        err.print(f"{file}:{e.line}: {e.error}", markup=False, highlight=False)
+    err.print(f"imported {result.imported}, duplicates {result.duplicates}, bad lines {len(result.errors)}",
+              highlight=False)  # fmt: skip
     if as_json:
         emit_json(result.model_dump(mode="json"))
     if result.errors and result.imported == 0:
@@ -53,7 +52,7 @@ def export(db: DbOpt) -> None:
     with user_errors(), FeedbackStore.open(db, readonly=True) as store:
         n = export_feedback(store, sys.stdout)
     sys.stdout.flush()
-    _err.print(f"exported {n} records")
+    err.print(f"exported {n} records", highlight=False)
 
 
 @feedback_app.command()
@@ -61,7 +60,7 @@ def stats(db: DbOpt, as_json: JsonOpt = False) -> None:
     """Counts by rating, revisions and comments, overall and per pipeline version."""
     with user_errors(), FeedbackStore.open(db, readonly=True) as store:
         summary = store.stats()
-    _err.print(_stats_table(summary))
+    err.print(_stats_table(summary))
     if as_json:
         emit_json(summary.model_dump())
 

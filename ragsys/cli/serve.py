@@ -12,6 +12,9 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from ragsys.cli.console import err, user_errors
+from ragsys.cli.options import IndexOpt, PipelineOpt
+
 if TYPE_CHECKING:  # fastapi and the models load only when the command runs
     from fastapi import FastAPI
 
@@ -21,10 +24,8 @@ TOKEN_ENV = "RAGSYS_TOKEN"
 
 
 def serve(
-    index_dir: Annotated[Path, typer.Option("--index", help="index directory (served read-only)")],
-    pipeline: Annotated[
-        str | None, typer.Option("--pipeline", help="a pipelines/*.py file or a saved pipeline directory")
-    ] = None,
+    index_dir: IndexOpt,
+    pipeline: PipelineOpt = None,
     host: Annotated[
         str, typer.Option(help="address to bind; anything but loopback needs a token")
     ] = "127.0.0.1",
@@ -41,8 +42,6 @@ def serve(
     queue_size: Annotated[int, typer.Option(help="questions that may wait for the model; more get 503")] = 8,
 ) -> None:
     """Serve an index over HTTP (/ask, /ask/stream, /feedback, /documents, /health, /metrics) and a page."""
-    from ragsys.cli_common import err, user_errors
-
     with user_errors():
         settings = _settings(host, port, token or os.environ.get(TOKEN_ENV) or None, queue_size)
         from ragsys.models import ModelLoadError  # after the check: refusing must not wait on imports
@@ -69,8 +68,7 @@ def _settings(host: str, port: int, token: str | None, queue_size: int) -> Serve
 
 
 def _build_app(index_dir: Path, pipeline: str | None, feedback: Path, settings: ServeSettings) -> FastAPI:
-    from ragsys.assemble import build_search
-    from ragsys.feedback import FeedbackStore
+    from ragsys.feedback.store import FeedbackStore
     from ragsys.index.reader import Index
     from ragsys.pipeline import load_pipeline
     from ragsys.serve import create_app
@@ -79,18 +77,9 @@ def _build_app(index_dir: Path, pipeline: str | None, feedback: Path, settings: 
     if config.generator is None:
         raise ValueError(f"pipeline {config.name!r} has no generator; serve one with `generator=...`")
     index = Index.open(index_dir)
-    rag = build_search(config, index, generate=True)  # the model loads once, here
+    rag = config.build(index, generator=True)  # the model loads once, here
     return create_app(rag, index, FeedbackStore.open(feedback), settings)
 
 
 def _url_host(host: str) -> str:
     return f"[{host}]" if ":" in host else host
-
-
-def main() -> None:
-    """`python -m ragsys.cli_serve ...` works before (and without) the main CLI registering it."""
-    typer.run(serve)
-
-
-if __name__ == "__main__":
-    main()

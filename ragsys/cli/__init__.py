@@ -1,0 +1,1 @@
+"""The `ragsys` command line; `app` (in `ragsys.cli.app`) is the entry point."""

@@ -1,0 +1,134 @@
+"""`ragsys index`, `ragsys search` and `ragsys inspect`: build an index, search it, see what it holds."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+from rich.table import Table
+
+from ragsys.cli.console import Bars, emit_json, err, out, user_errors
+from ragsys.cli.options import IndexOpt, JsonOpt, PipelineOpt
+
+if TYPE_CHECKING:
+    from ragsys.extract import ExtractorConfig
+    from ragsys.index.summary import IndexSummary
+
+
+def index(
+    paths: Annotated[
+        list[Path], typer.Argument(help="PDF/text/markdown files, folders, or BEIR corpus.jsonl")
+    ],
+    index_dir: IndexOpt,
+    pipeline: PipelineOpt = None,
+    password: Annotated[
+        list[str] | None, typer.Option("--password", help="tried on encrypted PDFs; repeat for several")
+    ] = None,
+    extractor: Annotated[str | None, typer.Option(help="pymupdf (default) or unstructured")] = None,
+    workers: Annotated[int, typer.Option(help="extraction processes")] = 2,
+    strict: Annotated[bool, typer.Option("--strict", help="exit non-zero if any file fails")] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Extract, chunk, embed and store documents; incremental, atomic and resumable."""
+    from ragsys.index.build import index_paths
+    from ragsys.pipeline import load_pipeline
+
+    with user_errors(), Bars() as bars:
+        spec = load_pipeline(pipeline).index_spec()
+        if extractor is not None:
+            spec = spec.model_copy(update={"extractor": _extractor_config(extractor)})
+        summary = index_paths(
+            paths, index_dir, spec, passwords=password or (), workers=workers, reporter=bars
+        )
+    _print_index_summary(summary)
+    if as_json:
+        emit_json(summary.cli_json())
+    if summary.files_indexed == 0 or (strict and summary.files_failed):
+        raise typer.Exit(1)
+
+
+def _extractor_config(name: str) -> ExtractorConfig:
+    from ragsys.extract import PdfExtractorConfig, UnstructuredExtractorConfig
+
+    if name == "pymupdf":
+        return PdfExtractorConfig()
+    if name == "unstructured":
+        return UnstructuredExtractorConfig()
+    raise ValueError(f"--extractor {name!r}: choose pymupdf or unstructured")
+
+
+def _print_index_summary(summary: IndexSummary) -> None:
+    t = Table(title=f"index {summary.generation}", show_header=False)
+    for k, v in [
+        ("documents indexed (this run's inputs)", summary.files_indexed),
+        ("new or changed", summary.files_new_or_changed),
+        ("skipped, unchanged", summary.files_skipped_unchanged),
+        ("deleted", summary.files_deleted),
+        ("failed", len(summary.files_failed)),
+        ("index totals", f"{summary.documents} documents, {summary.pages} pages, {summary.chunks} chunks"),
+        ("seconds", f"{summary.seconds:.2f}"),
+    ]:
+        t.add_row(k, str(v))
+    err.print(t)
+    for f in summary.files_failed:
+        err.print(f"[yellow]failed[/yellow] {f.path}: {f.error}")
+
+
+def search(
+    query: Annotated[str, typer.Argument(help="what to look for")],
+    index_dir: IndexOpt,
+    k: Annotated[int, typer.Option("-k", help="number of hits")] = 10,
+    pipeline: PipelineOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Retrieve the best passages for a query (no generation)."""
+    from ragsys.index.reader import Index
+    from ragsys.jsonshape import hit_json
+    from ragsys.pipeline import load_pipeline
+
+    with user_errors():
+        hits = load_pipeline(pipeline).build(Index.open(index_dir)).search(query, k)
+    if as_json:
+        emit_json({"hits": [hit_json(h) for h in hits]})
+        return
+    for rank, h in enumerate(hits, start=1):
+        c = h.chunk
+        pages = f"p.{c.page_start}" + (f"-{c.page_end}" if c.page_end != c.page_start else "")
+        out.print(f"[bold]{rank:>2}.[/bold] {h.chunk.doc_id} {pages}  [dim]score {h.score:.4f}[/dim]")
+        out.print(f"    {' '.join(h.chunk.text.split())[:300]}", highlight=False)
+
+
+def inspect(
+    index_dir: Annotated[Path, typer.Argument(help="index directory")],
+    pipeline: PipelineOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """What an index holds, which models built it, and whether a reranker is trained."""
+    from ragsys.index.manifest import read_manifest
+    from ragsys.pipeline import load_pipeline
+
+    with user_errors():
+        m = read_manifest(index_dir)
+        config = load_pipeline(pipeline)
+    reranker = (
+        f"{config.reranker.model} (top {config.reranker.top_n})"
+        if config.reranker is not None
+        else "none: no pretrained cross-encoder ships offline; train one with `ragsys train reranker`"
+    )
+    info = {
+        "generation": m.generation, "created": m.created, "documents": len(m.documents), "pages": m.pages,
+        "chunks": m.chunks, "chunking": m.chunking, "extractor": m.extractor,
+        "bm25": [r.tokenizer for r in m.sparse],
+        "dense": [{"model": r.model, "dim": r.dim, "index": r.index_kind, "fingerprint": r.fingerprint}
+                  for r in m.dense],
+        "pipeline": config.name, "reranker": reranker,
+    }  # fmt: skip
+    if as_json:
+        emit_json(info)
+        return
+    t = Table(title=str(index_dir), show_header=False)
+    for key, value in info.items():
+        t.add_row(key, json.dumps(value) if isinstance(value, dict | list) else str(value))
+    out.print(t)

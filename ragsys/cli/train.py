@@ -1,0 +1,290 @@
+"""`ragsys train retriever|reranker|generator|mixture`: one component of a pipeline learns the domain.
+
+Each command reads the eval set's train split only (never test), trains with a progress
+bar, checkpoints, resumes when re-run with the same `--out`, respects `--max-minutes`, and
+saves a complete pipeline directory that every other command takes with `--pipeline`.
+Training options are the `…TrainConfig` fields (`FLAGS` below name their flags); where a
+command's default differs from the config's, the flag says so.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from ragsys.cli.console import Bars, emit_json, err, user_errors
+from ragsys.cli.options import (
+    EvalSetOpt,
+    FeedbackOpt,
+    Flag,
+    IndexOpt,
+    JsonOpt,
+    PipelineOpt,
+    SplitOpt,
+    config_options,
+)
+from ragsys.train.generator.config import GeneratorTrainConfig
+from ragsys.train.reranker import RerankerTrainConfig
+from ragsys.train.retriever import RetrieverTrainConfig
+
+if TYPE_CHECKING:
+    from ragsys.eval.evalset import EvalItem
+    from ragsys.index.reader import Index
+    from ragsys.pipeline import PipelineConfig
+    from ragsys.train.mining.recipe import Pairs
+
+OutOpt = Annotated[Path, typer.Option("--out", help="pipeline directory to write")]
+MINUTES, SEED = Flag("--max-minutes", "stop (and checkpoint) after this"), Flag("--seed")
+
+RETRIEVER_FLAGS = {
+    "epochs": Flag("--epochs", "passes over the training examples"),
+    "learning_rate": Flag("--lr", "learning rate"),
+    "batch_size": Flag("--batch-size", "questions per batch (in-batch negatives)"),
+    "n_negatives": Flag("--negatives"),
+    "max_minutes": MINUTES,
+    "seed": SEED,
+}
+# The command's defaults for a first run on a small labelled set: 2 epochs, 3 negatives among
+# the top 20 (RerankerTrainConfig's 3 epochs over 7 of the top 50 suit synthetic data).
+RERANKER_FLAGS = {
+    "model": Flag("--base", "starting checkpoint: minilm or any cross-encoder"),
+    "loss": Flag("--loss", "listwise or bce"),
+    "epochs": Flag("--epochs", default=2.0),
+    "learning_rate": Flag("--lr"),
+    "n_negatives": Flag("--negatives", default=3),
+    "top_n": Flag("--top-n", default=20),
+    "max_length": Flag("--max-length", "tokens of question + passage read"),
+    "batch_size": Flag("--batch-size", "questions per forward pass (memory grows with it)"),
+    "grad_accum": Flag("--grad-accum", "batches per optimizer step (8 x 2: the steps of 16)"),
+    "max_minutes": MINUTES,
+    "seed": SEED,
+}
+# Batch 1 x 4 accumulated, with gradient checkpointing: long RAG prompts at batch 4 need
+# several GB more than a laptop has (GeneratorTrainConfig's defaults suit short examples).
+GENERATOR_FLAGS = {
+    "method": Flag("--method", "sft, dpo, kto, apo-zero, apo-down or clair"),
+    "epochs": Flag("--epochs"),
+    "learning_rate": Flag("--lr"),
+    "batch_size": Flag("--batch-size", default=1),
+    "grad_accum": Flag("--grad-accum", "batches per optimizer step", default=4),
+    "gradient_checkpointing": Flag(
+        "--gradient-checkpointing/--no-gradient-checkpointing", "trade compute for memory", default=True
+    ),
+    "beta": Flag("--beta", "preference methods: strength of the tie to the reference"),
+    "k": Flag("-k", "passages retrieved per question"),
+    "max_new_tokens": Flag(
+        "--max-new-tokens", "kto/clair: length of the model's own answers (default: the generator's)"
+    ),
+    "reviser": Flag("--reviser", "clair: a stronger model that revises answers"),
+    "balance_labels": Flag(
+        "--balance-labels/--no-balance-labels",
+        "sft: draw each yes/no/maybe label equally often (skewed labels can collapse to one)",
+    ),
+    "max_minutes": MINUTES,
+    "seed": SEED,
+}
+
+train_app = typer.Typer(no_args_is_help=True, help="Train one component of a pipeline.")
+
+
+def renamed(config: PipelineConfig, suffix: str) -> PipelineConfig:
+    """A trained pipeline gets its own name, so its eval reports never overwrite the base's."""
+    name = config.name if config.name.endswith(f"-{suffix}") else f"{config.name}-{suffix}"
+    return config.model_copy(update={"name": name})
+
+
+def _inputs(
+    pipeline: str | None, eval_set: Path, split: str, index_dir: Path
+) -> tuple[PipelineConfig, list[EvalItem], Index]:
+    """The pipeline, the split's questions (never test) and the opened index."""
+    from ragsys.eval.evalset import EvalSetReader
+    from ragsys.eval.split import refuse_test_split
+    from ragsys.index.reader import Index
+    from ragsys.pipeline import load_pipeline
+
+    refuse_test_split(split)
+    config = load_pipeline(pipeline)
+    items = EvalSetReader(eval_set).read([split])
+    if not items:
+        raise ValueError(f"{eval_set}: no questions in split {split!r}")
+    return config, items, Index.open(index_dir)
+
+
+@train_app.command("retriever")
+@config_options(RetrieverTrainConfig, RETRIEVER_FLAGS)
+def retriever(
+    train: RetrieverTrainConfig,
+    index_dir: IndexOpt,
+    eval_set: EvalSetOpt,
+    pipeline: PipelineOpt = None,
+    out: OutOpt = Path("tuned/retriever"),
+    split: SplitOpt = "train",
+    reindex: Annotated[
+        Path | None,
+        typer.Option("--reindex", help="also write a copy of the index embedded with the tuned encoder here"),
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Fine-tune the dense encoder (MNRL with hard negatives mined from the current index)."""
+    from ragsys.train.mining.recipe import retriever_recipe
+
+    with user_errors(), Bars() as bars:
+        config, items, index = _inputs(pipeline, eval_set, split, index_dir)
+        run = retriever_recipe(config, train, items, index, out, progress=bars, log=bars.log, reindex=reindex)
+        renamed(run.result.pipeline, "tuned-retriever").save(out)
+    result = run.result
+    early = " (stopped by --max-minutes; re-run to resume)" if result.stopped_early else ""
+    err.print(f"trained on {result.examples} examples ({result.dropped} dropped), {result.steps} steps, "
+              f"{result.minutes} min{early}; saved {out}")  # fmt: skip
+    if reindex is not None:
+        err.print(f"index for the tuned pipeline: {reindex}")
+    else:
+        err.print("its vectors differ from this index's: pass --reindex NEW_DIR, or run "
+                  f"`ragsys index SOURCES --index NEW_DIR --pipeline {out}`")  # fmt: skip
+    if as_json:
+        reindexed = run.reindexed.cli_json() if run.reindexed is not None else None
+        emit_json({**_record(result, out), "reindex": reindexed})
+
+
+@train_app.command("reranker")
+@config_options(RerankerTrainConfig, RERANKER_FLAGS)
+def reranker(
+    train: RerankerTrainConfig,
+    index_dir: IndexOpt,
+    eval_set: EvalSetOpt,
+    pipeline: PipelineOpt = None,
+    out: OutOpt = Path("tuned/reranker"),
+    split: SplitOpt = "train",
+    dev_fraction: Annotated[float, typer.Option(help="train questions held out to check the reranker")] = 0.2,
+    synthetic: Annotated[int, typer.Option(help="also write synthetic questions for this many chunks")] = 0,
+    ict: Annotated[int, typer.Option(help="also train on this many inverse-cloze pseudo-queries (free)")] = 0,
+    as_json: JsonOpt = False,
+) -> None:
+    """Train a cross-encoder on hard negatives from the pipeline's own retrieval; keep it only if
+    it beats the retrieval order on held-out train questions (with a fitted interpolation)."""
+    from ragsys.eval.split import split_train_dev
+    from ragsys.train.mining.ict import ict_pairs
+    from ragsys.train.mining.recipe import reranker_recipe
+
+    with user_errors(), Bars() as bars:
+        config, items, index = _inputs(pipeline, eval_set, split, index_dir)
+        items = [it for it in items if it.gold_doc_ids or it.gold_chunk_ids]
+        if len(items) < 4:
+            raise ValueError(f"{eval_set}: {len(items)} questions with gold documents in {split!r}; need 4+")
+        parts = split_train_dev(items, dev_fraction, train.seed)
+        pairs: list[tuple[str, Pairs]] = []
+        if synthetic:
+            pairs.append(("synthetic questions", _synthetic(config, index, synthetic, train.seed, out, bars)))
+        if ict:
+            pairs.append(("pseudo-queries", ict_pairs(index, ict, train.seed)))
+        result = reranker_recipe(
+            config, train, parts.train, parts.dev, index, out, progress=bars, pairs=pairs
+        )
+        renamed(result.pipeline, "tuned-reranker").save(out)
+    if result.dev is not None:
+        verdict = (f"kept with interpolation {result.interpolate}" if result.used
+                   else "NOT used: it did not beat the retrieval order")  # fmt: skip
+        err.print(f"dev nDCG@10 ({result.dev.questions} questions): retrieval {result.dev.without:.4f}, "
+                  f"reranked {result.dev.with_best or float('nan'):.4f}; {verdict}")  # fmt: skip
+    err.print(f"{result.examples} examples, {result.steps} steps, {result.minutes} min; saved {out}")
+    if as_json:
+        emit_json(_record(result, out))
+
+
+def _synthetic(
+    config: PipelineConfig, index: Index, n_chunks: int, seed: int, out: Path, bars: Bars
+) -> Pairs:
+    """Synthetic (question, chunk) pairs, written once into `out/synthetic.jsonl` and reused."""
+    from ragsys.train.mining.synthetic import SyntheticConfig, cached_pairs
+
+    search = config.model_copy(update={"reranker": None}).build(index)
+    pairs, result = cached_pairs(
+        out / "synthetic.jsonl", index, search, SyntheticConfig(n_chunks=n_chunks, seed=seed),
+        progress=lambda done, total: bars("synthetic questions", done, total),
+    )  # fmt: skip
+    if result is not None:
+        err.print(f"synthetic questions: {result.generated} written, {result.well_formed} well formed, "
+                  f"{result.kept} kept by the round trip")  # fmt: skip
+    return pairs
+
+
+@train_app.command("generator")
+@config_options(GeneratorTrainConfig, GENERATOR_FLAGS)
+def generator(
+    train: GeneratorTrainConfig,
+    index_dir: IndexOpt,
+    eval_set: Annotated[Path | None, typer.Option("--eval-set", help="questions with answers/labels")] = None,
+    pipeline: PipelineOpt = None,
+    feedback: FeedbackOpt = None,
+    out: OutOpt = Path("tuned/generator"),
+    split: SplitOpt = "train",
+    limit: Annotated[int | None, typer.Option(help="use only the first N questions of the split")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """LoRA-tune the generator: SFT on retrieved contexts, KTO from thumbs (feedback, or the eval
+    set's labels), DPO/APO from preference pairs, CLAIR from revisions."""
+    from ragsys.eval.evalset import EvalSetReader
+    from ragsys.eval.split import refuse_test_split
+    from ragsys.index.reader import Index
+    from ragsys.pipeline import load_pipeline
+    from ragsys.train.generator.trainer import train_generator
+    from ragsys.train.merge import stack_on_adapter
+
+    with user_errors(), Bars() as bars:
+        refuse_test_split(split)
+        if eval_set is None and feedback is None:
+            raise ValueError("give --eval-set (answers, labels) and/or --feedback (thumbs, revisions)")
+        items = EvalSetReader(eval_set).read([split]) if eval_set is not None else []
+        config = stack_on_adapter(load_pipeline(pipeline), out / "base")
+        result = train_generator(
+            config, train, index=Index.open(index_dir), items=items[:limit] if limit else items,
+            feedback=feedback, out=out / "train",
+            progress=lambda p: bars(f"{train.method} {p.phase}", p.done, p.total),
+        )  # fmt: skip
+        renamed(result.pipeline, train.method).save(out)
+    early = " (stopped by --max-minutes; re-run to resume)" if result.stopped_early else ""
+    losses = [round(x, 4) for x in result.epoch_losses]
+    err.print(f"{train.method}: {result.examples} examples ({result.dropped_too_long} too long), "
+              f"{result.steps} steps, epoch losses {losses}, {result.minutes:.1f} min{early}; "
+              f"saved {out}")  # fmt: skip
+    if as_json:
+        emit_json(_record(result, out))
+
+
+@train_app.command("mixture")
+def mixture(
+    index_dir: IndexOpt,
+    eval_set: Annotated[Path, typer.Option("--eval-set", help="eval set JSONL with a train split")],
+    out: Annotated[Path, typer.Option("--out", help="pipeline directory to write")],
+    pipeline: PipelineOpt = "pipelines/mixture.py",
+) -> None:
+    """Fit a learned mixture's fusion weights on a dev split carved from the train questions."""
+    from ragsys.eval.evalset import EvalSetReader
+    from ragsys.fusion import LearnedMixtureConfig
+    from ragsys.index.reader import Index
+    from ragsys.pipeline import load_pipeline
+    from ragsys.train.mixture import fit_learned_mixture
+
+    with user_errors():
+        config = load_pipeline(pipeline)
+        if not isinstance(config.fusion, LearnedMixtureConfig):
+            raise ValueError(
+                f"{pipeline}: fusion kind {config.fusion.kind!r} has nothing to fit; use a learned one"
+            )
+        index = Index.open(index_dir)
+        items = EvalSetReader(eval_set).read([config.fusion.fit_split])
+        fitted, fit = fit_learned_mixture(config, config.build(index), items, set(index.manifest.documents))
+        out.mkdir(parents=True, exist_ok=True)
+        fitted.to_yaml(out / "pipeline.yaml")
+    err.print(f"fitted on {fit.n_queries} dev questions: {fit.config.model_dump(mode='json')} "
+              f"(dev nDCG@10 {fit.ndcg_at_10:.4f}); saved {out / 'pipeline.yaml'}")  # fmt: skip
+
+
+def _record(result: object, out: Path) -> dict[str, object]:
+    """A train result as `--json` prints it: everything but the pipeline, plus where it went."""
+    from pydantic import BaseModel
+
+    assert isinstance(result, BaseModel)
+    return {**result.model_dump(mode="json", exclude={"pipeline"}), "pipeline_dir": str(out)}

@@ -1,0 +1,65 @@
+"""`ragsys tune`: the whole stack specialized against one eval set, with a report on test."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from ragsys.cli.console import Bars, err, user_errors
+from ragsys.cli.options import EvalSetOpt, FeedbackOpt, IndexOpt, JsonOpt, PipelineOpt
+
+
+def tune(
+    index_dir: IndexOpt,
+    eval_set: EvalSetOpt,
+    out: Annotated[Path, typer.Option("--out", help="tuned pipeline directory (resumes if it holds a run)")],
+    pipeline: PipelineOpt = None,
+    feedback: FeedbackOpt = None,
+    max_minutes: Annotated[float | None, typer.Option("--max-minutes", help="overall time budget")] = None,
+    seed: Annotated[int, typer.Option("--seed")] = 0,
+    stages: Annotated[str | None, typer.Option(help="comma-separated subset of the stages, in order")] = None,
+    alpha: Annotated[float, typer.Option(help="keep a stage only if its dev gain has p below this")] = 0.1,
+    dev_answers: Annotated[int, typer.Option(help="dev questions answered to judge generator stages")] = 100,
+    report_answers: Annotated[
+        int | None, typer.Option(help="test questions answered per system in the report (default all)")
+    ] = None,
+    isolated: Annotated[
+        bool, typer.Option(help="also tune each component in isolation (the ablation's control)")
+    ] = True,
+    as_json: JsonOpt = False,
+) -> None:
+    """Tune retriever, reranker, fusion and generator together on train/dev; report on test."""
+    from ragsys.eval.evalset import EvalSetReader
+    from ragsys.pipeline import load_pipeline
+    from ragsys.tune.run import tune as run_tune
+    from ragsys.tune.settings import STAGE_ORDER, TuneSettings
+
+    with user_errors(), Bars(err, max_minutes) as bars:
+        chosen = tuple(s.strip() for s in stages.split(",")) if stages else STAGE_ORDER
+        unknown = [s for s in chosen if s not in STAGE_ORDER]
+        if unknown:
+            raise ValueError(f"unknown stage(s) {unknown}; choose from {list(STAGE_ORDER)}")
+        settings = TuneSettings(
+            stages=tuple(s for s in STAGE_ORDER if s in chosen), alpha=alpha, dev_answers=dev_answers,
+            report_answers=report_answers, isolated=isolated,
+        )  # fmt: skip
+        state = run_tune(
+            load_pipeline(pipeline), index_dir, EvalSetReader(eval_set), out, settings=settings,
+            feedback=feedback, seed=seed, max_minutes=max_minutes, progress=bars, log=bars.log,
+        )  # fmt: skip
+    for rec in state.stages:
+        err.print(f"  {rec.name:<11} {rec.status:<9} {rec.reason}", highlight=False)
+    report_file = out / "report.json"
+    if not report_file.exists():
+        return
+    report = json.loads(report_file.read_text(encoding="utf-8"))
+    for name, system in report["systems"].items():
+        cells = ", ".join(f"{m} {v:.4f}" for m, v in system["metrics"].items())
+        err.print(f"  {name:<22} {cells}", highlight=False)
+    err.print(f"report: {out / 'report.html'}; tuned pipeline: {out} (with --index {state.current_index})")
+    if as_json:
+        sys.stdout.write(json.dumps(report) + "\n")

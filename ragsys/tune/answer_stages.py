@@ -1,0 +1,122 @@
+"""The answer stages of `ragsys tune`: how many passages the generator reads, SFT of the
+generator, and preference tuning from feedback (KTO thumbs, CLAIR revisions)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from ragsys.eval.answers import label_accuracy_and_macro_f1
+from ragsys.feedback.store import FeedbackStore
+from ragsys.pipeline import PipelineConfig
+from ragsys.train.generator.trainer import train_generator
+from ragsys.train.merge import stack_on_adapter
+from ragsys.tune.context import Proposal, TuneContext, with_reference
+from ragsys.tune.decide import closed_set_gold
+from ragsys.tune.scoring import ANSWER, passages_for
+
+
+def context_stage(ctx: TuneContext, config: PipelineConfig, index_dir: Path, out: Path) -> Proposal | str:
+    """How many retrieved passages the generator reads: each of `context_passages` answers the
+    first `context_questions` train questions with a reference, and the best (label macro-F1 for
+    yes/no/maybe sets, else the mean answer score; ties to fewer passages) is proposed. Chosen on
+    train, so the keep rule's paired test on dev is not judging its own selection."""
+    if config.generator is None:
+        return "the pipeline has no generator"
+    questions = with_reference(ctx.train)[: ctx.settings.context_questions]
+    if not questions:
+        return "no train question has a reference answer or label"
+    current = passages_for(config, ctx.settings.answer_k)
+    choices = sorted(set(ctx.settings.context_passages) | {current})
+    tried: dict[int, float] = {}
+    for k in choices:
+        candidate = _with_passages(config, k)
+        scores, labels = ctx.scorer.measure(candidate, index_dir, questions, ANSWER)
+        gold = closed_set_gold(questions, labels)
+        if gold is not None:
+            ids = sorted(gold)
+            tried[k] = label_accuracy_and_macro_f1([labels[i] for i in ids], [gold[i] for i in ids])[1]
+        else:
+            tried[k] = sum(scores.values()) / max(len(scores), 1)
+        ctx.log(f"context: {k} passages -> {tried[k]:.4f} on {len(questions)} train questions")
+    best = max(choices, key=lambda k: (round(tried[k], 10), -k))
+    extra = {"tried": {str(k): v for k, v in tried.items()}, "questions": len(questions), "chosen": best}
+    if best == current:
+        return f"{current} passages (the current setting) scored best on train: {extra['tried']}"
+    return Proposal(_with_passages(config, best), index_dir, ANSWER, extra)
+
+
+def _with_passages(config: PipelineConfig, k: int) -> PipelineConfig:
+    assert config.generator is not None
+    return config.model_copy(update={"generator": config.generator.model_copy(update={"passages": k})})
+
+
+def generator_stage(
+    ctx: TuneContext, config: PipelineConfig, index_dir: Path, out: Path, *, contexts: str = "retrieved"
+) -> Proposal | str:
+    if config.generator is None:
+        return "the pipeline has no generator"
+    answered = with_reference(ctx.train)
+    if not answered:
+        return "no train question has a reference answer or label"
+    train = ctx.settings.generator.model_copy(
+        update={
+            "method": "sft",
+            "seed": ctx.seed,
+            "max_minutes": ctx.minutes_left(),
+            "k": passages_for(config, ctx.settings.answer_k),
+            "contexts": contexts,
+        }
+    )
+    result = train_generator(
+        ready_generator(config, out),
+        train,
+        index=ctx.scorer.index(index_dir),
+        items=answered,
+        out=out / "train",
+        progress=ctx.train_progress,
+    )
+    return Proposal(result.pipeline, index_dir, ANSWER, result.model_dump(mode="json", exclude={"pipeline"}))
+
+
+def preference_stage(ctx: TuneContext, config: PipelineConfig, index_dir: Path, out: Path) -> Proposal | str:
+    if config.generator is None:
+        return "the pipeline has no generator"
+    if ctx.feedback is None:
+        return "no --feedback store given"
+    with FeedbackStore.open(ctx.feedback, readonly=True) as store:
+        records = store.records()
+    ups = sum(r.rating == "up" for r in records)
+    downs = sum(r.rating == "down" for r in records)
+    revisions = sum(bool(r.revision) for r in records)
+    methods = (["kto"] if ups and downs else []) + (["clair"] if revisions else [])
+    if not methods:
+        return f"feedback has {ups} up, {downs} down, {revisions} revisions: KTO needs both, CLAIR revisions"
+    current: PipelineConfig = config
+    extra: dict[str, Any] = {"up": ups, "down": downs, "revisions": revisions}
+    for method in methods:
+        train = ctx.settings.generator.model_copy(
+            update={
+                "method": method,
+                "seed": ctx.seed,
+                "max_minutes": ctx.minutes_left(),
+                "k": passages_for(config, ctx.settings.answer_k),
+            }
+        )
+        result = train_generator(
+            ready_generator(current, out / method),
+            train,
+            index=ctx.scorer.index(index_dir),
+            feedback=ctx.feedback,
+            out=out / method / "train",
+            progress=ctx.train_progress,
+        )
+        current = result.pipeline
+        extra[method] = result.model_dump(mode="json", exclude={"pipeline"})
+    return Proposal(current, index_dir, ANSWER, extra)
+
+
+def ready_generator(config: PipelineConfig, out: Path) -> PipelineConfig:
+    """A generator that already carries an adapter is merged into full weights first, so the
+    next adapter trains on top of it (one adapter per generator config)."""
+    return stack_on_adapter(config, out / "merged")

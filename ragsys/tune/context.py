@@ -1,0 +1,62 @@
+"""What every tune stage gets (`TuneContext`) and returns (`Proposal`, or a reason it does not
+apply). A stage is `stage(ctx, config, index_dir, out) -> Proposal | str`: it takes the current
+candidate (pipeline config and the index it searches) and proposes a new one."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ragsys.eval.evalset import EvalItem
+from ragsys.pipeline import PipelineConfig
+from ragsys.progress import Progress
+from ragsys.train.budget import TimeBudget
+from ragsys.tune.scoring import Scorer
+from ragsys.tune.settings import TuneSettings
+from ragsys.types import Chunk
+
+
+@dataclass
+class Proposal:
+    """A stage's candidate; `metric` says how the keep rule judges it on dev."""
+
+    config: PipelineConfig
+    index_dir: Path
+    metric: str | None  # None: a data stage, nothing to keep or revert
+    extra: dict[str, Any] = field(default_factory=dict)
+    rejected: str | None = None  # the stage already knows it does not help (e.g. the reranker's dev check)
+
+
+@dataclass
+class TuneContext:
+    settings: TuneSettings
+    seed: int
+    train: Sequence[EvalItem]
+    dev: Sequence[EvalItem]
+    feedback: Path | None
+    scorer: Scorer
+    budget: TimeBudget
+    progress: Progress
+    log: Callable[[str], None]
+    synthetic: list[tuple[str, Chunk]] = field(default_factory=list)
+
+    def minutes_left(self) -> float | None:
+        left = self.budget.remaining_s()
+        return None if left == float("inf") else max(left / 60.0, 0.01)
+
+    def train_progress(self, p: Any) -> None:
+        """Adapts the generator trainer's `TrainProgress` reports to (phase, done, total)."""
+        self.progress(f"generator {p.phase}", p.done, p.total)
+
+
+Stage = Callable[[TuneContext, PipelineConfig, Path, Path], "Proposal | str"]
+
+
+def with_gold(items: Sequence[EvalItem]) -> list[EvalItem]:
+    return [it for it in items if it.gold_doc_ids or it.gold_chunk_ids]
+
+
+def with_reference(items: Sequence[EvalItem]) -> list[EvalItem]:
+    return [it for it in items if it.answer or it.label]

@@ -1,0 +1,128 @@
+"""The retrieval stages of `ragsys tune`: synthetic queries, the dense encoder, the reranker,
+the fusion mixture. The encoder and the reranker train through the same mine -> train ->
+re-index recipe as `ragsys train` (`ragsys.train.mining.recipe`)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+from ragsys.eval.evalset import EvalItem
+from ragsys.fusion import LearnedMixtureConfig
+from ragsys.generate.hf import as_hf_generator
+from ragsys.pipeline import PipelineConfig
+from ragsys.progress import counter
+from ragsys.retrieve.dense import DenseConfig
+from ragsys.train.mining.ict import ict_pairs
+from ragsys.train.mining.lm import LMScored, lm_score_passages
+from ragsys.train.mining.recipe import NoTrainingSignal, Pairs, reranker_recipe, retriever_recipe
+from ragsys.train.mining.synthetic import cached_pairs
+from ragsys.train.mixture import fit_learned_mixture
+from ragsys.tune.context import Proposal, TuneContext, with_gold, with_reference
+from ragsys.tune.scoring import RETRIEVAL
+
+
+def synthetic_stage(ctx: TuneContext, config: PipelineConfig, index_dir: Path, out: Path) -> Proposal | str:
+    """A data stage: synthetic questions for a train split with few labelled ones."""
+    n = len(with_gold(ctx.train))
+    if n >= ctx.settings.synthetic_below:
+        return f"the train split has {n} questions with gold evidence (>= {ctx.settings.synthetic_below})"
+    search = ctx.scorer.search(config, index_dir, generate=False)
+    ctx.synthetic, result = cached_pairs(
+        out / "pairs.jsonl", ctx.scorer.index(index_dir), search, ctx.settings.synthetic,
+        progress=lambda d, t: ctx.progress("synthetic queries", d, t),
+    )  # fmt: skip
+    if result is None:
+        return Proposal(config, index_dir, None, {"kept": len(ctx.synthetic), "reused": True})
+    return Proposal(config, index_dir, None, result.model_dump(mode="json", exclude={"pairs"}))
+
+
+def lm_scored(
+    ctx: TuneContext, config: PipelineConfig, index_dir: Path, items: Sequence[EvalItem]
+) -> list[LMScored]:
+    """REPLUG-style targets: the generator judges each train question's top passages."""
+    answered = with_reference(items)[: ctx.settings.lm_questions]
+    if config.generator is None or not answered or ctx.settings.lm_questions == 0:
+        return []
+    search = ctx.scorer.search(config, index_dir, generate=True)
+    generator = as_hf_generator(search.generator)
+    if generator is None:  # another backend: no weights to score passages with
+        return []
+    hits = search.search_many([it.question for it in answered], ctx.settings.lm_k)
+    return lm_score_passages(
+        generator,
+        answered,
+        hits,
+        ctx.settings.lm_k,
+        on_progress=counter(ctx.progress, "LM supervision", len(answered)),
+    )
+
+
+def retriever_stage(
+    ctx: TuneContext, config: PipelineConfig, index_dir: Path, out: Path, *, joint: bool = True
+) -> Proposal | str:
+    """Fine-tune the dense encoder on gold pairs (plus, jointly, synthetic queries and LM targets)
+    mined from the current pipeline; the tuned encoder gets its own copy of the index."""
+    if not any(isinstance(r, DenseConfig) for r in config.retrievers):
+        return "the pipeline has no dense retriever"
+    train = ctx.settings.retriever.model_copy(update={"seed": ctx.seed, "max_minutes": ctx.minutes_left()})
+    pairs = [("synthetic queries", ctx.synthetic)] if joint and ctx.synthetic else []
+    try:
+        run = retriever_recipe(
+            config, train, with_gold(ctx.train), ctx.scorer.index(index_dir), out / "train",
+            progress=ctx.progress, log=ctx.log, pairs=pairs,
+            lm_scored=lm_scored(ctx, config, index_dir, ctx.train) if joint else (), reindex=out / "index",
+        )  # fmt: skip
+    except NoTrainingSignal as e:
+        return str(e)
+    extra = run.result.model_dump(mode="json", exclude={"pipeline"})
+    return Proposal(run.result.pipeline, out / "index", RETRIEVAL, extra)
+
+
+def reranker_stage(
+    ctx: TuneContext, config: PipelineConfig, index_dir: Path, out: Path, *, joint: bool = True
+) -> Proposal | str:
+    """Train a cross-encoder on the current retrieval's mistakes (plus inverse-cloze pseudo-queries,
+    and jointly synthetic queries and LM targets); proposed only if its dev check passes."""
+    index = ctx.scorer.index(index_dir)
+    train = ctx.settings.reranker.model_copy(update={"seed": ctx.seed, "max_minutes": ctx.minutes_left()})
+    pairs: list[tuple[str, Pairs]] = []
+    if ctx.settings.reranker_ict:  # free, label-less signal: the isolated control gets it too
+        pairs.append(("pseudo-queries", ict_pairs(index, ctx.settings.reranker_ict, ctx.seed)))
+    if joint and ctx.synthetic:
+        pairs.append(("synthetic queries", ctx.synthetic))
+    scored = lm_scored(ctx, config, index_dir, ctx.train) if joint else []
+    try:
+        result = reranker_recipe(
+            config, train, with_gold(ctx.train), with_gold(ctx.dev), index, out / "train",
+            progress=ctx.progress, pairs=pairs, lm_scored=scored,
+            on_dev_scores=ctx.scorer.remember_pairs,  # judging the stage then reranks few pairs anew
+        )  # fmt: skip
+    except NoTrainingSignal as e:
+        return str(e)
+    extra = result.model_dump(mode="json", exclude={"pipeline"})
+    if result.used:
+        return Proposal(result.pipeline, index_dir, RETRIEVAL, extra)
+    without = result.dev.without if result.dev is not None else float("nan")
+    reason = (f"no interpolation weight beat the candidates as retrieved on dev (nDCG@10 {without:.4f}); "
+              "the reranker is not used")  # fmt: skip
+    return Proposal(config, index_dir, RETRIEVAL, extra, rejected=reason)
+
+
+def mixture_stage(ctx: TuneContext, config: PipelineConfig, index_dir: Path, out: Path) -> Proposal | str:
+    """Fusion family, RRF k and weights fit on the train questions' gold documents."""
+    if len(config.retrievers) < 2:
+        return "one retriever: nothing to mix"
+    gold = with_gold(ctx.train)
+    if not gold:
+        return "no train question has gold documents to fit fusion weights on"
+    learned = config.model_copy(update={"fusion": LearnedMixtureConfig(seed=ctx.seed)})
+    search = ctx.scorer.search(learned, index_dir, generate=False)
+    index = ctx.scorer.index(index_dir)
+    fitted, fit = fit_learned_mixture(learned, search, gold, set(index.manifest.documents))
+    return Proposal(
+        fitted,
+        index_dir,
+        RETRIEVAL,
+        {"fitted": fit.config.model_dump(mode="json"), "fit_ndcg@10": fit.ndcg_at_10},
+    )
