@@ -24,6 +24,7 @@ lint: install
 	$(VENV)/bin/ruff check ragsys tests eval pipelines
 	$(VENV)/bin/ruff format --check ragsys tests eval pipelines
 	$(VENV)/bin/mypy ragsys
+	$(VENV)/bin/lint-imports
 
 test: lint
 	$(VENV)/bin/pytest -q

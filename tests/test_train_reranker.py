@@ -15,17 +15,10 @@ from ragsys.eval.evalset import EvalItem
 from ragsys.models import load_cross_encoder
 from ragsys.pipeline import Pipeline, PipelineConfig
 from ragsys.retrieve.bm25 import BM25Config
-from ragsys.train.mining.hard_negatives import TrainExample
-from ragsys.train.reranker import (
-    LOSSES,
-    RerankerTrainConfig,
-    ScoreTable,
-    check_on_dev,
-    choose_weight,
-    listwise_columns,
-    pointwise_columns,
-    train_reranker,
-)
+from ragsys.train.examples import TrainExample
+from ragsys.train.reranker.check import ScoreTable, check_on_dev, choose_weight
+from ragsys.train.reranker.config import RerankerTrainConfig
+from ragsys.train.reranker.trainer import LOSSES, listwise_columns, pointwise_columns, train_reranker
 from ragsys.types import Hit
 from tests.factories import make_chunk, make_hit
 from tests.tiny_models import make_tiny_cross_encoder

@@ -14,7 +14,8 @@ from ragsys.index.build import index_paths
 from ragsys.index.reader import Index
 from ragsys.pipeline import PipelineConfig
 from ragsys.retrieve.dense import DenseConfig
-from ragsys.train.mining.hard_negatives import TrainExample, labelled_examples, near_duplicate, pick_negatives
+from ragsys.train.examples import TrainExample
+from ragsys.train.mining.hard_negatives import labelled_examples, near_duplicate, pick_negatives
 from ragsys.train.retriever import RetrieverTrainConfig, train_retriever, training_columns
 from tests.corpus import write_corpus
 from tests.factories import make_chunk, make_hit

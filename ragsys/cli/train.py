@@ -26,7 +26,7 @@ from ragsys.cli.options import (
     config_options,
 )
 from ragsys.train.generator.config import GeneratorTrainConfig
-from ragsys.train.reranker import RerankerTrainConfig
+from ragsys.train.reranker.config import RerankerTrainConfig
 from ragsys.train.retriever import RetrieverTrainConfig
 
 if TYPE_CHECKING:

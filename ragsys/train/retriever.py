@@ -21,16 +21,9 @@ from pydantic import Field
 
 from ragsys.pipeline import PipelineConfig
 from ragsys.retrieve.dense import DenseConfig
-from ragsys.train.budget import (
-    BudgetCallback,
-    Progress,
-    StepProgressCallback,
-    TimeBudget,
-    last_checkpoint,
-    seed_everything,
-)
-from ragsys.train.mining.hard_negatives import TrainExample
-from ragsys.train.mining.lm import LMScored
+from ragsys.train.budget import BudgetCallback, Progress, TimeBudget, seed_everything
+from ragsys.train.examples import LMScored, TrainExample
+from ragsys.train.fit import fit
 from ragsys.types import Frozen
 
 if TYPE_CHECKING:
@@ -153,41 +146,18 @@ def train_retriever(
     model = load_sentence_transformer(dense.model)
     if train.max_seq_length is not None:
         model.max_seq_length = train.max_seq_length
-    ckpt_dir = out / "checkpoints"
-    resume = last_checkpoint(ckpt_dir)
-    budget = BudgetCallback(TimeBudget(train.max_minutes))
-    args = SentenceTransformerTrainingArguments(
-        output_dir=str(ckpt_dir),
-        num_train_epochs=train.epochs,
-        per_device_train_batch_size=train.batch_size,
-        learning_rate=train.learning_rate,
-        warmup_steps=train.warmup_ratio,  # transformers 5: a float below 1 is a ratio of all steps
-        batch_sampler=BatchSamplers.NO_DUPLICATES,  # the same text twice in a batch is a false negative
-        save_strategy="epoch",
-        save_total_limit=2,
-        logging_steps=10,
-        seed=train.seed,
-        data_seed=train.seed,
-        report_to="none",
-        disable_tqdm=progress is not None,
-        use_cpu=model.device.type == "cpu",  # the device load_sentence_transformer chose
-    )
-    callbacks: list[Any] = [budget]
-    if progress is not None:
-        callbacks.append(StepProgressCallback(progress))
     datasets: dict[str, Dataset] = {"gold": Dataset.from_dict(cols)}
     losses: dict[str, torch.nn.Module] = {"gold": LOSSES[train.loss](model, train)}
     if lm_scored:
         datasets["lm"] = Dataset.from_dict(lsr_columns(lm_scored, dense.query_prefix, dense.passage_prefix))
         losses["lm"] = lsr_loss(model)
-    trainer = SentenceTransformerTrainer(
-        model=model,
-        args=args,
+    stats = fit(
+        SentenceTransformerTrainer, SentenceTransformerTrainingArguments, model, train, out / "checkpoints",
+        BudgetCallback(TimeBudget(train.max_minutes)), progress,
         train_dataset=datasets if lm_scored else datasets["gold"],
         loss=losses if lm_scored else losses["gold"],
-        callbacks=callbacks,
-    )
-    output = trainer.train(resume_from_checkpoint=str(resume) if resume else None)
+        batch_sampler=BatchSamplers.NO_DUPLICATES,  # the same text twice in a batch is a false negative
+    )  # fmt: skip
     model_dir = out / "model"
     model.save_pretrained(str(model_dir))
     return RetrieverTrainResult(
@@ -196,17 +166,12 @@ def train_retriever(
         examples=len(cols["anchor"]),
         lm_examples=len(lm_scored),
         dropped=dropped,
-        steps=int(output.global_step),
-        final_loss=_last_loss(trainer.state.log_history),
+        steps=stats.steps,
+        final_loss=stats.losses[-1] if stats.losses else None,
         minutes=round((time.monotonic() - t0) / 60, 2),
-        stopped_early=budget.stopped_early,
-        resumed_from=str(resume) if resume else None,
+        stopped_early=stats.stopped_early,
+        resumed_from=stats.resumed_from,
     )
-
-
-def _last_loss(history: list[dict[str, Any]]) -> float | None:
-    losses = [h["loss"] for h in history if "loss" in h]
-    return float(losses[-1]) if losses else None
 
 
 def lsr_columns(scored: Sequence[LMScored], query_prefix: str, passage_prefix: str) -> dict[str, list[Any]]:

@@ -13,8 +13,9 @@ from ragsys.generate.hf import as_hf_generator
 from ragsys.pipeline import PipelineConfig
 from ragsys.progress import counter
 from ragsys.retrieve.dense import DenseConfig
+from ragsys.train.examples import LMScored
 from ragsys.train.mining.ict import ict_pairs
-from ragsys.train.mining.lm import LMScored, lm_score_passages
+from ragsys.train.mining.lm import lm_score_passages
 from ragsys.train.mining.recipe import NoTrainingSignal, Pairs, reranker_recipe, retriever_recipe
 from ragsys.train.mining.synthetic import cached_pairs
 from ragsys.train.mixture import fit_learned_mixture

@@ -8,7 +8,7 @@ from pydantic import Field
 
 from ragsys.train.generator.config import GeneratorTrainConfig
 from ragsys.train.mining.synthetic import SyntheticConfig
-from ragsys.train.reranker import RerankerTrainConfig
+from ragsys.train.reranker.config import RerankerTrainConfig
 from ragsys.train.retriever import RetrieverTrainConfig
 from ragsys.types import Frozen
 

@@ -18,16 +18,10 @@ from collections.abc import Callable, Sequence
 from ragsys.eval.evalset import EvalItem, gold_doc_ids
 from ragsys.index.reader import Index
 from ragsys.pipeline import Pipeline
-from ragsys.types import Chunk, Frozen, Hit
+from ragsys.train.examples import TrainExample
+from ragsys.types import Chunk, Hit
 
 _WORD = re.compile(r"\w+")
-
-
-class TrainExample(Frozen):
-    query: str
-    positive: Chunk
-    negatives: tuple[Chunk, ...] = ()
-    query_id: str = ""
 
 
 def near_duplicate(a: str, b: str, threshold: float = 0.9) -> bool:

@@ -15,21 +15,13 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, cast
 
 from ragsys.eval.evalset import EvalItem
+from ragsys.train.examples import LMScored, TrainExample
 from ragsys.train.generator.data import Templater, end_of_turn
 from ragsys.train.generator.steps import sequence_logps
-from ragsys.train.mining.hard_negatives import TrainExample
-from ragsys.types import Chunk, Frozen, Hit
+from ragsys.types import Hit
 
 if TYPE_CHECKING:
     from ragsys.generate.hf import HFGenerator
-
-
-class LMScored(Frozen):
-    """One question, its K passages, and log p_LM(reference | question, passage) for each."""
-
-    query: str
-    passages: tuple[Chunk, ...]
-    lm_logps: tuple[float, ...]
 
 
 def reference_text(item: EvalItem) -> str | None:

@@ -19,9 +19,11 @@ from ragsys.index.reader import Index
 from ragsys.index.summary import IndexSummary
 from ragsys.pipeline import Pipeline, PipelineConfig
 from ragsys.progress import PhaseReporter, Progress, counter
-from ragsys.train.mining.hard_negatives import TrainExample, examples_for_pairs, labelled_examples
-from ragsys.train.mining.lm import LMScored, lm_ranked_examples
-from ragsys.train.reranker import RerankerTrainConfig, RerankerTrainResult, train_reranker
+from ragsys.train.examples import LMScored, TrainExample
+from ragsys.train.mining.hard_negatives import examples_for_pairs, labelled_examples
+from ragsys.train.mining.lm import lm_ranked_examples
+from ragsys.train.reranker.config import RerankerTrainConfig, RerankerTrainResult
+from ragsys.train.reranker.trainer import train_reranker
 from ragsys.train.retriever import RetrieverTrainConfig, RetrieverTrainResult, train_retriever
 from ragsys.types import Chunk
 

@@ -1,0 +1,59 @@
+"""Running a sentence-transformers trainer the ragsys way, for the encoder and the cross-encoder.
+
+A checkpoint per epoch (two kept), resume from the newest complete one, stop cleanly when the
+time budget runs out (`budget.BudgetCallback` saves first), report every optimizer step, log
+the loss every 10 steps, and seed both the model's and the data's randomness.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, NamedTuple, Protocol
+
+from ragsys.train.budget import BudgetCallback, Progress, StepProgressCallback, last_checkpoint
+
+
+class Schedule(Protocol):
+    """The training settings every ranker config has."""
+
+    @property
+    def epochs(self) -> float: ...
+    @property
+    def batch_size(self) -> int: ...
+    @property
+    def learning_rate(self) -> float: ...
+    @property
+    def warmup_ratio(self) -> float: ...
+    @property
+    def seed(self) -> int: ...
+
+
+class FitStats(NamedTuple):
+    steps: int
+    losses: tuple[float, ...]  # the training loss at each logging step
+    stopped_early: bool
+    resumed_from: str | None
+
+
+def fit(
+    trainer_cls: Any, args_cls: Any, model: Any, schedule: Schedule, ckpt_dir: Path, budget: BudgetCallback,
+    progress: Progress | None, *, train_dataset: Any, loss: Any, **args: Any,
+) -> FitStats:  # fmt: skip
+    """Trains `model` in place with `trainer_cls` (a sentence-transformers trainer) and its
+    arguments class; `args` adds to or overrides the arguments below."""
+    resume = last_checkpoint(ckpt_dir)
+    arguments = args_cls(**{
+        "output_dir": str(ckpt_dir), "num_train_epochs": schedule.epochs,
+        "per_device_train_batch_size": schedule.batch_size, "learning_rate": schedule.learning_rate,
+        "warmup_steps": schedule.warmup_ratio,  # transformers 5: a float below 1 is a ratio of all steps
+        "save_strategy": "epoch", "save_total_limit": 2, "logging_steps": 10, "seed": schedule.seed,
+        "data_seed": schedule.seed, "report_to": "none", "disable_tqdm": progress is not None,
+        "use_cpu": model.device.type == "cpu",  # the device the model loader chose
+    } | args)  # fmt: skip
+    callbacks: list[Any] = [budget] + ([StepProgressCallback(progress)] if progress is not None else [])
+    trainer = trainer_cls(
+        model=model, args=arguments, train_dataset=train_dataset, loss=loss, callbacks=callbacks
+    )
+    output = trainer.train(resume_from_checkpoint=str(resume) if resume else None)
+    losses = tuple(float(h["loss"]) for h in trainer.state.log_history if "loss" in h)
+    return FitStats(int(output.global_step), losses, budget.stopped_early, str(resume) if resume else None)
