@@ -3,10 +3,8 @@
 # official test -> test, the 1,000 abstracts as a BEIR corpus), index, and answer the 500
 # test questions (3 passages, 48 new tokens, constrained yes/no/maybe step). ~45 min on a
 # 2-core CPU; OMP_NUM_THREADS=1 is faster there when anything else is running.
-set -euo pipefail
-cd "$(dirname "$0")/.."
+source "$(dirname "$0")/common.sh"
 DATA=${PUBMEDQA:-../shared/data/pubmedqa}
-R=.venv/bin/ragsys
 OUT=runs/pubmedqa
 mkdir -p $OUT
 $R convert pubmedqa "$DATA" --out $OUT/pubmedqa.jsonl --corpus-out $OUT/corpus.jsonl

@@ -11,9 +11,7 @@
 # models are scored on the first LIMIT test questions (default 250, paired with the baseline
 # on the same ones; LIMIT=500 for all). Needs eval/pubmedqa.sh first.
 # OMP_NUM_THREADS=1 is faster on a busy 2-core machine.
-set -euo pipefail
-cd "$(dirname "$0")/.."
-R=.venv/bin/ragsys
+source "$(dirname "$0")/common.sh"
 OUT=runs/pubmedqa
 BASE=$OUT/eval/hybrid-e2e-test.json
 STEP=${1:-all}

@@ -9,8 +9,7 @@
 # `STAGES=context,generator bash eval/pubmedqa_tune.sh` afterwards adds the context stage to the
 # same run (it resumes: the generator stage is not run again).
 # Needs eval/pubmedqa.sh first (the index and the converted eval set).
-set -euo pipefail
-cd "$(dirname "$0")/.."
+source "$(dirname "$0")/common.sh"
 .venv/bin/ragsys tune --pipeline pipelines/hybrid.py --index runs/pubmedqa/index \
    --eval-set runs/pubmedqa/pubmedqa.jsonl --out runs/pubmedqa/tune --stages "${STAGES:-generator}" \
    --max-minutes "${MAX_MINUTES:-30}" --dev-answers 50 --report-answers 100 --seed 0 --json | tail -n 1

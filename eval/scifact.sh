@@ -2,10 +2,8 @@
 # SciFact retrieval: index the corpus, convert the qrels, and score the four shipped
 # retrieval pipelines on the 300 test queries (the mixture's weights are fit on a dev
 # split carved from the train queries). Reports land in runs/scifact/eval/.
-set -euo pipefail
-cd "$(dirname "$0")/.."
+source "$(dirname "$0")/common.sh"
 DATA=${SCIFACT:-../shared/data/scifact}
-R=.venv/bin/ragsys
 OUT=runs/scifact
 mkdir -p $OUT
 $R convert beir "$DATA" --out $OUT/scifact.jsonl

@@ -5,9 +5,7 @@
 # 20% of the train questions are held out to pick the interpolation weight with the retrieval
 # score and to refuse the reranker if no weight helps. Then score on the 300 test questions
 # against the mixture alone. Needs eval/scifact.sh first.
-set -euo pipefail
-cd "$(dirname "$0")/.."
-R=.venv/bin/ragsys
+source "$(dirname "$0")/common.sh"
 OUT=runs/scifact
 $R train mixture --pipeline pipelines/mixture.py --index $OUT/index --eval-set $OUT/scifact.jsonl --out $OUT/mixture
 $R train reranker --pipeline $OUT/mixture --index $OUT/index --eval-set $OUT/scifact.jsonl --out $OUT/reranker \

@@ -3,9 +3,7 @@
 # pipeline over the index built by eval/scifact.sh), re-embed a copy of the index with it,
 # and score the tuned dense retriever and the tuned hybrid on the 300 test questions
 # against the untuned runs of eval/scifact.sh (paired tests). Needs eval/scifact.sh first.
-set -euo pipefail
-cd "$(dirname "$0")/.."
-R=.venv/bin/ragsys
+source "$(dirname "$0")/common.sh"
 OUT=runs/scifact
 $R train retriever --pipeline pipelines/hybrid.py --index $OUT/index --eval-set $OUT/scifact.jsonl \
    --split train --epochs 1 --lr 5e-5 --negatives 1 --batch-size 32 --seed 0 \

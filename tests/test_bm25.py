@@ -11,10 +11,10 @@ import numpy as np
 import pytest
 from pydantic import ValidationError
 
-import ragsys.retrieve.bm25_scorer as bm25_scorer
-from ragsys.retrieve.bm25 import BM25Config, BM25Retriever
+import ragsys.retrieve.bm25 as bm25
+from ragsys.retrieve.bm25 import BM25Config, BM25Retriever, BM25Scorer
 from ragsys.retrieve.bm25_index import BM25Index
-from ragsys.retrieve.bm25_scorer import Backend, BM25Scorer, top_k_rows
+from ragsys.retrieve.bm25_search import Backend, top_k_rows
 from ragsys.retrieve.bm25_variants import idf_lucene, idf_okapi, tf_lucene
 from ragsys.retrieve.tokenize import Tokenizer, TokenizerConfig
 from ragsys.types import Chunk
@@ -167,7 +167,7 @@ def test_search_many_equals_search_across_blocks(
 ) -> None:
     docs, queries = corpus
     s = scorer(docs, "numpy")
-    monkeypatch.setattr(bm25_scorer, "_BLOCK_SCORES", 3 * len(docs))  # 3 queries per block
+    monkeypatch.setattr(bm25, "_BLOCK_SCORES", 3 * len(docs))  # 3 queries per block
     batched = s.search_many(queries, 5)
     assert len(batched) == len(queries)
     for (scores, rows), q in zip(batched, queries, strict=True):

@@ -22,9 +22,8 @@ from typing import Any
 import ir_measures
 from ir_measures import RR, R, nDCG
 
-from ragsys.retrieve.bm25 import BM25Config
+from ragsys.retrieve.bm25 import BM25Config, BM25Scorer
 from ragsys.retrieve.bm25_index import BM25Index
-from ragsys.retrieve.bm25_scorer import BM25Scorer
 from ragsys.retrieve.tokenize import Tokenizer, TokenizerConfig
 
 DATA = Path(__file__).resolve().parents[3] / "shared" / "data" / "scifact"

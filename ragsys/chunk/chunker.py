@@ -39,7 +39,7 @@ from typing import Literal, Self
 from pydantic import model_validator
 
 from ragsys.chunk.pack import Packer
-from ragsys.chunk.pieces import Piece, PieceBuilder, streams
+from ragsys.chunk.pieces import Bounds, Piece, PieceBuilder, streams
 from ragsys.chunk.tokens import hf_token_counter
 from ragsys.protocols import TokenCounter
 from ragsys.types import Chunk, Document, Frozen
@@ -74,6 +74,9 @@ class ChunkConfig(Frozen):
     def heading_min_tokens(self) -> int:
         return self.max_tokens // 8 if self.min_chunk_tokens is None else self.min_chunk_tokens
 
+    def bounds(self) -> Bounds:
+        return Bounds(self.max_tokens, self.overlap_tokens, self.heading_min_tokens, self.split_long_rows)
+
     def build(self) -> StructureChunker:
         """The chunker, counting tokens with `tokenizer`'s tokenizer (loaded here, no weights)."""
         from ragsys.models import load_tokenizer
@@ -94,10 +97,11 @@ class StructureChunker:
 
     def split(self, doc: Document) -> list[Chunk]:
         chunks: list[Chunk] = []
-        builder = PieceBuilder(doc, self._count, self.config)
+        bounds = self.config.bounds()
+        builder = PieceBuilder(doc, self._count, bounds)
         for stream in streams(doc):
             pieces = builder.build(stream)
-            packer = Packer(self.config, self._count, doc.pages, pieces)
+            packer = Packer(bounds, self._count, doc.pages, pieces)
             for first, end in packer.ranges():
                 chunks.append(
                     _chunk(doc, len(chunks), packer.text(first, end), pieces[first], pieces[end - 1])

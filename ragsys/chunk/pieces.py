@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from typing import Literal, Protocol
+from typing import Literal, NamedTuple
 
 from ragsys.chunk.spans import (
     PARAGRAPH,
@@ -33,17 +33,13 @@ log = logging.getLogger("ragsys.chunk")
 NO_BREAK, WORD, SENTENCE, ROW, BLOCK, HEADING = -1, 0, 1, 2, 3, 4
 
 
-class Bounds(Protocol):
-    """The limits pieces and packing obey (`ragsys.chunk.chunker.ChunkConfig` has them)."""
+class Bounds(NamedTuple):
+    """The limits pieces and packing obey (`ChunkConfig.bounds()`)."""
 
-    @property
-    def max_tokens(self) -> int: ...
-    @property
-    def overlap_tokens(self) -> int: ...
-    @property
-    def heading_min_tokens(self) -> int: ...
-    @property
-    def split_long_rows(self) -> bool: ...
+    max_tokens: int
+    overlap_tokens: int
+    heading_min_tokens: int
+    split_long_rows: bool
 
 
 _UNKNOWN_HEADING_LEVEL = 6  # level 0 on a heading: nest it (deepest markdown level) rather than reset

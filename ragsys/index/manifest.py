@@ -11,8 +11,8 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
+from ragsys.fsutil import atomic_write_text
 from ragsys.index.errors import IndexFormatError, IndexNotFoundError
-from ragsys.index.fsutil import atomic_write_text
 from ragsys.types import Frozen
 
 FORMAT_VERSION = 1

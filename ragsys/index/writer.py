@@ -10,8 +10,8 @@ import numpy as np
 import numpy.typing as npt
 
 from ragsys.chunk.chunker import StructureChunker
+from ragsys.fsutil import fsync_tree
 from ragsys.index.cache import EmbeddingCache
-from ragsys.index.fsutil import fsync_tree
 from ragsys.index.manifest import DenseRep, DocEntry, Manifest
 from ragsys.index.plan import Plan
 from ragsys.index.reps import dense_config_for

@@ -11,26 +11,18 @@ from typing import Literal, Protocol
 
 import torch
 import torch.nn.functional as F
+from torch import Tensor
 
 
 class PairedLoss(Protocol):
-    def __call__(
-        self,
-        policy_chosen: torch.Tensor,
-        policy_rejected: torch.Tensor,
-        ref_chosen: torch.Tensor,
-        ref_rejected: torch.Tensor,
-        beta: float,
-    ) -> torch.Tensor: ...
+    """(policy_chosen, policy_rejected, ref_chosen, ref_rejected, beta) -> per-pair losses."""
+
+    def __call__(self, pc: Tensor, pr: Tensor, rc: Tensor, rr: Tensor, beta: float, /) -> Tensor: ...
 
 
 def dpo_loss(
-    policy_chosen: torch.Tensor,
-    policy_rejected: torch.Tensor,
-    ref_chosen: torch.Tensor,
-    ref_rejected: torch.Tensor,
-    beta: float,
-) -> torch.Tensor:
+    policy_chosen: Tensor, policy_rejected: Tensor, ref_chosen: Tensor, ref_rejected: Tensor, beta: float
+) -> Tensor:
     """DPO, sigmoid form (Rafailov et al. 2023, eq. 7): -log sigmoid(beta * (r_chosen - r_rejected)).
 
     Equals log 2 when the policy is the reference (all ratios 0).
@@ -40,12 +32,8 @@ def dpo_loss(
 
 
 def apo_zero_loss(
-    policy_chosen: torch.Tensor,
-    policy_rejected: torch.Tensor,
-    ref_chosen: torch.Tensor,
-    ref_rejected: torch.Tensor,
-    beta: float,
-) -> torch.Tensor:
+    policy_chosen: Tensor, policy_rejected: Tensor, ref_chosen: Tensor, ref_rejected: Tensor, beta: float
+) -> Tensor:
     """APO-zero (D'Oosterlinck et al. 2024, eq. 7): push chosen up and rejected down, each on its own.
 
     For when the chosen answers are better than what the model writes now (e.g. CLAIR
@@ -57,12 +45,8 @@ def apo_zero_loss(
 
 
 def apo_down_loss(
-    policy_chosen: torch.Tensor,
-    policy_rejected: torch.Tensor,
-    ref_chosen: torch.Tensor,
-    ref_rejected: torch.Tensor,
-    beta: float,
-) -> torch.Tensor:
+    policy_chosen: Tensor, policy_rejected: Tensor, ref_chosen: Tensor, ref_rejected: Tensor, beta: float
+) -> Tensor:
     """APO-down (eq. 8): over training, chosen goes down and rejected further down.
 
     For when even the chosen answers are worse than the model's own default output. At the

@@ -1,9 +1,10 @@
-"""Sparse BM25 retrieval: `BM25Config` (the scoring parameters) and `BM25Retriever`.
+"""Sparse BM25 retrieval: `BM25Config` (the scoring parameters), `BM25Scorer`, `BM25Retriever`.
 
 The index holds only corpus statistics (`bm25_index.BM25Index`: vocabulary, term-major term
 frequencies, document lengths), so one stored index serves every variant, k1 and b;
-`bm25_scorer.BM25Scorer` turns it into precomputed weights and searches them; the variants'
-idf and tf terms are in `bm25_variants`.
+`BM25Scorer` turns it into precomputed weights once and searches them (`bm25_search` holds the
+weights, the top-k selection and the numba kernel); the variants' idf and tf terms are in
+`bm25_variants`.
 
 Example:
     >>> retriever = BM25Config(variant="lucene").build(index)  # doctest: +SKIP
@@ -15,10 +16,12 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Literal, Protocol
 
+import numpy as np
+import numpy.typing as npt
 from pydantic import Field
 
 from ragsys.retrieve.bm25_index import BM25Index, IntArray
-from ragsys.retrieve.bm25_scorer import Backend, BM25Scorer
+from ragsys.retrieve.bm25_search import Backend, SearchKernel, load_kernel, top_k_rows, weight_matrix
 from ragsys.retrieve.bm25_variants import FloatArray, Variant
 from ragsys.retrieve.tokenize import Tokenizer, TokenizerConfig
 from ragsys.types import Chunk, Frozen, Hit
@@ -99,3 +102,104 @@ class BM25Retriever:
     def _hits(self, scores: FloatArray, rows: IntArray) -> list[Hit]:
         chunks = self._chunks(rows.tolist())
         return [Hit(chunk=c, score=float(s), source="bm25") for c, s in zip(chunks, scores, strict=True)]
+
+
+_BLOCK_SCORES = 1 << 18  # scores per query block: 2 MB of float64 stays in cache (fastest on SciFact)
+
+
+class BM25Scorer:
+    """Scores token lists against every document of one index under one `BM25Config`.
+
+    A duplicated query token counts as often as it occurs (as in rank_bm25); unknown tokens
+    are ignored. `search` returns only documents with a positive match score, best first,
+    ties broken by ascending row; for bm25+ the `idf * delta` that every document gets
+    is added to those scores but does not make a non-matching document a hit. Okapi's idf is 0
+    for a term in exactly half the documents, so such a match alone is not a hit (rank_bm25
+    scores it 0 too).
+
+    `backend` picks how `search` runs, once, here: "numba" compiles `bm25_numba.search_block`
+    on first use and touches only each query's postings; "numpy" scores queries in blocks (one
+    `np.bincount` fills a (queries, docs) block, `top_k_rows` selects from all its rows), so
+    numpy's per-call cost is paid per block; "auto" is numba when it imports. `get_scores` is
+    numpy either way: it returns every document's score, so there is nothing to skip.
+
+    >>> scorer = BM25Config().build_scorer(BM25Index.build([["a", "b"], ["b"]]))
+    >>> scorer.search(["a"], k=5)[1].tolist()
+    [0]
+    """
+
+    def __init__(self, index: BM25Index, config: BM25Config, backend: Backend = "auto") -> None:
+        self.index, self.config = index, config
+        self._kernel = load_kernel(backend)
+        self.backend: Literal["numba", "numpy"] = "numpy" if self._kernel is None else "numba"
+        matrix, self._absent = weight_matrix(
+            index, config.variant, config.k1, config.b, config.delta, config.epsilon
+        )
+        self._indptr: IntArray = matrix.indptr.astype(np.int64)
+        self._starts: list[int] = matrix.indptr.tolist()  # Python ints slice numpy fastest
+        self._docs: npt.NDArray[np.int32] = matrix.indices
+        self._weights: npt.NDArray[np.float32] = matrix.data
+        self._absent_list: list[float] = self._absent.tolist()
+        self._has_absent = bool(np.any(self._absent))
+
+    def get_scores(self, query_tokens: Sequence[str]) -> FloatArray:
+        """Every document's score, float64, shape (num_docs,)."""
+        terms = self._term_ids([query_tokens])
+        scores: FloatArray = self._accumulate(terms)[0] + self._absent_scores(terms)[0]
+        return scores
+
+    def search(self, query_tokens: Sequence[str], k: int) -> tuple[FloatArray, IntArray]:
+        """(scores, rows) of the best k matching documents: score desc, then row asc."""
+        return self.search_many([query_tokens], k)[0]
+
+    def search_many(self, queries: Sequence[Sequence[str]], k: int) -> list[tuple[FloatArray, IntArray]]:
+        if k < 0:
+            raise ValueError(f"k must be >= 0, got {k}")
+        if self._kernel is not None:
+            return self._search_kernel(self._kernel, queries, min(k, self.index.num_docs))
+        per_block = max(1, _BLOCK_SCORES // max(1, self.index.num_docs))
+        results: list[tuple[FloatArray, IntArray]] = []
+        for start in range(0, len(queries), per_block):
+            terms = self._term_ids(queries[start : start + per_block])
+            offsets = self._absent_scores(terms) if self._has_absent else None
+            results.extend(top_k_rows(self._accumulate(terms), k, offsets))
+        return results
+
+    def _search_kernel(
+        self, kernel: SearchKernel, queries: Sequence[Sequence[str]], k: int
+    ) -> list[tuple[FloatArray, IntArray]]:
+        """All queries in one kernel call: term ids go in flat (-1 for unknown tokens), with
+        per-query offsets."""
+        if k == 0:
+            return [(np.zeros(0), np.zeros(0, dtype=np.int64)) for _ in queries]
+        get = self.index.vocab.get
+        query_starts = np.zeros(len(queries) + 1, dtype=np.int64)
+        np.cumsum([len(tokens) for tokens in queries], out=query_starts[1:])
+        flat = np.array([get(t, -1) for tokens in queries for t in tokens], dtype=np.int64)
+        zeros = np.zeros(self.index.num_docs)  # per call, not per scorer: threads may share one
+        args = (self._indptr, self._docs, self._weights, self._absent, zeros, query_starts, flat, k)
+        scores, rows, counts = kernel(*args)
+        return [(scores[q, :n], rows[q, :n]) for q, n in enumerate(counts.tolist())]
+
+    def _term_ids(self, queries: Sequence[Sequence[str]]) -> list[list[int]]:
+        vocab = self.index.vocab
+        return [[vocab[t] for t in tokens if t in vocab] for tokens in queries]
+
+    def _absent_scores(self, terms: list[list[int]]) -> FloatArray:
+        """Per query, the bm25+ floor every document gets (zeros for the other variants)."""
+        absent = self._absent_list
+        return np.array([sum([absent[t] for t in ids]) for ids in terms], dtype=np.float64)
+
+    def _accumulate(self, terms: list[list[int]]) -> FloatArray:
+        """Match scores, shape (queries, docs). Postings are concatenated slices of the
+        term-major matrix (faster than a vectorized gather for SciFact-sized queries), shifted
+        by query * num_docs so that a single bincount fills the whole block."""
+        n_docs, starts, size = self.index.num_docs, self._starts, len(terms) * self.index.num_docs
+        bounds = [[(starts[t], starts[t + 1]) for t in ids] for ids in terms]
+        docs = [self._docs[a:b] for query in bounds for a, b in query]
+        if not docs:
+            return np.zeros((len(terms), n_docs))
+        weights = [self._weights[a:b] for query in bounds for a, b in query]
+        shift = np.repeat(np.arange(0, size, n_docs), [sum(b - a for a, b in query) for query in bounds])
+        summed = np.bincount(np.concatenate(docs) + shift, weights=np.concatenate(weights), minlength=size)
+        return summed.astype(np.float64, copy=False).reshape(len(terms), n_docs)

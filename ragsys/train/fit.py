@@ -8,24 +8,19 @@ the loss every 10 steps, and seed both the model's and the data's randomness.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, NamedTuple, Protocol
+from typing import Any, NamedTuple
 
 from ragsys.train.budget import BudgetCallback, Progress, StepProgressCallback, last_checkpoint
 
 
-class Schedule(Protocol):
-    """The training settings every ranker config has."""
+class Schedule(NamedTuple):
+    """The training settings both ranker configs have."""
 
-    @property
-    def epochs(self) -> float: ...
-    @property
-    def batch_size(self) -> int: ...
-    @property
-    def learning_rate(self) -> float: ...
-    @property
-    def warmup_ratio(self) -> float: ...
-    @property
-    def seed(self) -> int: ...
+    epochs: float
+    batch_size: int
+    learning_rate: float
+    warmup_ratio: float
+    seed: int
 
 
 class FitStats(NamedTuple):

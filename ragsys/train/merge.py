@@ -7,10 +7,9 @@ then KTO on the SFT model) therefore merges the first adapter into a new full-we
 
 from __future__ import annotations
 
-import os
-import shutil
 from pathlib import Path
 
+from ragsys.fsutil import atomic_dir
 from ragsys.pipeline import PipelineConfig
 
 
@@ -24,12 +23,9 @@ def merge_into_model(model: str, adapter: str, out: Path) -> Path:
         return out
     base, tokenizer = load_causal_lm(model)
     merged = load_adapter(base, adapter)
-    tmp = out.with_name(out.name + ".partial")
-    shutil.rmtree(tmp, ignore_errors=True)
-    merged.save_pretrained(str(tmp), safe_serialization=True)
-    tokenizer.save_pretrained(str(tmp))
-    shutil.rmtree(out, ignore_errors=True)
-    os.replace(tmp, out)
+    with atomic_dir(out) as tmp:
+        merged.save_pretrained(str(tmp), safe_serialization=True)
+        tokenizer.save_pretrained(str(tmp))
     return out
 
 

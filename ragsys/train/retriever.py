@@ -23,7 +23,7 @@ from ragsys.pipeline import PipelineConfig
 from ragsys.retrieve.dense import DenseConfig
 from ragsys.train.budget import BudgetCallback, Progress, TimeBudget, seed_everything
 from ragsys.train.examples import LMScored, TrainExample
-from ragsys.train.fit import fit
+from ragsys.train.fit import Schedule, fit
 from ragsys.types import Frozen
 
 if TYPE_CHECKING:
@@ -128,7 +128,6 @@ def train_retriever(
     towards the generator's preferences over passages (KL), batches alternating between the
     two in proportion to their sizes. Calling again with the same `out` resumes.
     """
-    from datasets import Dataset
     from sentence_transformers import SentenceTransformerTrainer
     from sentence_transformers.sentence_transformer.training_args import (
         BatchSamplers,
@@ -146,16 +145,12 @@ def train_retriever(
     model = load_sentence_transformer(dense.model)
     if train.max_seq_length is not None:
         model.max_seq_length = train.max_seq_length
-    datasets: dict[str, Dataset] = {"gold": Dataset.from_dict(cols)}
-    losses: dict[str, torch.nn.Module] = {"gold": LOSSES[train.loss](model, train)}
-    if lm_scored:
-        datasets["lm"] = Dataset.from_dict(lsr_columns(lm_scored, dense.query_prefix, dense.passage_prefix))
-        losses["lm"] = lsr_loss(model)
+    dataset, loss = _data_and_loss(model, train, cols, dense, lm_scored)
     stats = fit(
-        SentenceTransformerTrainer, SentenceTransformerTrainingArguments, model, train, out / "checkpoints",
-        BudgetCallback(TimeBudget(train.max_minutes)), progress,
-        train_dataset=datasets if lm_scored else datasets["gold"],
-        loss=losses if lm_scored else losses["gold"],
+        SentenceTransformerTrainer, SentenceTransformerTrainingArguments, model,
+        Schedule(train.epochs, train.batch_size, train.learning_rate, train.warmup_ratio, train.seed),
+        out / "checkpoints", BudgetCallback(TimeBudget(train.max_minutes)), progress,
+        train_dataset=dataset, loss=loss,
         batch_sampler=BatchSamplers.NO_DUPLICATES,  # the same text twice in a batch is a false negative
     )  # fmt: skip
     model_dir = out / "model"
@@ -172,6 +167,21 @@ def train_retriever(
         stopped_early=stats.stopped_early,
         resumed_from=stats.resumed_from,
     )
+
+
+def _data_and_loss(
+    model: SentenceTransformer, train: RetrieverTrainConfig, cols: dict[str, list[str]], dense: DenseConfig,
+    lm_scored: Sequence[LMScored],
+) -> tuple[Any, Any]:  # fmt: skip
+    """The gold dataset and its loss; with LM targets, both datasets by name with a loss each
+    (sentence-transformers then alternates batches between them)."""
+    from datasets import Dataset
+
+    gold, loss = Dataset.from_dict(cols), LOSSES[train.loss](model, train)
+    if not lm_scored:
+        return gold, loss
+    lm = Dataset.from_dict(lsr_columns(lm_scored, dense.query_prefix, dense.passage_prefix))
+    return {"gold": gold, "lm": lm}, {"gold": loss, "lm": lsr_loss(model)}
 
 
 def lsr_columns(scored: Sequence[LMScored], query_prefix: str, passage_prefix: str) -> dict[str, list[Any]]:

@@ -9,10 +9,10 @@ checkpoints in the stage's folder.
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any, Literal
 
+from ragsys.fsutil import atomic_write_text
 from ragsys.tune.decide import Decision
 from ragsys.types import Frozen
 
@@ -56,12 +56,7 @@ def score_key(pipeline_dir: str, metric: str) -> str:
 
 def save_state(out: Path, state: TuneState) -> None:
     out.mkdir(parents=True, exist_ok=True)
-    tmp = out / (STATE_FILE + ".tmp")
-    with tmp.open("w", encoding="utf-8") as f:
-        f.write(json.dumps(state.model_dump(mode="json"), indent=1))
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, out / STATE_FILE)
+    atomic_write_text(out / STATE_FILE, json.dumps(state.model_dump(mode="json"), indent=1))
 
 
 def load_state(out: Path) -> TuneState | None:

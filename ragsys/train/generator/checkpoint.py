@@ -13,14 +13,13 @@ ran out S optimizer steps into epoch N. The newest is the one with the most step
 from __future__ import annotations
 
 import json
-import os
 import random
 import shutil
-import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ragsys.fsutil import atomic_dir
 from ragsys.train.lora import load_adapter_weights, save_adapter
 
 STATE = "state.json"
@@ -63,9 +62,8 @@ def save_checkpoint(
 ) -> Path:
     from safetensors.torch import save_file
 
-    root.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{name}-", dir=root))
-    try:
+    dest = root / name
+    with atomic_dir(dest) as tmp:
         save_adapter(model, tmp / "adapter")
         tensors, opt_meta = _optimizer_tensors(optimizer.state_dict())
         save_file(tensors | _rng_tensors(), str(tmp / TENSORS))
@@ -78,14 +76,6 @@ def save_checkpoint(
             "numpy_rng": _numpy_rng(),
         }
         (tmp / STATE).write_text(json.dumps(meta), encoding="utf-8")
-        tmp.chmod(0o755)
-        dest = root / name
-        if dest.exists():
-            shutil.rmtree(dest)
-        os.replace(tmp, dest)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return dest
 
 

@@ -22,9 +22,10 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 from ragsys.eval.evalset import EvalItem, doc_matches
+from ragsys.feedback.records import FeedbackRecord
 from ragsys.generate.hf import DEFAULT_ABSTAIN
 from ragsys.generate.prompt import ChatTokenizer, Prompt
 from ragsys.train.generator.cache import WorkCache
@@ -261,7 +262,7 @@ class DataContext:
     search: SearchFn  # the pipeline's retrieval at the generator's k
     index: Index
     items: Sequence[EvalItem]
-    feedback: Sequence[Judged]
+    feedback: Sequence[FeedbackRecord]
     max_length: int
     seed: int
     label_options: tuple[str, ...] = ("yes", "no", "maybe")
@@ -279,21 +280,6 @@ class DataContext:
     def report(self, phase: str, done: int, total: int) -> None:
         if self.on_progress is not None:
             self.on_progress(phase, done, total)
-
-
-class Judged(Protocol):
-    """A judged answer: `ragsys.feedback.FeedbackRecord`, or anything with these fields."""
-
-    @property
-    def question(self) -> str: ...
-    @property
-    def answer(self) -> str: ...
-    @property
-    def contexts(self) -> tuple[str, ...]: ...
-    @property
-    def rating(self) -> str: ...
-    @property
-    def revision(self) -> str | None: ...
 
 
 def sft_data(ctx: DataContext) -> Built:

@@ -25,7 +25,14 @@ from ragsys.feedback.records import FeedbackRecord
 from ragsys.generate.citations import is_abstention
 from ragsys.generate.prompt import Prompt
 from ragsys.index.reader import Index
-from ragsys.train.generator.data import Built, DataContext, Example, Judged, Seq, Templater, own_answer
+from ragsys.train.generator.data import (
+    Built,
+    DataContext,
+    Example,
+    Seq,
+    Templater,
+    own_answer,
+)
 from ragsys.train.generator.revise import reviser_pairs
 from ragsys.train.lora import reference
 from ragsys.types import Answer, Hit
@@ -43,7 +50,9 @@ def context_hits(index: Index, chunk_ids: Sequence[str]) -> list[Hit] | None:
     return [Hit(chunk=c, score=0.0, source="feedback") for c in index.chunks([rows[c] for c in chunk_ids])]
 
 
-def record_prompts(ctx: DataContext, records: Sequence[Judged]) -> tuple[list[Prompt | None], Counter[str]]:
+def record_prompts(
+    ctx: DataContext, records: Sequence[FeedbackRecord]
+) -> tuple[list[Prompt | None], Counter[str]]:
     """Each record's prompt, rebuilt from its stored contexts or, failing that, retrieved again."""
     hits = [context_hits(ctx.index, r.contexts) for r in records]
     missing = [i for i, h in enumerate(hits) if h is None]
@@ -164,8 +173,8 @@ def _truncate(seq: Seq, max_length: int) -> Seq:
 
 
 def kto_examples(
-    templater: Templater, records: Sequence[Judged], prompts: Sequence[Prompt | None], max_length: int,
-    seed: int,
+    templater: Templater, records: Sequence[FeedbackRecord], prompts: Sequence[Prompt | None],
+    max_length: int, seed: int,
 ) -> tuple[list[Example], int]:  # fmt: skip
     """KTO examples and how many were too long. Each carries a mismatched sequence for z0:
     its prompt with the next example's answer in a seeded shuffle (TRL pairs them the same
@@ -186,7 +195,7 @@ def kto_examples(
 def kto_data(ctx: DataContext) -> Built:
     """KTO from the feedback store's thumbs, plus thumbs from labelled train items if given."""
     thumbs = labelled_thumbs(ctx)
-    records: list[Judged] = [*ctx.feedback, *thumbs]
+    records: list[FeedbackRecord] = [*ctx.feedback, *thumbs]
     if not records:
         raise ValueError("kto needs thumbs: pass a feedback store, or train items with labels")
     prompts, stats = record_prompts(ctx, records)
@@ -202,13 +211,13 @@ def kto_data(ctx: DataContext) -> Built:
 class Pair:
     """A preference: `chosen` over `rejected`, both answers to `source`'s question and contexts."""
 
-    source: Judged
+    source: FeedbackRecord
     chosen: str
     rejected: str
     kind: str  # "revision" or "thumbs"
 
 
-def preference_pairs(records: Sequence[Judged], thumbs: bool = True) -> list[Pair]:
+def preference_pairs(records: Sequence[FeedbackRecord], thumbs: bool = True) -> list[Pair]:
     """Revisions (chosen = revision, rejected = the answer), then, per question, each thumb-up
     answer against each thumb-down one, cycling the shorter list so every record is used.
 
@@ -222,7 +231,7 @@ def preference_pairs(records: Sequence[Judged], thumbs: bool = True) -> list[Pai
     ]
     if not thumbs:
         return pairs
-    groups: dict[str, tuple[list[Judged], list[Judged]]] = {}
+    groups: dict[str, tuple[list[FeedbackRecord], list[FeedbackRecord]]] = {}
     for r in records:
         ups, downs = groups.setdefault(r.question.strip(), ([], []))
         (ups if r.rating == "up" else downs).append(r)

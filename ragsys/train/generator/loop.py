@@ -18,7 +18,7 @@ import random
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 from ragsys.train.budget import TimeBudget
 from ragsys.train.generator.checkpoint import (
@@ -29,33 +29,11 @@ from ragsys.train.generator.checkpoint import (
     prune_step_checkpoints,
     save_checkpoint,
 )
+from ragsys.train.generator.config import GeneratorTrainConfig
 from ragsys.train.generator.data import Example
 from ragsys.train.generator.steps import StepContext, StepLoss
 
 MEGABATCH = 16  # length grouping sorts within windows of this many batches
-
-
-class LoopSettings(Protocol):
-    """What the loop reads of `GeneratorTrainConfig`."""
-
-    @property
-    def epochs(self) -> int: ...
-    @property
-    def batch_size(self) -> int: ...
-    @property
-    def grad_accum(self) -> int: ...
-    @property
-    def learning_rate(self) -> float: ...
-    @property
-    def warmup_ratio(self) -> float: ...
-    @property
-    def weight_decay(self) -> float: ...
-    @property
-    def max_grad_norm(self) -> float | None: ...
-    @property
-    def seed(self) -> int: ...
-    @property
-    def group_by_length(self) -> bool: ...
 
 
 @dataclass(frozen=True)
@@ -120,7 +98,7 @@ def linear_schedule(warmup: int, total: int) -> Callable[[int], float]:
 
 
 def run_loop(
-    model: Any, examples: Sequence[Example], step_loss: StepLoss, ctx: StepContext, s: LoopSettings,
+    model: Any, examples: Sequence[Example], step_loss: StepLoss, ctx: StepContext, s: GeneratorTrainConfig,
     checkpoints: Path, fingerprint: str, budget: TimeBudget, progress: ProgressFn | None,
 ) -> LoopResult:  # fmt: skip
     """Train (or continue training) the adapter; resumes from the newest checkpoint in `checkpoints`."""
@@ -168,7 +146,7 @@ class _Loop:
     examples: Sequence[Example]
     step_loss: StepLoss
     ctx: StepContext
-    s: LoopSettings
+    s: GeneratorTrainConfig
     optimizer: Any
     scheduler: Any
     params: list[Any]

@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from ragsys.eval.evalset import EvalItem
+from ragsys.feedback.records import FeedbackRecord
 from ragsys.generate.hf import GeneratorConfig, HFGenerator
 from ragsys.index.reader import Index
 from ragsys.pipeline import PipelineConfig
@@ -38,7 +39,6 @@ from ragsys.train.generator.data import (
     Built,
     DataContext,
     Example,
-    Judged,
     SearchFn,
     Templater,
     drop_too_long,
@@ -274,7 +274,7 @@ def _lazy_search(
     return search
 
 
-def _read_feedback(path: Path | None) -> list[Judged]:
+def _read_feedback(path: Path | None) -> list[FeedbackRecord]:
     if path is None:
         return []
     from ragsys.feedback.store import FeedbackStore

@@ -124,13 +124,5 @@ class ScoreTable:
             {(q, passage_text(h.chunk)): h.score for q, hs in zip(questions, scored, strict=True) for h in hs}
         )
 
-    def predict(
-        self,
-        inputs: list[tuple[str, str]],
-        *,
-        batch_size: int,
-        show_progress_bar: bool,
-        activation_fn: Callable[..., Any] | None,
-        convert_to_numpy: bool,
-    ) -> Any:
+    def predict(self, inputs: list[tuple[str, str]], **kwargs: Any) -> Any:
         return np.array([self._scores[pair] for pair in inputs], dtype=np.float64)

@@ -31,7 +31,7 @@ from ragsys.pipeline import Pipeline, PipelineConfig
 from ragsys.rerank import CrossEncoderConfig, passage_text
 from ragsys.train.budget import BudgetCallback, Progress, TimeBudget, seed_everything
 from ragsys.train.examples import TrainExample
-from ragsys.train.fit import FitStats, fit
+from ragsys.train.fit import FitStats, Schedule, fit
 from ragsys.train.reranker.check import check_on_dev, decide
 from ragsys.train.reranker.config import RerankerTrainConfig, RerankerTrainResult
 
@@ -185,7 +185,9 @@ def fit_cross_encoder(
     budget = BudgetCallback(TimeBudget(train.max_minutes))  # first: loading the model counts too
     model = load_cross_encoder(train.model, num_labels=1, max_length=train.max_length)
     stats = fit(
-        CrossEncoderTrainer, CrossEncoderTrainingArguments, model, train, ckpt_dir, budget, progress,
+        CrossEncoderTrainer, CrossEncoderTrainingArguments, model,
+        Schedule(train.epochs, train.batch_size, train.learning_rate, train.warmup_ratio, train.seed),
+        ckpt_dir, budget, progress,
         train_dataset=Dataset.from_dict(cols), loss=spec.build(model, train),
         gradient_accumulation_steps=train.grad_accum,
         batch_sampler=BatchSamplers.NO_DUPLICATES if spec.no_duplicates else BatchSamplers.BATCH_SAMPLER,
