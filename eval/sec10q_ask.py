@@ -31,7 +31,7 @@ def main() -> None:
     assert rag.generator is not None
     for i in args.rows:
         row = rows[i]
-        answer = rag.generator.generate(row["Question"], rag.search(row["Question"], args.k))
+        answer = rag.answer(row["Question"], args.k)
         reference = row["Answer"].split("SOURCE")[0].strip().replace("\n", " ")
         print(f"**Q (row {i}, {row['Source Docs']}, {row['Source Chunk Type']}):** {row['Question']}\n")
         print(f"*Reference:* {reference[:400]}\n")

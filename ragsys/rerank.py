@@ -81,6 +81,11 @@ class CrossEncoderReranker:
     def __init__(self, config: CrossEncoderConfig, model: PairScorer) -> None:
         self.config, self._model = config, model
 
+    @property
+    def model(self) -> PairScorer:
+        """The cross-encoder that scores pairs (tune puts a score cache in front of it)."""
+        return self._model
+
     def rerank(self, query: str, hits: Sequence[Hit], k: int = 10) -> list[Hit]:
         return self.rerank_many([query], [hits], k)[0]
 

@@ -9,6 +9,7 @@ otherwise token F1 against the reference answer), which generates and is ~100x s
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,7 @@ from ragsys.eval.evalset import EvalItem
 from ragsys.eval.retrieval import score_retrieval, search_all
 from ragsys.index.reader import Index
 from ragsys.pipeline import Pipeline, PipelineConfig, weights_digest
+from ragsys.rerank import CrossEncoderReranker
 
 Scores = dict[str, float]
 RETRIEVAL = "ndcg@10"
@@ -35,12 +37,12 @@ class CachedPairScorer:
         self._model = model
         self._cache: dict[Pair, float] = {} if cache is None else cache
 
-    def predict(self, pairs: Sequence[tuple[str, str]], **kwargs: Any) -> Any:
-        todo = list(dict.fromkeys(p for p in pairs if p not in self._cache))
+    def predict(self, inputs: list[Pair], **kwargs: Any) -> Any:
+        todo = list(dict.fromkeys(p for p in inputs if p not in self._cache))
         if todo:
             raw = np.asarray(self._model.predict(todo, **kwargs), dtype=np.float64).reshape(len(todo), -1)
             self._cache.update({p: float(s) for p, s in zip(todo, raw[:, 0], strict=True)})
-        return np.array([self._cache[p] for p in pairs], dtype=np.float64)
+        return np.array([self._cache[p] for p in inputs], dtype=np.float64)
 
 
 def passages_for(config: PipelineConfig, default: int) -> int:
@@ -69,12 +71,14 @@ class Scorer:
         return self._indexes[key]
 
     def search(self, config: PipelineConfig, index_dir: Path, generate: bool) -> Pipeline:
+        """The candidate, built from its config; its cross-encoder sits behind the pair scores
+        already known for its weights."""
         search = config.build(self.index(index_dir), generator=generate)
-        if search.reranker is not None and config.reranker is not None:
-            inner = getattr(search.reranker, "_model", None)
-            if inner is not None:
-                search.reranker._model = self.pair_scorer(config.reranker.model, inner)  # type: ignore[attr-defined]
-        return search
+        reranker = search.reranker
+        if not isinstance(reranker, CrossEncoderReranker):
+            return search
+        cached = self.pair_scorer(reranker.config.model, reranker.model)
+        return replace(search, reranker=CrossEncoderReranker(reranker.config, cached))
 
     def pair_scorer(self, model: str, inner: Any) -> CachedPairScorer:
         """`inner` (the cross-encoder loaded from `model`) behind the scores already known for
