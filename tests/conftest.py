@@ -1,22 +1,26 @@
-"""Shared fixtures: tiny random models built from configs once per session (offline)."""
+"""Shared fixtures: tiny random models built from configs once per session (offline), and the
+data sets that tests in more than one folder use."""
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
+
+if TYPE_CHECKING:
+    from ragsys.eval.evalset import EvalItem
+    from ragsys.pipeline import PipelineConfig
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
-
 
 @pytest.fixture(scope="session")
 def tiny_st_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from tests.tiny_models import make_tiny_sentence_transformer
+    from tests.fixtures.tiny_models import make_tiny_sentence_transformer
 
     return make_tiny_sentence_transformer(tmp_path_factory.mktemp("tiny-st"))
 
@@ -46,6 +50,58 @@ def one_torch_thread() -> None:
 
 @pytest.fixture(scope="session")
 def tiny_lm_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from tests.tiny_models import make_tiny_causal_lm
+    from tests.fixtures.tiny_models import make_tiny_causal_lm
 
     return make_tiny_causal_lm(tmp_path_factory.mktemp("tiny-lm"))
+
+
+# --- BM25 token corpora (tests/retrieve and tests/comparison) ---------------------------------
+
+
+@pytest.fixture(scope="module")
+def corpus() -> tuple[list[list[str]], list[list[str]]]:
+    from tests.fixtures.bm25 import synthetic_corpus
+
+    return synthetic_corpus()
+
+
+@pytest.fixture(scope="module")
+def scifact() -> tuple[list[list[str]], list[list[str]]]:
+    import json
+
+    from ragsys.retrieve.tokenize import Tokenizer
+    from tests.fixtures.bm25 import PLAIN, SCIFACT
+
+    if not (SCIFACT / "corpus.jsonl").exists():
+        pytest.skip(f"SciFact not found at {SCIFACT} (see shared/data/README)")
+    tokenizer = Tokenizer(PLAIN)
+    with (SCIFACT / "corpus.jsonl").open(encoding="utf-8") as f:
+        docs = [json.loads(line) for _, line in zip(range(300), f, strict=False)]
+    with (SCIFACT / "queries.jsonl").open(encoding="utf-8") as f:
+        queries = [json.loads(line)["text"] for _, line in zip(range(40), f, strict=False)]
+    return tokenizer.tokenize_many(d["title"] + " " + d["text"] for d in docs), tokenizer.tokenize_many(
+        queries
+    )
+
+
+# --- the test corpus indexed, two train questions per file (tests/train and tests/cli) ---------
+
+
+@pytest.fixture(scope="session")
+def built(
+    tmp_path_factory: pytest.TempPathFactory, tiny_pipeline: PipelineConfig
+) -> tuple[Path, list[EvalItem]]:
+    """The tiny pipeline's index of `DOCS`, and train questions (`QUESTIONS`) with their gold files."""
+    from ragsys.eval.evalset import EvalItem
+    from ragsys.index.build import index_paths
+    from tests.fixtures.corpus import QUESTIONS, write_corpus
+
+    root = tmp_path_factory.mktemp("train-retriever")
+    corpus = write_corpus(root / "docs")
+    index_paths([corpus], root / "index", tiny_pipeline.index_spec(), workers=1)
+    items = [
+        EvalItem(id=f"{name}-{i}", question=q, split="train", gold_doc_ids=(str((corpus / name).resolve()),))
+        for name, qs in QUESTIONS.items()
+        for i, q in enumerate(qs)
+    ]
+    return root, items

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import ast
 import tomllib
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+from tests.fixtures.paths import REPO_ROOT as ROOT
+
 LAYOUT = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["tool"]["ragsys"]["layout"]
 
 

@@ -22,7 +22,7 @@ from ragsys.models import (
     model_fingerprint,
     resolve_model,
 )
-from tests.tiny_models import make_tiny_causal_lm, make_tiny_cross_encoder
+from tests.fixtures.tiny_models import make_tiny_causal_lm, make_tiny_cross_encoder
 
 
 @pytest.fixture(autouse=True)

@@ -7,8 +7,9 @@ import pytest
 from ragsys.pipeline import PipelineConfig, PipelineError, default_pipeline, load_pipeline
 from ragsys.rerank import CrossEncoderConfig
 from ragsys.retrieve.dense import DenseConfig
+from tests.fixtures.paths import REPO_ROOT
 
-PIPELINES = Path(__file__).resolve().parents[1] / "pipelines"
+PIPELINES = REPO_ROOT / "pipelines"
 
 
 @pytest.mark.parametrize("name", ["bm25", "dense", "hybrid", "hybrid_rerank", "mixture"])
@@ -62,6 +63,17 @@ def test_identity_follows_weight_contents_not_folders_or_name(tmp_path: Path, ti
     assert (
         '"model": "minilm"' in PipelineConfig(retrievers=(DenseConfig(model="minilm"),)).identity()
     )  # an alias
+
+
+def test_pipeline_version_hashes_the_whole_config() -> None:
+    from ragsys.pipeline import PipelineConfig
+    from ragsys.retrieve.bm25 import BM25Config
+
+    base = PipelineConfig(name="bm25", retrievers=(BM25Config(),))
+    v = base.version()
+    assert v.startswith("bm25-") and len(v) == len("bm25-") + 12
+    assert PipelineConfig(name="bm25", retrievers=(BM25Config(),)).version() == v
+    assert base.model_copy(update={"top_k": 3}).version() != v
 
 
 def test_unknown_component_kind_is_refused(tmp_path: Path) -> None:

@@ -13,8 +13,8 @@ from pydantic import ValidationError
 from ragsys.models import load_cross_encoder
 from ragsys.rerank import CrossEncoderConfig, CrossEncoderReranker, min_max, mix_scores
 from ragsys.types import Hit
-from tests.factories import make_hit
-from tests.tiny_models import make_tiny_cross_encoder
+from tests.fixtures.factories import make_hit
+from tests.fixtures.tiny_models import make_tiny_cross_encoder
 
 
 def _hit(cid: str, text: str, score: float = 0.0) -> Hit:

@@ -175,8 +175,8 @@ def tiny_setup(tmp: Path) -> tuple[Path, Path]:
     from ragsys.pipeline import PipelineConfig
     from ragsys.retrieve.bm25 import BM25Config
     from ragsys.retrieve.dense import DenseConfig
-    from tests.corpus import write_corpus
-    from tests.tiny_models import make_tiny_causal_lm, make_tiny_sentence_transformer
+    from tests.fixtures.corpus import write_corpus
+    from tests.fixtures.tiny_models import make_tiny_causal_lm, make_tiny_sentence_transformer
 
     st, lm = make_tiny_sentence_transformer(tmp), make_tiny_causal_lm(tmp)
     config = PipelineConfig(

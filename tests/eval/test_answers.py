@@ -1,0 +1,102 @@
+from __future__ import annotations
+
+import pytest
+
+from ragsys.eval.answers import (
+    CitationScore,
+    citation_precision_recall,
+    exact_match,
+    label_accuracy_and_macro_f1,
+    map_yes_no_maybe,
+    normalize_answer,
+    rouge_l,
+    token_f1,
+)
+
+
+def test_squad_normalization() -> None:
+    assert normalize_answer("The  Cat, sat on a mat!") == "cat sat on mat"
+
+
+def test_exact_match_ignores_case_articles_and_punctuation() -> None:
+    assert exact_match("The Eiffel Tower.", "eiffel tower") == 1.0
+    assert exact_match("Eiffel", "eiffel tower") == 0.0
+
+
+def test_token_f1_known_value() -> None:
+    # pred tokens: cat sat mat (3); ref: cat was on mat (4); overlap cat, mat -> P 2/3, R 1/2
+    assert token_f1("the cat sat mat", "a cat was on the mat") == pytest.approx(
+        2 * (2 / 3) * 0.5 / (2 / 3 + 0.5)
+    )
+
+
+def test_token_f1_counts_repeats_and_handles_empties() -> None:
+    assert token_f1("yes yes", "yes") == pytest.approx(2 * 0.5 * 1 / 1.5)
+    assert token_f1("", "") == 1.0 and token_f1("the", "") == 1.0  # both normalise to nothing
+    assert token_f1("x", "") == 0.0 and token_f1("x", "y") == 0.0
+
+
+def test_rouge_l_known_values() -> None:
+    assert rouge_l("the cat sat on the mat", "the cat sat on the mat") == 1.0
+    # LCS of [the cat on the mat] vs [the cat sat on the mat today] is 5: P 5/5, R 5/7
+    assert rouge_l("the cat on the mat", "the cat sat on the mat today") == pytest.approx(
+        2 * 1 * (5 / 7) / (1 + 5 / 7)
+    )
+    assert rouge_l("", "anything") == 0.0
+
+
+def test_citations_with_globs_and_pages() -> None:
+    score = citation_precision_recall(
+        cited_doc_ids=["docs/2023 Q3 AAPL.pdf", "docs/2023 Q3 MSFT.pdf"],
+        gold_doc_ids=["*AAPL*", "*NVDA*"],
+        cited_pages=[("docs/2023 Q3 AAPL.pdf", 4), ("docs/2023 Q3 AAPL.pdf", 5)],
+        gold_pages=[("2023 Q3 AAPL.pdf", 4)],
+    )
+    assert score == CitationScore(precision=0.5, recall=0.5, page_precision=0.5, page_recall=1.0)
+
+
+def test_citation_empty_set_conventions() -> None:
+    assert citation_precision_recall([], []) == CitationScore(precision=1.0, recall=1.0)
+    assert citation_precision_recall([], ["d1"]) == CitationScore(precision=0.0, recall=0.0)
+    assert citation_precision_recall(["d1"], []) == CitationScore(precision=0.0, recall=1.0)
+    assert citation_precision_recall(["d1", "d1"], ["d1"]).precision == 1.0  # distinct citations
+
+
+@pytest.mark.parametrize(
+    ("text", "label"),
+    [
+        ("Yes, the drug reduced mortality.", "yes"),
+        ("**No.** There was no effect.", "no"),
+        ("Maybe; the evidence is mixed.", "maybe"),
+        ("The answer is yes. But no trial was blinded.", "yes"),
+        ("Based on the study, no. Yes, some signal.", "no"),
+        ("The results are inconclusive. No firm answer.", "maybe"),  # verdict only read in sentence 1
+        ("Knowledge is nonetheless limited", "maybe"),  # 'no' must be a whole word
+        ("", "maybe"),
+        ("  - YES\nno", "yes"),
+    ],
+)
+def test_map_yes_no_maybe(text: str, label: str) -> None:
+    assert map_yes_no_maybe(text) == label
+
+
+def test_label_accuracy_and_macro_f1_known_values() -> None:
+    preds = ["yes", "yes", "no", "maybe", "no"]
+    golds = ["yes", "no", "no", "yes", "no"]
+    acc, f1 = label_accuracy_and_macro_f1(preds, golds)
+    # yes: tp1 fp1 fn1 -> 0.5; no: tp2 fp0 fn1 -> 0.8; maybe: tp0 fp1 fn0 -> 0
+    assert acc == pytest.approx(0.6) and f1 == pytest.approx((0.5 + 0.8 + 0.0) / 3)
+
+
+def test_macro_f1_agrees_with_sklearn() -> None:
+    metrics = pytest.importorskip("sklearn.metrics")
+    preds = ["yes", "no", "maybe", "yes", "yes", "no", "no", "yes"]
+    golds = ["yes", "yes", "maybe", "no", "yes", "no", "maybe", "yes"]
+    _, f1 = label_accuracy_and_macro_f1(preds, golds)
+    expected = metrics.f1_score(golds, preds, labels=["yes", "no", "maybe"], average="macro", zero_division=0)
+    assert f1 == pytest.approx(expected)
+
+
+def test_label_metrics_reject_mismatched_lengths() -> None:
+    with pytest.raises(ValueError, match="equally long"):
+        label_accuracy_and_macro_f1(["yes"], [])

@@ -1,0 +1,106 @@
+"""Feedback as training signal: thumbs from labels, KTO weights and pairs, preference pairs."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Sequence
+from typing import Any
+
+import pytest
+
+from ragsys.feedback.records import new_record
+from ragsys.train.generator.data import Example, Templater
+from ragsys.train.generator.feedback import (
+    answer_label,
+    kto_examples,
+    kto_weights,
+    preference_pairs,
+    thumbs_from_labels,
+)
+from ragsys.types import Answer, Hit
+from tests.fixtures.train_generator import ITEMS, make_hits, make_prompt
+
+
+def _answer(question: str, text: str, hits: list[Hit]) -> Answer:
+    return Answer(question=question, text=text, abstained=False, contexts=tuple(hits))
+
+
+def test_the_thumb_judges_the_verdict_the_answer_states() -> None:
+    class Chooser:
+        asked = 0
+
+        def choose(self, answer: Answer, options: Sequence[str]) -> tuple[str, list[float]]:
+            Chooser.asked += 1
+            return "no", [0.0, 1.0, 0.0]
+
+    class Model:
+        def disable_adapter(self) -> Any:  # what `reference` enters around the label step
+            return contextlib.nullcontext()
+
+    class Ctx:
+        label_options = ("yes", "no", "maybe")
+        model = Model()
+        generator = Chooser()
+
+    ctx: Any = Ctx()
+    assert answer_label(ctx, _answer("q", "Yes. It works.", make_hits())) == "yes"
+    assert Chooser.asked == 0  # the stated verdict wins over the label step
+    assert answer_label(ctx, _answer("q", "It works well.", make_hits())) == "no"  # none stated: the step
+    assert answer_label(ctx, _answer("q", "It works well.", [])) == "maybe"  # no passages: the rule
+    assert Chooser.asked == 1
+
+
+def test_thumbs_from_labels_rate_by_the_chosen_label() -> None:
+    hits = make_hits()
+    answers = [
+        _answer(i.question, t, hits) for i, t in zip(ITEMS, ("x", "Yes, floods.", "Yes."), strict=True)
+    ]
+    read = thumbs_from_labels(ITEMS, answers)  # labels read off the answer text
+    assert [(r.question, r.rating) for r in read] == [(ITEMS[1].question, "up"), (ITEMS[2].question, "down")]
+    assert read[0].contexts == ("c1", "c2")
+    chosen = thumbs_from_labels(ITEMS, answers, labels=["yes", "no", "no"])
+    assert [r.rating for r in chosen] == ["down", "up"]
+
+
+def test_kto_weights_rebalance_to_the_papers_range() -> None:
+    def ex(n_up: int, n_down: int) -> list[Example]:
+        return [Example(seqs=(), desirable=True)] * n_up + [Example(seqs=(), desirable=False)] * n_down
+
+    assert kto_weights(ex(4, 4), None, None) == (1.0, 1.0)
+    assert kto_weights(ex(1, 4), None, None) == (4.0, 1.0)
+    w_d, w_u = kto_weights(ex(8, 2), None, None)
+    assert w_d * 8 / (w_u * 2) == pytest.approx(4 / 3)
+    assert kto_weights(ex(1, 4), 2.0, None) == (2.0, 0.5)
+    assert kto_weights(ex(1, 4), 3.0, 5.0) == (3.0, 5.0)
+    assert kto_weights(ex(3, 0), None, None) == (1.0, 1.0)
+
+
+def test_kto_examples_pair_each_prompt_with_another_answer(lm: tuple[Any, Any]) -> None:
+    _, tokenizer = lm
+    t = Templater(lambda q, h: make_prompt(tokenizer, h), tokenizer, "<|im_end|>")
+    records = [new_record(f"q{i}", f"answer {i}", (), "v", "up" if i % 2 else "down") for i in range(4)]
+    prompts = [make_prompt(tokenizer, make_hits()[: 1 + i % 2]) for i in range(4)]
+    examples, too_long = kto_examples(t, records, prompts, max_length=1000, seed=0)
+    assert too_long == 0 and len(examples) == 4
+    own = {tokenizer.decode(list(e.seqs[0].ids[e.seqs[0].n_prompt :])) for e in examples}
+    other = {tokenizer.decode(list(e.seqs[1].ids[e.seqs[1].n_prompt :])) for e in examples}
+    assert own == other == {f"answer {i}<|im_end|>" for i in range(4)}
+    for e in examples:
+        assert e.seqs[0].ids[: e.seqs[0].n_prompt] == e.seqs[1].ids[: e.seqs[1].n_prompt]
+        assert e.seqs[0].ids != e.seqs[1].ids
+
+
+def test_preference_pairs_from_revisions_and_opposite_thumbs() -> None:
+    records = [
+        new_record("q1", "wrong", ("c1",), "v", "down", revision="right [1]"),
+        new_record("q2", "good", ("c1",), "v", "up"),
+        new_record("q2", "bad", ("c2",), "v", "down"),
+        new_record("q2", "worse", ("c2",), "v", "down"),
+        new_record("q3", "same", (), "v", "up", revision="same"),  # no change: no pair
+    ]
+    pairs = preference_pairs(records)
+    assert [(p.chosen, p.rejected, p.kind) for p in pairs] == [
+        ("right [1]", "wrong", "revision"), ("good", "bad", "thumbs"), ("good", "worse", "thumbs"),
+    ]  # fmt: skip
+    assert pairs[1].source.contexts == ("c1",)  # the up answer's prompt
+    assert [p.kind for p in preference_pairs(records, thumbs=False)] == ["revision"]
