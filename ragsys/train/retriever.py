@@ -198,7 +198,7 @@ def lsr_loss(model: SentenceTransformer, retriever_temperature: float = 0.1) -> 
     """A sentence-transformers loss module around the pure `lm_supervised_retrieval_loss`."""
     import torch
 
-    from ragsys.losses import lm_supervised_retrieval_loss
+    from ragsys.losses.ranking import lm_supervised_retrieval_loss
 
     class LMSupervisedRetrievalLoss(torch.nn.Module):
         def __init__(self) -> None:

@@ -13,7 +13,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
-from ragsys.losses import PAIRED_LOSSES, completion_logps, kto_loss, sft_loss
+from ragsys.losses.kto import kto_loss
+from ragsys.losses.preference import PAIRED_LOSSES
+from ragsys.losses.sequence import completion_logps, sft_loss
 from ragsys.train.generator.cache import WorkCache
 from ragsys.train.generator.data import Example, Seq
 from ragsys.train.lora import reference
