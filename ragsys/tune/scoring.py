@@ -8,7 +8,7 @@ otherwise token F1 against the reference answer), which generates and is ~100x s
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -19,6 +19,7 @@ from ragsys.eval.evalset import EvalItem
 from ragsys.eval.retrieval import score_retrieval, search_all
 from ragsys.index.reader import Index
 from ragsys.pipeline import Pipeline, PipelineConfig, weights_digest
+from ragsys.progress import Progress, counter, no_progress
 from ragsys.rerank import CrossEncoderReranker
 
 Scores = dict[str, float]
@@ -55,7 +56,7 @@ def passages_for(config: PipelineConfig, default: int) -> int:
 class Scorer:
     """Builds candidates (index + pipeline) once each and scores them; caches by (dir, metric, set)."""
 
-    def __init__(self, answer_k: int, on_progress: Callable[[str, int, int], None] | None = None) -> None:
+    def __init__(self, answer_k: int, on_progress: Progress = no_progress) -> None:
         self.answer_k = answer_k
         self._indexes: dict[str, Index] = {}
         # Raw logits per cross-encoder, keyed by the digest of its weights: a stage's saved
@@ -123,7 +124,9 @@ class Scorer:
         scored = [it for it in items if it.gold_doc_ids]
         search = self.search(config, index_dir, generate=False)
         hits = search_all(
-            search, [it.question for it in scored], on_progress=self._tick("retrieval", len(scored))
+            search,
+            [it.question for it in scored],
+            on_progress=counter(self._progress, "retrieval", len(scored)),
         )
         _, per_query = score_retrieval(scored, hits)
         return {q: m[RETRIEVAL] for q, m in per_query.items()}
@@ -143,24 +146,11 @@ class Scorer:
         k = passages_for(config, self.answer_k)
         hits = search.search_many([it.question for it in items], k)
         per_query, extra = generate_and_score(
-            generator, items, hits, k, on_progress=self._tick("answers", len(items))
+            generator, items, hits, k, on_progress=counter(self._progress, "answers", len(items))
         )
         key = "label_accuracy" if all(it.label for it in items) else "token_f1"
         labels = {q: str(a["label"]) for q, a in extra["answers"].items() if "label" in a}
         return {q: m[key] for q, m in per_query.items() if key in m}, labels
-
-    def _tick(self, phase: str, total: int) -> Callable[[int], None] | None:
-        if self._progress is None:
-            return None
-        done = 0
-        report = self._progress
-
-        def tick(n: int) -> None:
-            nonlocal done
-            done += n
-            report(phase, done, total)
-
-        return tick
 
     def close(self) -> None:
         for index in self._indexes.values():
