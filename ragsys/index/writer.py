@@ -17,10 +17,9 @@ from ragsys.index.plan import Plan
 from ragsys.index.reps import dense_config_for
 from ragsys.index.spec import IndexSpec
 from ragsys.index.store import ChunkStore
-from ragsys.models import load_sentence_transformer
 from ragsys.progress import Reporter
 from ragsys.retrieve.bm25_index import BM25Index
-from ragsys.retrieve.dense import SentenceEncoder, VectorIndex
+from ragsys.retrieve.dense import VectorIndex
 from ragsys.retrieve.tokenize import Tokenizer, TokenizerConfig
 from ragsys.types import Chunk, Document
 
@@ -123,8 +122,7 @@ class GenerationWriter:
         )
         self.rep.stage(f"embed {drep.model}", len(missing))
         if missing:
-            model = load_sentence_transformer(dconf.model, max_seq_length=dconf.max_seq_length)
-            encoder = SentenceEncoder(model, dconf.batch_size, dconf.passage_prefix)
+            encoder = dconf.build_encoder("passage")
             t = time.monotonic()
             for i in range(0, len(missing), EMBED_CALL):
                 part = missing[i : i + EMBED_CALL]

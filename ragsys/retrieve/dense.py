@@ -72,13 +72,18 @@ class DenseConfig(Frozen):
     ivf_nprobe: int = Field(default=16, ge=1)
 
     def build(self, source: VectorSource) -> DenseRetriever:
-        """Loads the encoder and the index's vectors for it (the slow part of opening a pipeline)."""
+        """Loads the query encoder and the index's vectors for it (the slow part of opening a pipeline)."""
+        vectors = source.vectors(self)
+        return DenseRetriever(self, self.build_encoder("query"), vectors, source.chunks)
+
+    def build_encoder(self, role: Literal["query", "passage"]) -> SentenceEncoder:
+        """The encoder with the prefix of its role: queries when searching, passages when indexing."""
         from ragsys.models import load_sentence_transformer
 
-        vectors = source.vectors(self)
         model = load_sentence_transformer(self.model, max_seq_length=self.max_seq_length)
-        encoder = SentenceEncoder(model, self.batch_size, self.query_prefix)
-        return DenseRetriever(self, encoder, vectors, source.chunks)
+        return SentenceEncoder(
+            model, self.batch_size, self.query_prefix if role == "query" else self.passage_prefix
+        )
 
 
 class SentenceEncoder:
