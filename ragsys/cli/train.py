@@ -199,9 +199,9 @@ def _synthetic(
     """Synthetic (question, chunk) pairs, written once into `out/synthetic.jsonl` and reused."""
     from ragsys.train.mining.synthetic import SyntheticConfig, cached_pairs
 
-    search = config.model_copy(update={"reranker": None}).build(index)
     pairs, result = cached_pairs(
-        out / "synthetic.jsonl", index, search, SyntheticConfig(n_chunks=n_chunks, seed=seed),
+        out / "synthetic.jsonl", index, lambda: config.model_copy(update={"reranker": None}).build(index),
+        SyntheticConfig(n_chunks=n_chunks, seed=seed),
         progress=lambda done, total: bars("synthetic questions", done, total),
     )  # fmt: skip
     if result is not None:

@@ -28,9 +28,9 @@ def synthetic_stage(ctx: TuneContext, config: PipelineConfig, index_dir: Path, o
     n = len(with_gold(ctx.train))
     if n >= ctx.settings.synthetic_below:
         return f"the train split has {n} questions with gold evidence (>= {ctx.settings.synthetic_below})"
-    search = ctx.scorer.search(config, index_dir, generate=False)
     ctx.synthetic, result = cached_pairs(
-        out / "pairs.jsonl", ctx.scorer.index(index_dir), search, ctx.settings.synthetic,
+        out / "pairs.jsonl", ctx.scorer.index(index_dir),
+        lambda: ctx.scorer.search(config, index_dir, generate=False), ctx.settings.synthetic,
         progress=lambda d, t: ctx.progress("synthetic queries", d, t),
     )  # fmt: skip
     if result is None:

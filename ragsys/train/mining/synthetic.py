@@ -305,12 +305,17 @@ def load_pairs(path: Path, index: Index) -> list[Pair]:
 
 
 def cached_pairs(
-    path: Path, index: Index, search: Pipeline, config: SyntheticConfig, progress: Progress | None = None
+    path: Path,
+    index: Index,
+    search: Callable[[], Pipeline],
+    config: SyntheticConfig,
+    progress: Progress | None = None,
 ) -> tuple[list[Pair], SyntheticResult | None]:
     """The pairs an earlier run saved at `path`, else freshly written and saved there; the
-    result (counts of what was generated and kept) is None when they were read back."""
+    result (counts of what was generated and kept) is None when they were read back. `search`
+    builds the round trip's pipeline, only when questions are written."""
     if path.exists():
         return load_pairs(path, index), None
-    result = synthetic_pairs(index, search, config, progress)
+    result = synthetic_pairs(index, search(), config, progress)
     save_pairs(path, result.pairs)
     return list(result.pairs), result
