@@ -17,9 +17,8 @@ import hashlib
 import shutil
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
-import pymupdf
 from pydantic import Field
 
 from ragsys.extract.assemble import Part, assemble_page
@@ -30,10 +29,15 @@ from ragsys.extract.errors import (
     UnsupportedFormatError,
 )
 from ragsys.extract.headings import HeadingStyle, Line, block_parts, heading_style
-from ragsys.extract.page import TEXT_FLAGS, PageContent, TableUnit, TextUnit, page_content
-from ragsys.extract.runtime import use_lean_layout_model
 from ragsys.extract.text import TEXT_SUFFIXES, extract_text, read_bytes
 from ragsys.types import Document, Frozen, Page
+
+# PyMuPDF (and page.py, which reads pages with it) loads when an extractor is built, not when a
+# pipeline config that names this one is read: `ragsys search` and `ragsys --help` never extract.
+if TYPE_CHECKING:
+    import pymupdf
+
+    from ragsys.extract.page import PageContent
 
 PDF_SUFFIXES = (".pdf",)
 SUPPORTED_SUFFIXES = PDF_SUFFIXES + TEXT_SUFFIXES
@@ -53,7 +57,12 @@ class PdfExtractorConfig(Frozen):
     timeout_s: float = Field(default=300.0, gt=0)  # per file; enforced by `extract_many`
 
     def build(self) -> PdfExtractor:
-        """Finds tesseract's language data once; with tables, makes the layout model lean (runtime.py)."""
+        """Loads PyMuPDF (here, so a spawned worker pays for it before its first file: pool.py),
+        finds tesseract's language data once; with tables, makes the layout model lean (runtime.py)."""
+        import pymupdf  # noqa: F401
+
+        from ragsys.extract.runtime import use_lean_layout_model
+
         if self.tables:
             use_lean_layout_model()
         return PdfExtractor(self, tessdata=find_tessdata() if self.ocr == "auto" else None)
@@ -63,6 +72,8 @@ def find_tessdata() -> str | None:
     """Tesseract's language folder, or None when tesseract is not installed."""
     if shutil.which("tesseract") is None:
         return None
+    import pymupdf
+
     try:
         return str(pymupdf.get_tessdata())  # type: ignore[no-untyped-call]
     except Exception:  # get_tessdata raises a bare RuntimeError when nothing is found
@@ -123,6 +134,8 @@ class PdfExtractor:
         self, doc: pymupdf.Document, index: int, warnings: list[str]
     ) -> tuple[PageContent | None, bool]:
         """One page's content, OCR'd when it has no text layer; None when unreadable."""
+        from ragsys.extract.page import page_content
+
         try:
             page = doc.load_page(index)  # type: ignore[no-untyped-call]
             content = page_content(page, tables=self.config.tables, prefilter=self.config.table_prefilter)
@@ -140,6 +153,8 @@ class PdfExtractor:
         return content, False
 
     def _ocr(self, page: pymupdf.Page) -> PageContent:
+        from ragsys.extract.page import TEXT_FLAGS, page_content
+
         ocr = page.get_textpage_ocr  # untyped in PyMuPDF
         textpage = ocr(flags=TEXT_FLAGS, dpi=_OCR_DPI, full=True, tessdata=self._tessdata)  # type: ignore[no-untyped-call]
         return page_content(page, tables=False, prefilter=False, textpage=textpage)
@@ -170,6 +185,8 @@ class PdfExtractor:
 
 def _open_pdf(name: str, data: bytes, passwords: Sequence[str]) -> pymupdf.Document:
     """Open (MuPDF repairs broken cross-reference tables on open) and authenticate."""
+    import pymupdf
+
     if not data:
         raise EmptyDocumentError(name, "the file is empty (0 bytes)")
     if b"%PDF" not in data[:1024]:
@@ -191,6 +208,8 @@ def _open_pdf(name: str, data: bytes, passwords: Sequence[str]) -> pymupdf.Docum
 
 
 def _page(number: int, content: PageContent | None, style: HeadingStyle, ocr: bool) -> Page:
+    from ragsys.extract.page import TableUnit
+
     if content is None:
         return assemble_page(number, [], has_text_layer=False)
     parts: list[Part] = []
@@ -203,6 +222,8 @@ def _page(number: int, content: PageContent | None, style: HeadingStyle, ocr: bo
 
 
 def _lines(contents: Sequence[PageContent | None]) -> Iterator[Line]:
+    from ragsys.extract.page import TextUnit
+
     for content in contents:
         for unit in content.units if content is not None else ():
             if isinstance(unit, TextUnit):

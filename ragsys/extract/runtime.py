@@ -14,12 +14,12 @@ from __future__ import annotations
 import functools
 from typing import Any
 
-import pymupdf
-
 
 @functools.cache
 def use_lean_layout_model() -> bool:
     """Rebuild the layout model with single-threaded sessions; True when that worked."""
+    import pymupdf
+
     try:
         import onnxruntime as ort
         from pymupdf import layout

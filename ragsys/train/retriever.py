@@ -19,16 +19,18 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import Field
 
-from ragsys.pipeline import PipelineConfig
-from ragsys.retrieve.dense import DenseConfig
-from ragsys.train.budget import BudgetCallback, Progress, TimeBudget, seed_everything
 from ragsys.train.examples import LMScored, TrainExample
-from ragsys.train.fit import Schedule, fit
 from ragsys.types import Frozen
 
+# The config loads light (`ragsys --help` builds options from it): the pipeline, the dense
+# retriever (faiss) and the trainer's callbacks (transformers) load when training runs.
 if TYPE_CHECKING:
     import torch
     from sentence_transformers import SentenceTransformer
+
+    from ragsys.pipeline import PipelineConfig
+    from ragsys.retrieve.dense import DenseConfig
+    from ragsys.train.budget import Progress
 
 
 class RetrieverTrainConfig(Frozen):
@@ -81,6 +83,8 @@ LOSSES: dict[str, Callable[[SentenceTransformer, RetrieverTrainConfig], torch.nn
 
 def dense_retriever(config: PipelineConfig) -> tuple[int, DenseConfig]:
     """The first dense retriever of the pipeline: the one that is tuned."""
+    from ragsys.retrieve.dense import DenseConfig
+
     for i, r in enumerate(config.retrievers):
         if isinstance(r, DenseConfig):
             return i, r
@@ -135,7 +139,12 @@ def train_retriever(
     )
 
     from ragsys.models import load_sentence_transformer
+    from ragsys.pipeline import PipelineConfig
+    from ragsys.train.budget import BudgetCallback, TimeBudget, seed_everything
+    from ragsys.train.fit import Schedule, fit
 
+    # `pipeline: PipelineConfig` resolves here, where the pipeline has loaded (see the imports above).
+    RetrieverTrainResult.model_rebuild(_types_namespace={"PipelineConfig": PipelineConfig})
     t0 = time.monotonic()
     seed_everything(train.seed)
     _, dense = dense_retriever(config)

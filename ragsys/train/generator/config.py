@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from pydantic import Field
 
-from ragsys.pipeline import PipelineConfig
 from ragsys.train.lora import LoraSettings
 from ragsys.types import Frozen
+
+# For type checkers only, so the config loads light (`ragsys --help` builds options from it);
+# trainer.py, which makes the result, completes GeneratorTrainResult once the pipeline has loaded.
+if TYPE_CHECKING:
+    from ragsys.pipeline import PipelineConfig
 
 Method = Literal["sft", "dpo", "kto", "apo-zero", "apo-down", "clair"]
 

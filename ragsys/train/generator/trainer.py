@@ -60,6 +60,9 @@ from ragsys.train.generator.steps import (
 from ragsys.train.lora import attach_lora, save_adapter
 from ragsys.types import Hit
 
+# config.py names PipelineConfig for type checkers only; the result is made here.
+GeneratorTrainResult.model_rebuild(_types_namespace={"PipelineConfig": PipelineConfig})
+
 EXAMPLES = "examples.json"
 WORK = "work.jsonl"
 

@@ -31,13 +31,14 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import Field, model_validator
 
-from ragsys.index.reader import Index
-from ragsys.pipeline import Pipeline
-from ragsys.train.budget import Progress
 from ragsys.types import Chunk, Frozen
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # annotations only: SyntheticConfig loads light (`ragsys tune` embeds it in its settings)
     import torch
+
+    from ragsys.index.reader import Index
+    from ragsys.pipeline import Pipeline
+    from ragsys.train.budget import Progress
 
 DEFAULT_PROMPT = (
     "Write one question that this passage answers. The question must make sense on its own, "

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from pydantic import Field
 
-from ragsys.pipeline import PipelineConfig
 from ragsys.types import Frozen
+
+# For type checkers only, so the config loads light (`ragsys --help` builds options from it);
+# trainer.py, which makes the result, completes RerankerTrainResult once the pipeline has loaded.
+if TYPE_CHECKING:
+    from ragsys.pipeline import PipelineConfig
 
 DEFAULT_GRID = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)  # 1.0 would be the retrieval order again
 DEV_MEASURE = "ndcg@10"

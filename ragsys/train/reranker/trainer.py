@@ -39,6 +39,8 @@ if TYPE_CHECKING:
     import torch
     from sentence_transformers import CrossEncoder
 
+# config.py names PipelineConfig for type checkers only; the result is made here.
+RerankerTrainResult.model_rebuild(_types_namespace={"PipelineConfig": PipelineConfig})
 
 # --- losses and their columns ---------------------------------------------------------------
 
