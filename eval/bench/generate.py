@@ -1,21 +1,21 @@
-"""Tokens/s of `HFGenerator` against raw `model.generate` on the same prompt, and time to first token.
+"""Tokens/s of the llama.cpp backend against transformers fp32 on one prompt, and how often they agree.
 
     .venv/bin/python eval/bench/generate.py [--model smollm2-135m] [--new-tokens 64] [--repeats 3]
-                                            [--threads 1] [--question 0]
+                                            [--threads 0] [--agreement 50] [--question 0]
 
-The prompt is a PubMedQA question with its own abstract sections as numbered passages
-(synthetic passages when the data is absent), built once by `HFGenerator.prompt`. Both
-sides decode greedily with `min_new_tokens = max_new_tokens`, so they produce the same
-number of tokens; ragsys runs with no stop strings (they would end it early) but its
-per-token watch still decodes and checks every step, so the ratio measures everything
-ragsys adds to `transformers`' loop (target: >= 0.9). Runs alternate which side goes
-first, and each reports its best of `repeats` (the least noisy figure on a shared CPU).
-One torch thread by default: on a shared 2-core machine, two threads spin against other
-processes and run 3-4x slower and far noisier (`--threads 0` keeps torch's default).
+Speed: a PubMedQA question with its own abstract sections as numbered passages (synthetic
+passages when the data is absent), built once by the generator's own prompt packing (441
+tokens for the default question), decoded greedily for exactly `--new-tokens` tokens by
+(a) raw `model.generate` in fp32 (`torch_fp32_tokens_per_s`), (b) ragsys's transformers
+backend (`transformers_tokens_per_s`: what the streaming watch adds) and (c) ragsys's
+llama.cpp backend on the model's cached Q8_0 GGUF (`fast_tokens_per_s`). Tokens/s is new
+tokens over the whole call (prefill included), best of `--repeats`, sides alternating.
+Target: fast >= 4x torch fp32. Threads: torch and llama.cpp get the same count (`--threads
+0`: the CPUs this process may use).
 
-Time to first token: ragsys is timed from calling `generate_stream` to the first text
-piece it yields (prompt building, thread start, prefill, one decode step); raw is
-`model.generate(max_new_tokens=1)` on the prepared ids (prefill and one step).
+Agreement: on the first `--agreement` PubMedQA questions (sorted PMIDs), the share whose
+first 32 greedy tokens are identical on both backends (`first32_match`), and the mean number
+of leading tokens that agree (quantization may change some; both read the same prompt ids).
 Progress goes to stderr; the last line of stdout is one JSON object.
 """
 
@@ -30,14 +30,17 @@ import argparse  # noqa: E402
 import hashlib  # noqa: E402
 import json  # noqa: E402
 import time  # noqa: E402
-from collections.abc import Callable  # noqa: E402
+from collections.abc import Callable, Sequence  # noqa: E402
 from pathlib import Path  # noqa: E402
 from typing import Any  # noqa: E402
 
 import torch  # noqa: E402
 from _common import cpu_environment, log  # noqa: E402
 
-from ragsys.generate.hf import GeneratorConfig, HFGenerator  # noqa: E402
+from ragsys.generate.config import GeneratorConfig  # noqa: E402
+from ragsys.generate.hf import HFGenerator  # noqa: E402
+from ragsys.generate.local import LocalGenerator  # noqa: E402
+from ragsys.generate.watch import TextWatch  # noqa: E402
 from ragsys.models import load_causal_lm  # noqa: E402
 from ragsys.types import Chunk, Hit  # noqa: E402
 
@@ -47,40 +50,29 @@ SYNTHETIC = (
     "The Old Bridge over the Varna was completed in 1873 and has seven stone arches.",
     "Its designer, the engineer Ana Petrov, also built the harbour walls at Orin.",
 )
+AGREE_TOKENS = 32
 
 
 def hit(i: int, text: str, title: str) -> Hit:
     chunk = Chunk(
-        id=f"p{i}",
-        doc_id=title,
-        source=f"{title}.txt",
-        text=text,
-        page_start=1,
-        page_end=1,
-        start=0,
-        end=len(text),
-        hash=hashlib.sha256(text.encode()).hexdigest(),
-        title=title,
-    )
+        id=f"p{i}", doc_id=title, source=f"{title}.txt", text=text, page_start=1, page_end=1,
+        start=0, end=len(text), hash=hashlib.sha256(text.encode()).hexdigest(), title=title,
+    )  # fmt: skip
     return Hit(chunk=chunk, score=1.0, source="bench")
 
 
-def question_and_hits(index: int) -> tuple[str, list[Hit], str]:
+def questions(limit: int, first: int = 0) -> list[tuple[str, list[Hit], str]]:
     if not PUBMEDQA.exists():
         log(f"PubMedQA not found at {PUBMEDQA}; using synthetic passages")
-        return (
-            "Who designed the Old Bridge?",
-            [hit(i, t, "Molvania") for i, t in enumerate(SYNTHETIC)],
-            "synthetic",
-        )
+        hits = [hit(i, t, "Molvania") for i, t in enumerate(SYNTHETIC)]
+        return [("Who designed the Old Bridge?", hits, "synthetic")]
     data = json.loads(PUBMEDQA.read_text(encoding="utf-8"))
-    pmid = sorted(data)[index]
-    row = data[pmid]
-    return (
-        row["QUESTION"],
-        [hit(i, t, f"PMID {pmid}") for i, t in enumerate(row["CONTEXTS"])],
-        f"pubmedqa:{pmid}",
-    )
+    out = []
+    for pmid in sorted(data)[first : first + limit]:
+        row = data[pmid]
+        hits = [hit(i, t, f"PMID {pmid}") for i, t in enumerate(row["CONTEXTS"])]
+        out.append((row["QUESTION"], hits, f"pubmedqa:{pmid}"))
+    return out
 
 
 def timed(run: Callable[[], object]) -> float:
@@ -89,13 +81,31 @@ def timed(run: Callable[[], object]) -> float:
     return time.perf_counter() - start
 
 
-def first_piece_s(gen: HFGenerator, question: str, hits: list[Hit]) -> float:
-    start = time.perf_counter()
-    stream = gen.generate_stream(question, hits)
-    next(stream)
-    elapsed = time.perf_counter() - start
-    stream.close()  # stops the generation thread
-    return elapsed
+def greedy_ids(gen: LocalGenerator, question: str, hits: Sequence[Hit], n: int) -> list[int]:
+    """The backend's first n greedy token ids for the generator's own prompt (no stop strings)."""
+    config = gen.config.model_copy(update={"max_new_tokens": n, "min_new_tokens": 0, "stop": ()})
+    prompt = gen.prompt(question, hits)
+    watch = TextWatch(gen.tokenizer, len(prompt.ids), ())
+    return gen.decoder.run(prompt.ids, watch, config)[:n]
+
+
+def agreement(torch_gen: LocalGenerator, fast_gen: LocalGenerator, limit: int) -> dict[str, float]:
+    same, leading = 0, 0
+    items = questions(limit)
+    for i, (question, hits, _) in enumerate(items):
+        a = greedy_ids(torch_gen, question, hits, AGREE_TOKENS)
+        b = greedy_ids(fast_gen, question, hits, AGREE_TOKENS)
+        same += a == b
+        leading += next(
+            (j for j, (x, y) in enumerate(zip(a, b, strict=False)) if x != y), min(len(a), len(b))
+        )
+        if (i + 1) % 10 == 0:
+            log(f"agreement: {i + 1}/{len(items)} prompts, {same} identical so far")
+    return {
+        "agreement_prompts": len(items),
+        "first32_match": round(same / len(items), 3),
+        "mean_leading_tokens_agreeing": round(leading / len(items), 2),
+    }
 
 
 def main() -> None:
@@ -103,76 +113,63 @@ def main() -> None:
     parser.add_argument("--model", default="smollm2-135m")
     parser.add_argument("--new-tokens", type=int, default=64)
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--threads", type=int, default=1, help="torch threads; 0 keeps torch's default")
+    parser.add_argument("--threads", type=int, default=0, help="threads for both; 0: the CPUs available")
+    parser.add_argument("--agreement", type=int, default=50, help="PubMedQA prompts compared (0: skip)")
     parser.add_argument("--question", type=int, default=0, help="which PubMedQA question (sorted PMIDs)")
     args = parser.parse_args()
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    threads = args.threads or len(os.sched_getaffinity(0))
+    torch.set_num_threads(threads)
 
-    question, hits, source = question_and_hits(args.question)
-    model, tokenizer = load_causal_lm(args.model)
+    question, hits, source = questions(1, args.question)[0]
     n = args.new_tokens
-    config = GeneratorConfig(model=args.model, max_new_tokens=n, min_new_tokens=n, stop=())
-    gen = HFGenerator(config, model, tokenizer)
-    prompt = gen.prompt(question, hits)
+    config = GeneratorConfig(model=args.model, max_new_tokens=n, min_new_tokens=n, stop=(), threads=threads)
+    model, tokenizer = load_causal_lm(args.model)
+    slow = HFGenerator(config.model_copy(update={"backend": "transformers"}), model, tokenizer)
+    fast = config.model_copy(update={"backend": "llama-cpp"}).build()
+    assert isinstance(fast, LocalGenerator)
+    prompt = slow.prompt(question, hits)
     ids = torch.tensor([prompt.ids], dtype=torch.long)
-    log(
-        f"{source}: {len(prompt.ids)} prompt tokens, {len(prompt.passages)} passages, torch threads "
-        f"{torch.get_num_threads()}"
-    )
+    log(f"{source}: {len(prompt.ids)} prompt tokens, {len(prompt.passages)} passages, {threads} threads")
 
-    def raw(max_new: int) -> Any:
+    def raw() -> Any:
         with torch.inference_mode():
             return model.generate(
-                input_ids=ids,
-                attention_mask=torch.ones_like(ids),
-                max_new_tokens=max_new,
-                min_new_tokens=max_new,
-                do_sample=False,
-                pad_token_id=tokenizer.pad_token_id,
-            )
-
-    log("warm-up")
-    raw_ids = raw(n)[0, ids.shape[1] :].tolist()
-    answer = gen.generate(question, hits)
-    raw_text = tokenizer.decode(raw_ids, skip_special_tokens=True, clean_up_tokenization_spaces=False).strip()
+                input_ids=ids, attention_mask=torch.ones_like(ids), max_new_tokens=n, min_new_tokens=n,
+                do_sample=False, pad_token_id=tokenizer.pad_token_id,
+            )  # fmt: skip
 
     runs: dict[str, Callable[[], object]] = {
-        "raw": lambda: raw(n),
-        "ragsys": lambda: gen.generate(question, hits),
+        "torch_fp32": raw,
+        "transformers": lambda: slow.generate(question, hits),
+        "fast": lambda: fast.generate(question, hits),
     }
-    best = {name: float("inf") for name in runs}
-    ttft = {"raw": float("inf"), "ragsys": float("inf")}
+    log("warm-up")
+    fast_answer = fast.generate(question, hits)
+    slow.generate(question, hits)
+    best = dict.fromkeys(runs, float("inf"))
     for i in range(args.repeats):
-        order = list(runs) if i % 2 == 0 else list(reversed(runs))
-        for name in order:
+        for name in list(runs) if i % 2 == 0 else list(reversed(runs)):
             best[name] = min(best[name], timed(runs[name]))
-        ttft["raw"] = min(ttft["raw"], timed(lambda: raw(1)))
-        ttft["ragsys"] = min(ttft["ragsys"], first_piece_s(gen, question, hits))
-        log(
-            f"repeat {i + 1}/{args.repeats}: best raw {best['raw']:.2f} s, ragsys {best['ragsys']:.2f} s; "
-            f"ttft raw {ttft['raw']:.3f} s, ragsys {ttft['ragsys']:.3f} s"
-        )
+        log(f"repeat {i + 1}/{args.repeats}: " + ", ".join(f"{k} {v:.2f} s" for k, v in best.items()))
 
-    raw_tps, ours_tps = n / best["raw"], n / best["ragsys"]
-    result = {
+    result: dict[str, object] = {
         "bench": "generate",
         "model": args.model,
         "source": source,
         "prompt_tokens": len(prompt.ids),
         "new_tokens": n,
-        "ragsys_new_tokens": int(answer.timings["new_tokens"]),
-        "same_text": answer.text == raw_text,
+        "fast_new_tokens": int(fast_answer.timings["new_tokens"]),
         "repeats": args.repeats,
-        "raw_tokens_per_s": round(raw_tps, 2),
-        "ragsys_tokens_per_s": round(ours_tps, 2),
-        "ratio": round(ours_tps / raw_tps, 3),
-        "raw_ttft_s": round(ttft["raw"], 4),
-        "ragsys_stream_ttft_s": round(ttft["ragsys"], 4),
-        "ttft_ratio": round(ttft["ragsys"] / ttft["raw"], 3),
-        **cpu_environment(),
+        "torch_fp32_tokens_per_s": round(n / best["torch_fp32"], 2),
+        "transformers_tokens_per_s": round(n / best["transformers"], 2),
+        "fast_tokens_per_s": round(n / best["fast"], 2),
+        "ratio": round(best["torch_fp32"] / best["fast"], 3),
+        "fast_ttft_s": round(fast_answer.timings["ttft_s"], 4),
+        "threads": threads,
     }
-    print(json.dumps(result))
+    if args.agreement:
+        result |= agreement(slow, fast, args.agreement)
+    print(json.dumps(result | cpu_environment()))
 
 
 if __name__ == "__main__":

@@ -170,7 +170,7 @@ def tiny_setup(tmp: Path) -> tuple[Path, Path]:
     """Random tiny models from the test suite's builders, and the test corpus indexed with them."""
     sys.path.insert(0, str(ROOT))
     from ragsys.chunk.chunker import ChunkConfig
-    from ragsys.generate.hf import GeneratorConfig
+    from ragsys.generate.config import GeneratorConfig
     from ragsys.index.build import index_paths
     from ragsys.pipeline import PipelineConfig
     from ragsys.retrieve.bm25 import BM25Config

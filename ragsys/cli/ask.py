@@ -58,7 +58,7 @@ def _print_answer(answer: Answer) -> None:
         out.print(f"  [{n}] {h.chunk.doc_id} {pages}: {snippet}", highlight=False)
     t = answer.timings
     err.print(f"[dim]retrieve {t.get('retrieve_s', 0):.2f}s, generate {t.get('generate_s', 0):.2f}s, "
-              f"{t.get('tokens_per_s', 0):.1f} tokens/s[/dim]")  # fmt: skip
+              f"{t.get('tokens_per_s', 0):.1f} tokens/s on {answer.backend}[/dim]")  # fmt: skip
 
 
 def _pages(start: int, end: int) -> str:

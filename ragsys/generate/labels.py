@@ -7,7 +7,7 @@ answer, and a one-line follow-up asking for exactly one of the options.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Protocol
 
 from ragsys.generate.prompt import ChatTokenizer, user_message
 
@@ -30,32 +30,27 @@ def label_prompt(
     return text
 
 
-def option_logprobs(model: Any, tokenizer: ChatTokenizer, prefix: str, options: Sequence[str]) -> list[float]:
-    """Summed log-probability of each option's tokens after `prefix` (one forward pass each).
+class OptionScorer(Protocol):
+    """What the label step needs of a backend (`ragsys.generate.local.Decoder` has it)."""
+
+    def option_logprobs(self, prefix_ids: Sequence[int], options: Sequence[Sequence[int]]) -> list[float]: ...
+
+
+def option_logprobs(
+    scorer: OptionScorer, tokenizer: ChatTokenizer, prefix: str, options: Sequence[str]
+) -> list[float]:
+    """Summed log-probability of each option's tokens after `prefix`.
 
     Options are scored capitalized as a sentence start would be ("Yes"), since that is how
     a chat model opens its reply; all options get the same treatment, so none is favoured.
     """
-    import torch
-
     prefix_ids = tokenizer.encode(prefix, add_special_tokens=False)
     encoded = [tokenizer.encode(option.capitalize(), add_special_tokens=False) for option in options]
-    scores: list[float] = []
-    with torch.inference_mode():
-        if all(len(e) == 1 for e in encoded):  # one forward pass scores every one-token option
-            ids = torch.tensor([prefix_ids], dtype=torch.long, device=model.device)
-            logp = torch.log_softmax(model(input_ids=ids).logits[0, -1].float(), dim=-1)
-            return [float(logp[e[0]]) for e in encoded]
-        for opt_ids in encoded:
-            ids = torch.tensor([prefix_ids + opt_ids], dtype=torch.long, device=model.device)
-            logits = model(input_ids=ids).logits[0, len(prefix_ids) - 1 : -1].float()
-            logp = torch.log_softmax(logits, dim=-1)
-            scores.append(float(logp[torch.arange(len(opt_ids)), torch.tensor(opt_ids)].sum()))
-    return scores
+    return scorer.option_logprobs(prefix_ids, encoded)
 
 
 def choose_label(
-    model: Any,
+    scorer: OptionScorer,
     tokenizer: ChatTokenizer,
     system: str,
     passages: Sequence[Any],
@@ -65,6 +60,6 @@ def choose_label(
 ) -> tuple[str, list[float]]:
     """The option with the highest log-likelihood (ties: the earlier option) and all scores."""
     prefix = label_prompt(tokenizer, system, user_message(passages, question), answer, options)
-    scores = option_logprobs(model, tokenizer, prefix, options)
+    scores = option_logprobs(scorer, tokenizer, prefix, options)
     best = max(range(len(options)), key=lambda i: (scores[i], -i))
     return options[best], scores

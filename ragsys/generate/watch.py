@@ -76,13 +76,17 @@ class TextWatch:
     def __call__(self, input_ids: torch.Tensor, scores: Any, **kwargs: Any) -> torch.Tensor:
         import torch
 
+        done = self.push(input_ids[0, self._seen :].tolist())
+        self._seen = input_ids.shape[1]
+        return torch.full((input_ids.shape[0],), done, dtype=torch.bool, device=input_ids.device)
+
+    def push(self, new_ids: Sequence[int]) -> bool:
+        """New token ids from a decoder's loop (llama.cpp's calls this directly); True: stop now."""
         if self.first_token_at is None:
             self.first_token_at = time.perf_counter()
-        self._ids.extend(input_ids[0, self._seen :].tolist())
-        self._seen = input_ids.shape[1]
+        self._ids.extend(new_ids)
         stopped = self._emit(self._decode(self._ids), final=False)
-        done = stopped or self._cancel.is_set()
-        return torch.full((input_ids.shape[0],), done, dtype=torch.bool, device=input_ids.device)
+        return stopped or self._cancel.is_set()
 
     def finish(self, new_ids: list[int]) -> str:
         """The final answer text from the tokens `generate` returned; flushes the rest to the callback."""

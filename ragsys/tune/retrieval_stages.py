@@ -9,7 +9,7 @@ from pathlib import Path
 
 from ragsys.eval.evalset import EvalItem
 from ragsys.fusion import LearnedMixtureConfig
-from ragsys.generate.hf import as_hf_generator
+from ragsys.generate.hf import build_hf
 from ragsys.pipeline import PipelineConfig
 from ragsys.progress import counter
 from ragsys.retrieve.dense import DenseConfig
@@ -45,10 +45,10 @@ def lm_scored(
     answered = with_reference(items)[: ctx.settings.lm_questions]
     if config.generator is None or not answered or ctx.settings.lm_questions == 0:
         return []
-    search = ctx.scorer.search(config, index_dir, generate=True)
-    generator = as_hf_generator(search.generator)
-    if generator is None:  # another backend: no weights to score passages with
-        return []
+    search = ctx.scorer.search(config, index_dir, generate=False)
+    # LM supervision reads the generator's per-token likelihoods from its torch weights (the
+    # quantized backend answers; it does not score).
+    generator = build_hf(config.generator.for_training())
     hits = search.search_many([it.question for it in answered], ctx.settings.lm_k)
     return lm_score_passages(
         generator,

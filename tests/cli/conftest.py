@@ -8,7 +8,7 @@ import pytest
 from typer.testing import CliRunner
 
 from ragsys.cli.app import app
-from ragsys.generate.hf import GeneratorConfig
+from ragsys.generate.config import GeneratorConfig
 from ragsys.pipeline import PipelineConfig
 from tests.fixtures.corpus import write_corpus
 

@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 
 from ragsys.cli.app import app
 from ragsys.eval.evalset import EvalItem, save_eval_set
-from ragsys.generate.hf import GeneratorConfig
+from ragsys.generate.config import GeneratorConfig
 from ragsys.index.build import index_paths
 from ragsys.index.reader import Index
 from ragsys.pipeline import PipelineConfig

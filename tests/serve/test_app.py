@@ -12,7 +12,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from ragsys.feedback.store import FeedbackStore
-from ragsys.generate.hf import GeneratorConfig
+from ragsys.generate.config import GeneratorConfig
 from ragsys.index.reader import Index
 from ragsys.pipeline import Pipeline
 from ragsys.serve.worker import GenerationWorker

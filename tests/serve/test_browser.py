@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from ragsys.feedback.store import FeedbackStore
-from ragsys.generate.hf import GeneratorConfig
+from ragsys.generate.config import GeneratorConfig
 from ragsys.index.reader import Index
 from ragsys.pipeline import Pipeline, PipelineConfig
 from ragsys.serve import ServeSettings, create_app

@@ -9,7 +9,8 @@ from typing import Any
 import pytest
 import torch
 
-from ragsys.generate.hf import GeneratorConfig
+from ragsys.generate.config import GeneratorConfig
+from ragsys.generate.hf import HFGenerator
 from ragsys.models import load_causal_lm
 from ragsys.train.lora import (
     LLAMA_PROJECTIONS,
@@ -80,9 +81,10 @@ def test_saved_adapter_loads_through_generator_config_and_changes_outputs(
     assert not list(folder.glob("*.bin"))
     assert json.loads((folder / "adapter_config.json").read_text())["r"] == LoraSettings().r
 
-    base = GeneratorConfig(model=str(tiny_lm_path)).build()
-    tuned = GeneratorConfig(model=str(tiny_lm_path), adapter=str(folder)).build()
-    base_logits, tuned_logits = _logits(base._model), _logits(tuned._model)
+    base = GeneratorConfig(model=str(tiny_lm_path)).for_training().build()
+    tuned = GeneratorConfig(model=str(tiny_lm_path), adapter=str(folder)).for_training().build()
+    assert isinstance(base, HFGenerator) and isinstance(tuned, HFGenerator)
+    base_logits, tuned_logits = _logits(base.model), _logits(tuned.model)
     assert not torch.allclose(base_logits, tuned_logits, atol=1e-3)
     torch.testing.assert_close(tuned_logits, _logits(model), rtol=1e-4, atol=1e-4)  # merged == unmerged
 

@@ -72,7 +72,7 @@ def test_max_minutes_stops_and_checkpoints(
 def test_lm_supervision_scores_passages_and_trains(
     built: tuple[Path, list[EvalItem]], tiny_pipeline: PipelineConfig, tiny_lm_path: Path, tmp_path: Path
 ) -> None:
-    from ragsys.generate.hf import GeneratorConfig
+    from ragsys.generate.config import GeneratorConfig
     from ragsys.train.mining.lm import lm_score_passages
     from ragsys.train.retriever import lsr_columns
 
@@ -81,7 +81,7 @@ def test_lm_supervision_scores_passages_and_trains(
     search = tiny_pipeline.build(index)
     answered = [it.model_copy(update={"answer": "twelve kilograms", "label": "yes"}) for it in items]
     hits = search.search_many([it.question for it in answered], 4)
-    generator = GeneratorConfig(model=str(tiny_lm_path), max_new_tokens=4).build()
+    generator = GeneratorConfig(model=str(tiny_lm_path), max_new_tokens=4).for_training().build()
     scored = lm_score_passages(generator, answered, hits, k=3)
     assert len(scored) == len(answered)
     assert all(len(s.lm_logps) == 3 and all(x < 0 for x in s.lm_logps) for s in scored)

@@ -33,7 +33,7 @@ class PassagesScorer(FakeScorer):
 def test_context_stage_chooses_the_passages_on_train_answers(
     tmp_path: Path, tiny_pipeline: PipelineConfig
 ) -> None:
-    from ragsys.generate.hf import GeneratorConfig
+    from ragsys.generate.config import GeneratorConfig
     from ragsys.train.budget import TimeBudget
     from ragsys.tune.answer_stages import context_stage
     from ragsys.tune.report import without_stage

@@ -13,7 +13,7 @@ from tests.fixtures.tune import FakeScorer
 def test_isolated_control_reuses_identical_reranker_data_and_gets_the_joint_minutes(
     tiny_pipeline: PipelineConfig,
 ) -> None:
-    from ragsys.generate.hf import GeneratorConfig
+    from ragsys.generate.config import GeneratorConfig
     from ragsys.train.budget import TimeBudget
     from ragsys.tune.isolated import _budgeted, _reranker_data_was_isolated
     from ragsys.tune.state import StageRecord, TuneState

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 from ragsys.eval.evalset import EvalItem, doc_matches
 from ragsys.feedback.records import FeedbackRecord
-from ragsys.generate.hf import DEFAULT_ABSTAIN
+from ragsys.generate.config import DEFAULT_ABSTAIN
 from ragsys.generate.prompt import ChatTokenizer, Prompt
 from ragsys.train.generator.cache import WorkCache
 from ragsys.train.lora import reference

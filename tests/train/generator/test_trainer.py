@@ -15,7 +15,7 @@ from safetensors.torch import load_file
 
 from ragsys.feedback.records import new_record
 from ragsys.feedback.store import FeedbackStore
-from ragsys.generate.hf import GeneratorConfig
+from ragsys.generate.config import GeneratorConfig
 from ragsys.index.build import index_paths
 from ragsys.index.reader import Index
 from ragsys.models import load_causal_lm

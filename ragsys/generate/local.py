@@ -1,0 +1,202 @@
+"""A generator over a local model: numbered passages in, cited answer out, on any decoder.
+
+What every local backend shares lives here: packing passages into the prompt (`prompt.py`),
+streaming and stopping on the decoded text (`watch.py`), reading citations and abstentions
+back (`citations.py`) and the constrained label step (`labels.py`). A backend only supplies a
+`Decoder`: given prompt token ids, produce new token ids one at a time, telling the watch
+after each; and score a few continuations of a prefix. Both backends take token ids made by
+the same transformers tokenizer and are decoded by it, so prompts, stop strings, citations
+and streamed pieces are identical across backends by construction.
+
+Abstention rule: `Answer.abstained` is True when (a) no context was given, in which case
+the model is not called and the answer is `abstain_text`, or (b) the answer text, after
+normalization (case, punctuation, quotes, spacing), starts with `abstain_text`, or is
+empty. See `ragsys.generate.citations.is_abstention`.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from typing import TYPE_CHECKING, Protocol
+
+from ragsys.generate.citations import is_abstention, parse_citations
+from ragsys.generate.prompt import ChatTokenizer, Prompt, build_prompt
+from ragsys.generate.watch import TextWatch
+from ragsys.protocols import OnText
+from ragsys.types import Answer, Hit
+
+if TYPE_CHECKING:
+    from ragsys.generate.config import GeneratorConfig
+
+NO_WINDOW = 10**8  # tokenizers without a known window report a huge sentinel instead
+
+
+class Decoder(Protocol):
+    """One backend's inference: `transformers` (hf.py) or llama.cpp (llama.py)."""
+
+    name: str  # reported in Answer.timings' "backend" note and by `ragsys ask --json`
+
+    def run(self, prompt_ids: Sequence[int], watch: TextWatch, config: GeneratorConfig) -> list[int]:
+        """New token ids after the prompt (end-of-sequence excluded or included: the watch's
+        decode skips special tokens), calling `watch.push` after each one until it says stop."""
+        ...
+
+    def option_logprobs(self, prefix_ids: Sequence[int], options: Sequence[Sequence[int]]) -> list[float]:
+        """Summed log-probability of each option's tokens after the prefix."""
+        ...
+
+
+class LocalGenerator:
+    """Packs passages, prompts the model through its chat template, and reads the answer back.
+
+    Example:
+        >>> gen = GeneratorConfig().build()  # doctest: +SKIP
+        >>> for piece in gen.generate_stream("What grew?", hits):  # doctest: +SKIP
+        ...     print(piece, end="", flush=True)
+    """
+
+    def __init__(self, config: GeneratorConfig, decoder: Decoder, tokenizer: ChatTokenizer) -> None:
+        self.config, self.decoder, self._tokenizer = config, decoder, tokenizer
+
+    @property
+    def tokenizer(self) -> ChatTokenizer:
+        return self._tokenizer
+
+    @property
+    def backend(self) -> str:
+        return self.decoder.name
+
+    def prompt(self, query: str, context: Sequence[Hit]) -> Prompt:
+        """The chat prompt: the first `config.passages` hits (all when None) that fit in
+        `config.context_tokens`, numbered [1], [2], ... in the order given."""
+        return build_prompt(
+            query,
+            context[: self.config.passages] if self.config.passages else context,
+            self._tokenizer,
+            system_prompt=self.config.system_text(),
+            context_tokens=self.config.context_tokens,
+        )
+
+    def generate(self, query: str, context: Sequence[Hit]) -> Answer:
+        return self.stream(query, context, on_text=None)
+
+    def stream(self, query: str, context: Sequence[Hit], on_text: OnText | None) -> Answer:
+        """Like `generate`, calling `on_text` with each new piece of answer text as it is decoded."""
+        return self._answer(query, context, on_text, None)
+
+    def generate_stream(self, query: str, context: Sequence[Hit]) -> Iterator[str]:
+        """Answer text pieces as they come; generation runs in a thread and stops if the loop is left."""
+        return stream_in_thread(lambda on_text, cancel: self._answer(query, context, on_text, cancel))
+
+    def choose(self, answer: Answer, options: Sequence[str]) -> tuple[str, list[float]]:
+        """The constrained final step (`ragsys.generate.labels`): one of `options` given the answer."""
+        from ragsys.generate.labels import choose_label
+
+        prompt = self.prompt(answer.question, answer.contexts)
+        return choose_label(
+            self.decoder, self._tokenizer, self.config.system_text(), prompt.passages, answer.question,
+            answer.text, options,
+        )  # fmt: skip
+
+    def _answer(
+        self, query: str, context: Sequence[Hit], on_text: OnText | None, cancel: threading.Event | None
+    ) -> Answer:
+        if not context:  # nothing to ground an answer in: do not even ask the model
+            if on_text is not None:
+                on_text(self.config.abstain_text)
+            return Answer(
+                question=query, text=self.config.abstain_text, abstained=True, timings=no_timings(),
+                backend=self.backend,
+            )  # fmt: skip
+        started = time.perf_counter()
+        prompt = self.prompt(query, context)
+        self._check_window(prompt)
+        watch = TextWatch(self._tokenizer, len(prompt.ids), self.config.stop, on_text, cancel)
+        text, timings = self._run(prompt, watch, time.perf_counter() - started)
+        parsed = parse_citations(text, prompt.numbered())
+        return Answer(
+            question=query,
+            text=text,
+            abstained=is_abstention(text, self.config.abstain_text),
+            citations=parsed.citations,
+            contexts=tuple(p.hit for p in prompt.passages),  # contexts[n - 1] is passage [n]
+            dropped_citations=parsed.dropped,
+            timings=timings | packing(prompt),
+            backend=self.backend,
+        )
+
+    def _check_window(self, prompt: Prompt) -> None:
+        """Fail loudly rather than let positions past the model's window produce garbage."""
+        window = getattr(self._tokenizer, "model_max_length", None)
+        needed = len(prompt.ids) + self.config.max_new_tokens
+        if isinstance(window, int) and window < NO_WINDOW and needed > window:
+            raise ValueError(
+                f"the prompt ({len(prompt.ids)} tokens) plus max_new_tokens ({self.config.max_new_tokens}) "
+                f"exceeds the model's {window}-token window; lower GeneratorConfig.context_tokens "
+                "or max_new_tokens, or shorten the system prompt"
+            )
+
+    def _run(self, prompt: Prompt, watch: TextWatch, prompt_s: float) -> tuple[str, dict[str, float]]:
+        started = time.perf_counter()
+        new_ids = self.decoder.run(prompt.ids, watch, self.config)
+        elapsed = time.perf_counter() - started
+        text = watch.finish(new_ids)
+        first = watch.first_token_at if watch.first_token_at is not None else started + elapsed
+        return text, {
+            "prompt_s": prompt_s,
+            "prompt_tokens": float(len(prompt.ids)),
+            "new_tokens": float(len(new_ids)),
+            "ttft_s": first - started,
+            "generate_s": elapsed,
+            "tokens_per_s": len(new_ids) / elapsed if elapsed > 0 else 0.0,
+        }
+
+
+def stream_in_thread(answer: Callable[[OnText, threading.Event], object]) -> Iterator[str]:
+    """Runs `answer(on_text, cancel)` in a thread and yields the pieces it hands `on_text`;
+    an error in the thread is re-raised here, and leaving the loop sets `cancel`."""
+    pieces: queue.Queue[str | _End] = queue.Queue()
+    cancel = threading.Event()
+
+    def work() -> None:
+        error: BaseException | None = None
+        try:
+            answer(pieces.put, cancel)
+        except BaseException as e:  # handed to the consumer, re-raised there
+            error = e
+        pieces.put(_End(error))
+
+    thread = threading.Thread(target=work, name="ragsys-generate", daemon=True)
+    thread.start()
+    try:
+        while not isinstance(item := pieces.get(), _End):
+            yield item
+        if item.error is not None:
+            raise item.error
+    finally:
+        cancel.set()
+        thread.join()
+
+
+class _End:
+    def __init__(self, error: BaseException | None) -> None:
+        self.error = error
+
+
+def no_timings() -> dict[str, float]:
+    keys = ("prompt_s", "prompt_tokens", "new_tokens", "ttft_s", "generate_s", "tokens_per_s")
+    return dict.fromkeys(keys, 0.0) | dict.fromkeys(
+        ("passages", "passages_dropped", "passages_truncated"), 0.0
+    )
+
+
+def packing(prompt: Prompt) -> dict[str, float]:
+    """Context packing counts ride along with the timings: Answer has no other numeric slot."""
+    return {
+        "passages": float(len(prompt.passages)),
+        "passages_dropped": float(prompt.dropped),
+        "passages_truncated": float(prompt.truncated),
+    }
