@@ -14,6 +14,7 @@ import numpy as np
 import numpy.typing as npt
 from pydantic import Field
 
+from ragsys.encoders.backend import EncoderBackend
 from ragsys.types import Chunk, Frozen, Hit
 
 Scores = npt.NDArray[np.float64]
@@ -58,11 +59,14 @@ class CrossEncoderConfig(Frozen):
     max_length: int = Field(default=512, ge=8)
     batch_size: int = Field(default=32, ge=1)
     interpolate: float = Field(default=0.0, ge=0.0, le=1.0)
+    # The runtime that scores pairs; "auto" as for dense encoders (ragsys/encoders/backend.py).
+    backend: EncoderBackend = "auto"
 
     def build(self) -> CrossEncoderReranker:
-        from ragsys.models import load_cross_encoder
+        from ragsys.encoders import load_encoder
 
-        return CrossEncoderReranker(self, load_cross_encoder(self.model, max_length=self.max_length))
+        model, resolved = load_encoder(self.model, "cross", self.backend, self.max_length)
+        return CrossEncoderReranker(self, model, resolved)
 
 
 def passage_text(chunk: Chunk) -> str:
@@ -78,8 +82,8 @@ class CrossEncoderReranker:
         >>> reranker.rerank("does aspirin prevent stroke?", bm25.retrieve(q, 100), k=10)  # doctest: +SKIP
     """
 
-    def __init__(self, config: CrossEncoderConfig, model: PairScorer) -> None:
-        self.config, self._model = config, model
+    def __init__(self, config: CrossEncoderConfig, model: PairScorer, backend: str = "torch") -> None:
+        self.config, self._model, self.backend = config, model, backend
 
     @property
     def model(self) -> PairScorer:
@@ -108,15 +112,13 @@ class CrossEncoderReranker:
     def _predict(self, pairs: list[tuple[str, str]]) -> Scores:
         if not pairs:
             return np.zeros(0, np.float64)
-        import torch
-
         # Raw logits: the default sigmoid saturates near 1 for confident pairs, turning
         # real differences into float ties.
         raw = self._model.predict(
             pairs,
             batch_size=self.config.batch_size,
             show_progress_bar=False,
-            activation_fn=torch.nn.Identity(),
+            activation_fn=raw_logits,
             convert_to_numpy=True,
         )
         scores = np.asarray(raw, dtype=np.float64)
@@ -137,6 +139,11 @@ class CrossEncoderReranker:
             for h, s in zip(head, final, strict=True)
         ]
         return sorted(hits, key=lambda h: (-h.score, h.chunk.id))[: max(k, 0)]
+
+
+def raw_logits(scores: Any) -> Any:
+    """The identity, as the cross-encoder's activation: a plain function, so no torch import."""
+    return scores
 
 
 def mix_scores(cross: Scores, retrieval: Scores, weight: float) -> Scores:

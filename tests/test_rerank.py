@@ -11,7 +11,7 @@ import torch
 from pydantic import ValidationError
 
 from ragsys.models import load_cross_encoder
-from ragsys.rerank import CrossEncoderConfig, CrossEncoderReranker, min_max, mix_scores
+from ragsys.rerank import CrossEncoderConfig, CrossEncoderReranker, min_max, mix_scores, raw_logits
 from ragsys.types import Hit
 from tests.fixtures.factories import make_hit
 from tests.fixtures.tiny_models import make_tiny_cross_encoder
@@ -55,7 +55,8 @@ def test_rerank_orders_by_cross_encoder_score_with_raw_logits() -> None:
     assert [(h.chunk.id, h.score, h.source) for h in out] == [("2", 3.0, "rerank"), ("3", 0.5, "rerank")]
     call = fake.calls[0]
     assert call["inputs"] == [("q", "a"), ("q", "b"), ("q", "c")]
-    assert isinstance(call["activation_fn"], torch.nn.Identity) and call["show_progress_bar"] is False
+    assert call["activation_fn"] is raw_logits and call["show_progress_bar"] is False
+    assert raw_logits(x := np.array([3.0, -1.0])) is x  # the identity: scores stay logits
 
 
 def test_ties_break_by_chunk_id() -> None:
@@ -126,7 +127,7 @@ def tiny_ce(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_tiny_cross_encoder_ranks_by_its_own_logits(tiny_ce: Path) -> None:
     texts = ["aspirin reduces risk", "revenue grew", "paris is the capital", "sleep loss impairs memory"]
     hits = [_hit(f"c{i}", t) for i, t in enumerate(texts)]
-    reranker = CrossEncoderConfig(model=str(tiny_ce), max_length=64, batch_size=3).build()
+    reranker = CrossEncoderConfig(model=str(tiny_ce), max_length=64, batch_size=3, backend="torch").build()
     out = reranker.rerank("does aspirin help?", hits, k=4)
     model = load_cross_encoder(str(tiny_ce), max_length=64, device="cpu")
     logits = model.predict([("does aspirin help?", t) for t in texts], activation_fn=torch.nn.Identity())

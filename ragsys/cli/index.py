@@ -106,14 +106,16 @@ def inspect(
     as_json: JsonOpt = False,
 ) -> None:
     """What an index holds, which models built it, and whether a reranker is trained."""
+    from ragsys.encoders.backend import resolve_backend
     from ragsys.index.manifest import read_manifest
     from ragsys.pipeline import load_pipeline
+    from ragsys.retrieve.dense import DenseConfig
 
     with user_errors():
         m = read_manifest(index_dir)
         config = load_pipeline(pipeline)
     reranker = (
-        f"{config.reranker.model} (top {config.reranker.top_n})"
+        f"{config.reranker.model} (top {config.reranker.top_n}, {resolve_backend(config.reranker.backend)})"
         if config.reranker is not None
         else "none: no pretrained cross-encoder ships offline; train one with `ragsys train reranker`"
     )
@@ -121,9 +123,15 @@ def inspect(
         "generation": m.generation, "created": m.created, "documents": len(m.documents), "pages": m.pages,
         "chunks": m.chunks, "chunking": m.chunking, "extractor": m.extractor,
         "bm25": [r.tokenizer for r in m.sparse],
-        "dense": [{"model": r.model, "dim": r.dim, "index": r.index_kind, "fingerprint": r.fingerprint}
-                  for r in m.dense],
+        "dense": [{"model": r.model, "dim": r.dim, "index": r.index_kind, "fingerprint": r.fingerprint,
+                   "backend": r.backend} for r in m.dense],
         "pipeline": config.name, "reranker": reranker,
+        "encoders": [{"model": r.model, "passages": resolve_backend(r.backend),
+                      "queries": resolve_backend(r.query_backend)}
+                     for r in config.retrievers if isinstance(r, DenseConfig)],
+        "generator": None if config.generator is None else {
+            "model": config.generator.model, "adapter": config.generator.adapter,
+            "backend": config.generator.resolved_backend()},
     }  # fmt: skip
     if as_json:
         emit_json(info)

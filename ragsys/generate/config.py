@@ -27,8 +27,7 @@ from pydantic import Field, model_validator
 from ragsys.types import Frozen
 
 if TYPE_CHECKING:
-    from ragsys.generate.local import LocalGenerator
-    from ragsys.generate.openai import OpenAIGenerator
+    from ragsys.protocols import Generator
 
 DEFAULT_ABSTAIN = "I cannot answer this from the documents."
 # "{abstain_text}" is replaced by the config's phrase, so the two cannot drift apart.
@@ -91,7 +90,7 @@ class GeneratorConfig(Frozen):
     def system_text(self) -> str:
         return self.system_prompt.replace("{abstain_text}", self.abstain_text)
 
-    def build(self) -> LocalGenerator | OpenAIGenerator:
+    def build(self) -> Generator:
         """Loads the model on its backend ("auto": llama.cpp where it can run, else transformers)."""
         if self.backend == "openai":
             from ragsys.generate.openai import build_openai

@@ -36,6 +36,7 @@ class DenseRep(Frozen):
     max_seq_length: int | None
     dim: int
     index_kind: str
+    backend: str = "torch"  # the runtime that embedded the passages (ragsys/encoders/backend.py)
 
 
 class DocEntry(Frozen):

@@ -22,6 +22,10 @@ def dense_key(config: DenseConfig, fingerprint: str) -> str:
         "passage_prefix": config.passage_prefix,
         "max_seq_length": config.max_seq_length,
         "index": config.index,
+        # Vectors from an int8 or bf16 encoder differ slightly from fp32 ones (cosine >= 0.99):
+        # never mixed in one vector set. The configured choice, not the machine's resolution of
+        # it, so an index stays searchable where OpenVINO is missing.
+        "backend": config.backend,
     }
     return "dense-" + config_key(settings)
 

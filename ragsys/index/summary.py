@@ -23,6 +23,7 @@ class IndexSummary(Frozen):
     generation: str
     timings: dict[str, float] = {}  # seconds per stage; "embed" is encoding alone
     chunks_embedded: int = 0  # embedding-cache misses encoded by this run
+    embed_backends: dict[str, str] = {}  # dense model -> the runtime that embedded its passages
 
     @classmethod
     def of(
@@ -49,6 +50,7 @@ class IndexSummary(Frozen):
             generation=generation,
             timings=timings or {},
             chunks_embedded=chunks_embedded,
+            embed_backends={r.model: r.backend for r in manifest.dense},
         )
 
     def cli_json(self) -> dict[str, object]:

@@ -121,8 +121,10 @@ class GenerationWriter:
             key=lambda ht: (-len(ht[1]), ht[0]),
         )
         self.rep.stage(f"embed {drep.model}", len(missing))
+        backend = drep.backend
         if missing:
             encoder = dconf.build_encoder("passage")
+            backend = encoder.backend
             t = time.monotonic()
             for i in range(0, len(missing), EMBED_CALL):
                 part = missing[i : i + EMBED_CALL]
@@ -141,4 +143,4 @@ class GenerationWriter:
         )
         index = VectorIndex.build(vectors, dconf)
         index.save(self.out / "dense" / drep.key)
-        return drep.model_copy(update={"dim": dim, "index_kind": index.kind})
+        return drep.model_copy(update={"dim": dim, "index_kind": index.kind, "backend": backend})

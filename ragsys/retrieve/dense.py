@@ -17,20 +17,18 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal, Protocol
+from typing import Any, Literal, Protocol
 
 import faiss
 import numpy as np
 import numpy.typing as npt
 from pydantic import Field
 
+from ragsys.encoders.backend import EncoderBackend
 from ragsys.protocols import Encoder
 from ragsys.types import Chunk, Frozen, Hit
-
-if TYPE_CHECKING:
-    from sentence_transformers import SentenceTransformer
 
 IndexKind = Literal["flat", "hnsw", "ivf"]
 Vectors = npt.NDArray[np.float32]
@@ -59,6 +57,10 @@ class DenseConfig(Frozen):
 
     kind: Literal["dense"] = "dense"
     model: str = "minilm"
+    # The runtime that embeds passages (indexing) and queries (search); ragsys/encoders/backend.py
+    # has the measurements behind "auto" (OpenVINO int8 where it runs, else bf16, else fp32).
+    backend: EncoderBackend = "auto"
+    query_backend: EncoderBackend = "auto"
     # E5 and BGE were trained with these prefixes and lose accuracy without them; MiniLM has none.
     query_prefix: str = ""
     passage_prefix: str = ""
@@ -78,23 +80,34 @@ class DenseConfig(Frozen):
 
     def build_encoder(self, role: Literal["query", "passage"]) -> SentenceEncoder:
         """The encoder with the prefix of its role: queries when searching, passages when indexing."""
-        from ragsys.models import load_sentence_transformer
+        from ragsys.encoders import load_encoder
 
-        model = load_sentence_transformer(self.model, max_seq_length=self.max_seq_length)
+        backend = self.query_backend if role == "query" else self.backend
+        model, resolved = load_encoder(self.model, "bi", backend, self.max_seq_length)
         return SentenceEncoder(
-            model, self.batch_size, self.query_prefix if role == "query" else self.passage_prefix
+            model, self.batch_size, self.query_prefix if role == "query" else self.passage_prefix, resolved
         )
 
 
+class TextEncoder(Protocol):
+    """What `SentenceEncoder` needs of a model: a SentenceTransformer, or ragsys's OpenVINO or bf16 copy."""
+
+    def encode(
+        self, texts: list[str], *, batch_size: int, show_progress_bar: bool, convert_to_numpy: bool
+    ) -> Any: ...
+
+    def get_embedding_dimension(self) -> int | None: ...
+
+
 class SentenceEncoder:
-    """An `Encoder` over a SentenceTransformer that prepends one fixed prefix.
+    """An `Encoder` over a sentence-transformers model (on any backend) that prepends one fixed prefix.
 
     One instance per role: the retriever's encoder carries `query_prefix`, the indexer's
-    `passage_prefix`, and both may share one loaded model.
+    `passage_prefix`. `backend` names the runtime that encodes (reported by index and search).
     """
 
-    def __init__(self, model: SentenceTransformer, batch_size: int, prefix: str = "") -> None:
-        self.model, self.batch_size, self.prefix = model, batch_size, prefix
+    def __init__(self, model: TextEncoder, batch_size: int, prefix: str = "", backend: str = "torch") -> None:
+        self.model, self.batch_size, self.prefix, self.backend = model, batch_size, prefix, backend
 
     @property
     def dim(self) -> int:
@@ -106,12 +119,13 @@ class SentenceEncoder:
     def encode(self, texts: Sequence[str]) -> Vectors:
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
-        out = self.model.encode(
-            [self.prefix + t for t in texts],
-            batch_size=self.batch_size,
-            show_progress_bar=False,
-            convert_to_numpy=True,
-        )
+        with single_torch_thread() if len(texts) == 1 and self.backend.startswith("torch") else nullcontext():
+            out = self.model.encode(
+                [self.prefix + t for t in texts],
+                batch_size=self.batch_size,
+                show_progress_bar=False,
+                convert_to_numpy=True,
+            )
         return l2_normalize(np.asarray(out, dtype=np.float32))
 
 
@@ -272,11 +286,7 @@ class DenseRetriever:
         self.config, self._encoder, self._index, self._chunks = config, encoder, index, chunks
 
     def retrieve(self, query: str, k: int = 10) -> list[Hit]:
-        """One query: encoded on one thread. A ~20-token forward pass is too small to gain from
-        intra-op parallelism, and on a busy 2-core machine the second thread's synchronisation
-        cost dominates (measured on SciFact under load: p50 87 ms with 2 threads, 23 ms with 1)."""
-        with single_torch_thread():
-            return self.retrieve_many([query], k)[0]
+        return self.retrieve_many([query], k)[0]
 
     def retrieve_many(self, queries: Sequence[str], k: int = 10) -> list[list[Hit]]:
         """One encoder call, one faiss search and one chunk lookup for all queries."""
@@ -294,6 +304,9 @@ class DenseRetriever:
 
 @contextmanager
 def single_torch_thread() -> Iterator[None]:
+    """One text on torch: encoded on one thread. A ~20-token forward pass is too small to gain from
+    intra-op parallelism, and on a busy 2-core machine the second thread's synchronisation
+    cost dominates (measured on SciFact under load: p50 87 ms with 2 threads, 23 ms with 1)."""
     import torch
 
     before = torch.get_num_threads()

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from ragsys.encoders.backend import resolve_backend
 from ragsys.index.build import index_paths
 from ragsys.index.manifest import read_manifest
 from ragsys.index.reader import Index
@@ -29,6 +30,20 @@ def test_first_run_indexes_every_file(tmp_path: Path, tiny_pipeline: PipelineCon
     # every chunk has one embedding and one BM25 row
     assert len(index.vectors(tiny_pipeline.retrievers[1])) == len(chunks)  # type: ignore[arg-type]
     assert index.bm25(tiny_pipeline.retrievers[0].tokenizer).num_docs == len(chunks)  # type: ignore[arg-type]
+    # the runtime that embedded the passages is recorded (and reported by `index --json` and `inspect`)
+    ran = resolve_backend(tiny_pipeline.retrievers[1].backend)  # type: ignore[union-attr]
+    assert [r.backend for r in index.manifest.dense] == [ran]
+    assert s.embed_backends == {tiny_pipeline.retrievers[1].model: ran}  # type: ignore[union-attr]
+
+
+def test_a_changed_encoder_backend_is_a_new_vector_set(tmp_path: Path, tiny_pipeline: PipelineConfig) -> None:
+    """int8 or bf16 vectors are never mixed with fp32 ones: the backend is part of the vector key."""
+    corpus = write_corpus(tmp_path / "docs")
+    index_paths([corpus], tmp_path / "idx", tiny_pipeline.index_spec(), workers=1)
+    dense = tiny_pipeline.retrievers[1].model_copy(update={"backend": "torch"})
+    fp32 = tiny_pipeline.model_copy(update={"retrievers": (tiny_pipeline.retrievers[0], dense)})
+    s = index_paths([corpus], tmp_path / "idx", fp32.index_spec(), workers=1)
+    assert s.chunks_embedded == s.chunks and s.embed_backends == {dense.model: "torch"}
 
 
 def test_unchanged_rerun_writes_nothing(tmp_path: Path, tiny_pipeline: PipelineConfig) -> None:
@@ -92,6 +107,7 @@ def test_a_file_that_breaks_keeps_its_previous_version(tmp_path: Path, tiny_pipe
 CRASH_SCRIPT = """
 import sys
 from pathlib import Path
+from ragsys.encoders.backend import resolve_backend
 from ragsys.index.build import index_paths
 from ragsys.pipeline import PipelineConfig
 config = PipelineConfig.model_validate_json(Path(sys.argv[3]).read_text())
