@@ -22,9 +22,11 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
+import sys
 from collections.abc import Callable, Sequence
 from importlib import resources
 from pathlib import Path
@@ -106,12 +108,13 @@ def export(name: str, kind: Kind, int8: bool, max_length: int | None, out: Path)
     if int8:
         import nncf
 
-        converted = nncf.quantize(
-            converted,
-            nncf.Dataset(calibration),
-            model_type=nncf.ModelType.TRANSFORMER,
-            subset_size=len(calibration),
-        )
+        with contextlib.redirect_stdout(sys.stderr):  # NNCF's progress bars: stdout is for results
+            converted = nncf.quantize(
+                converted,
+                nncf.Dataset(calibration),
+                model_type=nncf.ModelType.TRANSFORMER,
+                subset_size=len(calibration),
+            )
     with atomic_dir(out) as tmp:
         ov.save_model(converted, tmp / MODEL_XML)
         _save_tokenizer(model, kind, max_length, tmp / TOKENIZER)

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from ragsys.train.budget import BudgetCallback, Progress, StepProgressCallback, last_checkpoint
+from ragsys.train.precision import use_bf16
 
 
 class Schedule(NamedTuple):
@@ -21,6 +22,14 @@ class Schedule(NamedTuple):
     learning_rate: float
     warmup_ratio: float
     seed: int
+    bf16: bool = False  # torch.autocast bf16 on CPUs with AVX-512 BF16 or AMX (train/precision.py)
+
+    @classmethod
+    def of(cls, train: Any) -> Schedule:
+        """From a retriever or reranker train config (both have these fields)."""
+        return cls(
+            train.epochs, train.batch_size, train.learning_rate, train.warmup_ratio, train.seed, train.bf16
+        )
 
 
 class FitStats(NamedTuple):
@@ -44,6 +53,7 @@ def fit(
         "save_strategy": "epoch", "save_total_limit": 2, "logging_steps": 10, "seed": schedule.seed,
         "data_seed": schedule.seed, "report_to": "none", "disable_tqdm": progress is not None,
         "use_cpu": model.device.type == "cpu",  # the device the model loader chose
+        "bf16": use_bf16(schedule.bf16, model.device.type),
     } | args)  # fmt: skip
     callbacks: list[Any] = [budget] + ([StepProgressCallback(progress)] if progress is not None else [])
     trainer = trainer_cls(

@@ -48,6 +48,7 @@ class RetrieverTrainConfig(Frozen):
     max_seq_length: int | None = Field(default=256, ge=8)
     seed: int = 0
     max_minutes: float | None = Field(default=None, gt=0)
+    bf16: bool = Field(default=False, description="bf16 autocast where the CPU has bf16 (train/precision.py)")
 
 
 class RetrieverTrainResult(Frozen):
@@ -157,7 +158,7 @@ def train_retriever(
     dataset, loss = _data_and_loss(model, train, cols, dense, lm_scored)
     stats = fit(
         SentenceTransformerTrainer, SentenceTransformerTrainingArguments, model,
-        Schedule(train.epochs, train.batch_size, train.learning_rate, train.warmup_ratio, train.seed),
+        Schedule.of(train),
         out / "checkpoints", BudgetCallback(TimeBudget(train.max_minutes)), progress,
         train_dataset=dataset, loss=loss,
         batch_sampler=BatchSamplers.NO_DUPLICATES,  # the same text twice in a batch is a false negative

@@ -47,6 +47,9 @@ class GeneratorTrainConfig(Frozen):
     contexts: Literal["retrieved", "gold"] = "retrieved"  # sft: passages the model learns from
     # sft: resample so each closed-set label is drawn equally often (see data.balanced_items)
     balance_labels: bool = False
+    bf16: bool = (
+        False  # bf16 autocast for the policy's forward passes where the CPU has bf16 (train/precision.py)
+    )
 
 
 class GeneratorTrainResult(Frozen):

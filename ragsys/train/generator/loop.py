@@ -32,6 +32,7 @@ from ragsys.train.generator.checkpoint import (
 from ragsys.train.generator.config import GeneratorTrainConfig
 from ragsys.train.generator.data import Example
 from ragsys.train.generator.steps import StepContext, StepLoss
+from ragsys.train.precision import use_bf16
 
 MEGABATCH = 16  # length grouping sorts within windows of this many batches
 
@@ -167,9 +168,11 @@ class _Loop:
 
         group = state.order[state.batch : state.batch + self.s.grad_accum]
         self.optimizer.zero_grad(set_to_none=True)
+        bf16 = use_bf16(self.s.bf16, self.model.device.type)
         for indices in group:
-            loss = self.step_loss(self.model, [self.examples[i] for i in indices], self.ctx)
-            (loss / len(group)).backward()  # type: ignore[no-untyped-call]
+            with torch.autocast(self.model.device.type, dtype=torch.bfloat16, enabled=bf16):
+                loss = self.step_loss(self.model, [self.examples[i] for i in indices], self.ctx)
+            (loss.float() / len(group)).backward()  # type: ignore[no-untyped-call]
             state.loss_sum += float(loss.detach())
             state.loss_count += 1
         if self.s.max_grad_norm is not None:

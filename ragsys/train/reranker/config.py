@@ -42,6 +42,7 @@ class RerankerTrainConfig(Frozen):
     # the baseline by a little through luck alone (measured: a weak reranker mixed at 0.9 added
     # 0.002 on 60 SciFact questions), so it must add a visible amount to be kept.
     min_gain: float = Field(default=0.005, ge=0, description="dev nDCG@10 the reranker must add")
+    bf16: bool = Field(default=False, description="bf16 autocast where the CPU has bf16 (train/precision.py)")
 
 
 class DevCheck(Frozen):

@@ -188,7 +188,7 @@ def fit_cross_encoder(
     model = load_cross_encoder(train.model, num_labels=1, max_length=train.max_length)
     stats = fit(
         CrossEncoderTrainer, CrossEncoderTrainingArguments, model,
-        Schedule(train.epochs, train.batch_size, train.learning_rate, train.warmup_ratio, train.seed),
+        Schedule.of(train),
         ckpt_dir, budget, progress,
         train_dataset=Dataset.from_dict(cols), loss=spec.build(model, train),
         gradient_accumulation_steps=train.grad_accum,

@@ -13,6 +13,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from ragsys.encoders.backend import has_bf16
 from ragsys.feedback.records import new_record
 from ragsys.feedback.store import FeedbackStore
 from ragsys.generate.config import GeneratorConfig
@@ -160,6 +161,13 @@ def test_sft_writes_an_adapter_the_pipeline_loads(
     generator = result.pipeline.generator.build()
     answer = generator.generate(ITEMS[0].question, [make_hit("c", "The arm lifts twelve kilograms.")])
     assert isinstance(answer.text, str)
+
+
+@pytest.mark.skipif(not has_bf16(), reason="this CPU has no bf16 instructions")
+def test_sft_in_bf16_lowers_the_loss(config: PipelineConfig, index: Index, tmp_path: Path) -> None:
+    train = GeneratorTrainConfig(method="sft", epochs=2, bf16=True, **FAST)
+    result = train_generator(config, train, index=index, items=ITEMS, out=tmp_path / "out")
+    assert result.steps == 4 and result.epoch_losses[1] < result.epoch_losses[0]
 
 
 def test_resume_from_a_mid_run_checkpoint_matches_an_uninterrupted_run(
