@@ -58,15 +58,12 @@ def calibration_texts() -> list[str]:
 
 
 def export_key(digest: str, kind: Kind, int8: bool, max_length: int) -> str:
-    """What an exported copy depends on: the weights, what is exported, and who exported it."""
-    import openvino
+    """What an exported copy depends on: the weights, what is exported, and who exported it.
+    Versions come from package metadata: importing NNCF would import torch (over a second)."""
+    from importlib.metadata import version
 
     calibration = hashlib.sha256("\n\n".join(calibration_texts()).encode()).hexdigest()
-    versions = [openvino.__version__]
-    if int8:
-        import nncf
-
-        versions.append(nncf.__version__)
+    versions = [version("openvino")] + ([version("nncf")] if int8 else [])
     parts = [EXPORT_VERSION, digest, kind, "int8" if int8 else "f32", str(max_length), calibration, *versions]
     return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:24]
 

@@ -92,6 +92,7 @@ def build_llama(config: GeneratorConfig, *, required: bool) -> LocalGenerator | 
 
 def exported(config: GeneratorConfig) -> tuple[Path, ChatTokenizer]:
     """The cached GGUF for the config's model and adapter (written if missing) and its tokenizer."""
+    from ragsys.generate.chat_tokenizer import chat_tokenizer
     from ragsys.generate.gguf_export import GgufExportError, write_gguf
     from ragsys.generate.hf import load_adapter
     from ragsys.models import (
@@ -100,7 +101,6 @@ def exported(config: GeneratorConfig) -> tuple[Path, ChatTokenizer]:
         cache_dir,
         folder_digest,
         load_causal_lm,
-        load_tokenizer,
         local_folder,
     )
 
@@ -112,7 +112,7 @@ def exported(config: GeneratorConfig) -> tuple[Path, ChatTokenizer]:
     if config.adapter is not None:
         parts.append(folder_digest(Path(config.adapter).expanduser()))
     out = cache_dir() / "gguf" / (hashlib.sha256("\n".join(parts).encode()).hexdigest()[:24] + ".gguf")
-    tokenizer: ChatTokenizer = load_tokenizer(str(base))
+    tokenizer = chat_tokenizer(base)
     if not getattr(tokenizer, "chat_template", None):
         raise GgufExportError(f"model {config.model!r} has no chat template")
     if not out.is_file():

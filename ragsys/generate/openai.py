@@ -51,9 +51,10 @@ class RemoteGenerationError(RuntimeError):
 
 
 def build_openai(config: GeneratorConfig) -> OpenAIGenerator:
-    from ragsys.models import load_tokenizer
+    from ragsys.generate.chat_tokenizer import chat_tokenizer
+    from ragsys.models import local_folder
 
-    return OpenAIGenerator(config, load_tokenizer(config.tokenizer or "smollm2-135m"))
+    return OpenAIGenerator(config, chat_tokenizer(local_folder(config.tokenizer or "smollm2-135m")))
 
 
 class OpenAIGenerator:

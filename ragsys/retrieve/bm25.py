@@ -104,6 +104,7 @@ class BM25Retriever:
         return [Hit(chunk=c, score=float(s), source="bm25") for c, s in zip(chunks, scores, strict=True)]
 
 
+KERNEL_MIN_QUERIES = 32  # "auto" runs numba from this many queries per call (see BM25Scorer)
 _BLOCK_SCORES = 1 << 18  # scores per query block: 2 MB of float64 stays in cache (fastest on SciFact)
 
 
@@ -117,11 +118,14 @@ class BM25Scorer:
     for a term in exactly half the documents, so such a match alone is not a hit (rank_bm25
     scores it 0 too).
 
-    `backend` picks how `search` runs, once, here: "numba" compiles `bm25_numba.search_block`
-    on first use and touches only each query's postings; "numpy" scores queries in blocks (one
-    `np.bincount` fills a (queries, docs) block, `top_k_rows` selects from all its rows), so
-    numpy's per-call cost is paid per block; "auto" is numba when it imports. `get_scores` is
-    numpy either way: it returns every document's score, so there is nothing to skip.
+    `backend` picks how `search` runs: "numba" runs `bm25_numba.search_block`, which touches
+    only each query's postings; "numpy" scores queries in blocks (one `np.bincount` fills a
+    (queries, docs) block, `top_k_rows` selects from all its rows), so numpy's per-call cost is
+    paid per block; "auto" is numba for calls of `KERNEL_MIN_QUERIES` queries or more (when
+    numba imports) and numpy for fewer. Both give bit-identical results (tested); loading even
+    the cached numba kernel costs about 0.5 s per process, more than numpy spends on a few
+    dozen queries, so `ragsys search` and `ask` never pay it. `get_scores` is numpy either way:
+    it returns every document's score, so there is nothing to skip.
 
     >>> scorer = BM25Config().build_scorer(BM25Index.build([["a", "b"], ["b"]]))
     >>> scorer.search(["a"], k=5)[1].tolist()
@@ -129,9 +133,11 @@ class BM25Scorer:
     """
 
     def __init__(self, index: BM25Index, config: BM25Config, backend: Backend = "auto") -> None:
-        self.index, self.config = index, config
-        self._kernel = load_kernel(backend)
-        self.backend: Literal["numba", "numpy"] = "numpy" if self._kernel is None else "numba"
+        self.index, self.config, self._backend = index, config, backend
+        self._kernel: SearchKernel | None = None
+        self._loaded = False
+        if backend == "numba":
+            self._load()  # fail here, not on the first search, when numba is missing
         matrix, self._absent = weight_matrix(
             index, config.variant, config.k1, config.b, config.delta, config.epsilon
         )
@@ -141,6 +147,16 @@ class BM25Scorer:
         self._weights: npt.NDArray[np.float32] = matrix.data
         self._absent_list: list[float] = self._absent.tolist()
         self._has_absent = bool(np.any(self._absent))
+
+    @property
+    def backend(self) -> Literal["numba", "numpy"]:
+        """What large searches run on ("auto": numba when it imports)."""
+        return "numpy" if self._backend == "numpy" or self._load() is None else "numba"
+
+    def _load(self) -> SearchKernel | None:
+        if not self._loaded:  # a race only loads the same cached kernel twice
+            self._kernel, self._loaded = load_kernel(self._backend), True
+        return self._kernel
 
     def get_scores(self, query_tokens: Sequence[str]) -> FloatArray:
         """Every document's score, float64, shape (num_docs,)."""
@@ -155,8 +171,10 @@ class BM25Scorer:
     def search_many(self, queries: Sequence[Sequence[str]], k: int) -> list[tuple[FloatArray, IntArray]]:
         if k < 0:
             raise ValueError(f"k must be >= 0, got {k}")
-        if self._kernel is not None:
-            return self._search_kernel(self._kernel, queries, min(k, self.index.num_docs))
+        batch = self._backend == "numba" or (self._backend == "auto" and len(queries) >= KERNEL_MIN_QUERIES)
+        kernel = self._load() if batch else None
+        if kernel is not None:
+            return self._search_kernel(kernel, queries, min(k, self.index.num_docs))
         per_block = max(1, _BLOCK_SCORES // max(1, self.index.num_docs))
         results: list[tuple[FloatArray, IntArray]] = []
         for start in range(0, len(queries), per_block):
