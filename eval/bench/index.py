@@ -1,8 +1,10 @@
 """Full `ragsys index` of a PDF folder, then a second run on the unchanged folder.
 
-Targets (issue "Foundation"): the second run takes <= 5% of the first run's time and
-gives the same chunk count; embedding throughput inside `ragsys index` is >= 90% of
-raw `SentenceTransformer.encode` on the same chunk texts (same model, same batch size).
+Targets: the second run takes <= 5% of the first run's time and gives the same chunk count;
+embedding throughput inside `ragsys index` (the default pipeline, on the encoder backend "auto"
+resolves to here, named in `embed_backend`) is >= 3x raw fp32 `SentenceTransformer.encode` on
+the same chunk texts (same model, batch size and 256-token limit). Extraction is reported
+separately (`first_run_stages_s.extract`).
 
 Usage: python eval/bench/index.py [--docs ../shared/data/sec10q/docs] [--keep DIR]
 Last stdout line: one JSON object.
@@ -41,6 +43,7 @@ def raw_encode_rate(index: Path, batch_size: int) -> tuple[float, int]:
     texts = [c.text for c in Index.open(index).store.iter_chunks()]
     texts = list(dict.fromkeys(texts))  # the index embeds each distinct text once
     model = SentenceTransformer(resolve_model("minilm"), device="cpu")
+    model.max_seq_length = 256  # as the default DenseConfig and chunker use it
     t0 = time.monotonic()
     model.encode(texts, batch_size=batch_size, normalize_embeddings=True, show_progress_bar=True)
     return len(texts) / (time.monotonic() - t0), len(texts)
@@ -70,11 +73,11 @@ def main() -> None:
         "second_chunks_identical": second["chunks"] == first["chunks"],
         "embed_ragsys_chunks_per_s": round(ragsys_rate, 2), "embed_raw_chunks_per_s": round(raw_rate, 2),
         "embed_ratio": round(ragsys_rate / raw_rate, 3), "embed_texts": n_texts,
-        "targets": {"second_over_first<=0.05": None, "embed_ratio>=0.9": None},
+        "embed_backend": first.get("embed_backends"),
     }  # fmt: skip
     result["targets"] = {
         "second_over_first<=0.05": result["second_over_first"] <= 0.05,  # type: ignore[operator]
-        "embed_ratio>=0.9": result["embed_ratio"] >= 0.9,  # type: ignore[operator]
+        "embed_ratio>=3": result["embed_ratio"] >= 3,  # type: ignore[operator]
     }
     print(json.dumps(result))
 
