@@ -14,7 +14,10 @@ If spaCy's en_core_web_sm model (which unstructured downloads at run time) is no
 unstructured is timed with spaCy's blank English pipeline plus a sentencizer: lighter than
 the real model, so unstructured's rate is then an upper bound and the ratio a lower bound.
 
-    .venv/bin/python eval/bench/extract.py [--docs DIR] [--limit N] [--unstructured-pages 100]
+    .venv/bin/python eval/bench/extract.py [--docs DIR] [--limit N] [--unstructured-pages 100] [--only-pool]
+
+`--only-pool` runs just the two-worker pool against one process (default config), for a
+re-measurement on an idle machine.
 """
 
 from __future__ import annotations
@@ -174,6 +177,7 @@ def main() -> None:
     parser.add_argument("--docs", type=Path, default=DEFAULT_DOCS)
     parser.add_argument("--limit", type=int, default=0, help="use only the first N files (0: all)")
     parser.add_argument("--unstructured-pages", type=int, default=100)
+    parser.add_argument("--only-pool", action="store_true", help="only the pool x2 vs one process")
     args = parser.parse_args()
     files = sorted(args.docs.glob("*.pdf"))[: args.limit or None]
     if not files:
@@ -182,6 +186,16 @@ def main() -> None:
     load_start = round(os.getloadavg()[0], 2)
     r: dict[str, object] = {"files": len(files), "cpus": os.cpu_count(), "pymupdf": pymupdf.__version__}
     r["lean_layout_model"] = use_lean_layout_model()  # raw PyMuPDF runs with the same model settings
+    if args.only_pool:
+        r["ragsys_pool_1"] = pool(files, on, workers=1)
+        r["ragsys_pool_2"] = pool(files, on, workers=2)
+        r["pool2_over_single_rate"] = round(
+            float(r["ragsys_pool_2"]["pages_per_s"]) / float(r["ragsys_pool_1"]["pages_per_s"]),
+            3,  # type: ignore[index]
+        )
+        r["load_average_start_end"] = [load_start, round(os.getloadavg()[0], 2)]
+        print(json.dumps(r))
+        return
     r["raw_get_text"] = timed("raw get_text", files, raw_text)
     r["ragsys_tables_off"] = timed("ragsys tables off", files, ragsys(PdfExtractorConfig(tables=False)))
     r["raw_get_text_find_tables"] = timed("raw get_text+find_tables", files, raw_text_and_tables)

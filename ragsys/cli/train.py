@@ -37,6 +37,7 @@ if TYPE_CHECKING:
 
 OutOpt = Annotated[Path, typer.Option("--out", help="pipeline directory to write")]
 MINUTES, SEED = Flag("--max-minutes", "stop (and checkpoint) after this"), Flag("--seed")
+BF16 = Flag("--bf16/--no-bf16", "bf16 autocast where the CPU has AVX-512 BF16 or AMX (fp32 elsewhere)")
 
 RETRIEVER_FLAGS = {
     "epochs": Flag("--epochs", "passes over the training examples"),
@@ -45,6 +46,7 @@ RETRIEVER_FLAGS = {
     "n_negatives": Flag("--negatives"),
     "max_minutes": MINUTES,
     "seed": SEED,
+    "bf16": BF16,
 }
 # The command's defaults for a first run on a small labelled set: 2 epochs, 3 negatives among
 # the top 20 (RerankerTrainConfig's 3 epochs over 7 of the top 50 suit synthetic data).
@@ -60,6 +62,7 @@ RERANKER_FLAGS = {
     "grad_accum": Flag("--grad-accum", "batches per optimizer step (8 x 2: the steps of 16)"),
     "max_minutes": MINUTES,
     "seed": SEED,
+    "bf16": BF16,
 }
 # Batch 1 x 4 accumulated, with gradient checkpointing: long RAG prompts at batch 4 need
 # several GB more than a laptop has (GeneratorTrainConfig's defaults suit short examples).
@@ -84,6 +87,7 @@ GENERATOR_FLAGS = {
     ),
     "max_minutes": MINUTES,
     "seed": SEED,
+    "bf16": BF16,
 }
 
 train_app = typer.Typer(no_args_is_help=True, help="Train one component of a pipeline.")

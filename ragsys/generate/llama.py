@@ -172,6 +172,12 @@ class LlamaDecoder:
                 scores.append(total)
         return scores
 
+    def forget(self) -> None:
+        """Drop the cached prompt, so the next call evaluates its prompt in full (benchmarks
+        time prefill this way; answering keeps the cache: questions share the system prompt)."""
+        with self._lock:
+            self._llm.n_tokens = 0
+
     def _prefill(self, ids: Sequence[int]) -> None:
         """Evaluate `ids`, keeping the KV cache of the longest prefix already evaluated."""
         llm, ids = self._llm, list(ids)

@@ -49,25 +49,25 @@ class Decoder(Protocol):
         ...
 
 
-class LocalGenerator:
-    """Packs passages, prompts the model through its chat template, and reads the answer back.
+class PromptedGenerator:
+    """What every generator shares, whatever completes its prompt: packing passages, the
+    no-passage abstention, streaming in a thread, and reading citations and abstentions back.
 
-    Example:
-        >>> gen = GeneratorConfig().build()  # doctest: +SKIP
-        >>> for piece in gen.generate_stream("What grew?", hits):  # doctest: +SKIP
-        ...     print(piece, end="", flush=True)
+    Subclasses say how a prompt is completed (`_complete`) and how the label step scores
+    options (`choose`): `LocalGenerator` on a token decoder, `openai.OpenAIGenerator` over HTTP.
     """
 
-    def __init__(self, config: GeneratorConfig, decoder: Decoder, tokenizer: ChatTokenizer) -> None:
-        self.config, self.decoder, self._tokenizer = config, decoder, tokenizer
+    def __init__(self, config: GeneratorConfig, tokenizer: ChatTokenizer) -> None:
+        self.config, self._tokenizer = config, tokenizer
+
+    @property
+    def backend(self) -> str:
+        """The runtime that completes prompts: what `Answer.backend` records."""
+        raise NotImplementedError
 
     @property
     def tokenizer(self) -> ChatTokenizer:
         return self._tokenizer
-
-    @property
-    def backend(self) -> str:
-        return self.decoder.name
 
     def prompt(self, query: str, context: Sequence[Hit]) -> Prompt:
         """The chat prompt: the first `config.passages` hits (all when None) that fit in
@@ -92,14 +92,13 @@ class LocalGenerator:
         return stream_in_thread(lambda on_text, cancel: self._answer(query, context, on_text, cancel))
 
     def choose(self, answer: Answer, options: Sequence[str]) -> tuple[str, list[float]]:
-        """The constrained final step (`ragsys.generate.labels`): one of `options` given the answer."""
-        from ragsys.generate.labels import choose_label
+        raise NotImplementedError
 
-        prompt = self.prompt(answer.question, answer.contexts)
-        return choose_label(
-            self.decoder, self._tokenizer, self.config.system_text(), prompt.passages, answer.question,
-            answer.text, options,
-        )  # fmt: skip
+    def _complete(
+        self, prompt: Prompt, query: str, on_text: OnText | None, cancel: threading.Event | None
+    ) -> tuple[str, dict[str, float]]:
+        """The answer text for a built prompt (stop strings applied) and its timings."""
+        raise NotImplementedError
 
     def _answer(
         self, query: str, context: Sequence[Hit], on_text: OnText | None, cancel: threading.Event | None
@@ -113,9 +112,8 @@ class LocalGenerator:
             )  # fmt: skip
         started = time.perf_counter()
         prompt = self.prompt(query, context)
-        self._check_window(prompt)
-        watch = TextWatch(self._tokenizer, len(prompt.ids), self.config.stop, on_text, cancel)
-        text, timings = self._run(prompt, watch, time.perf_counter() - started)
+        built = {"prompt_s": time.perf_counter() - started, "prompt_tokens": float(len(prompt.ids))}
+        text, timings = self._complete(prompt, query, on_text, cancel)
         parsed = parse_citations(text, prompt.numbered())
         return Answer(
             question=query,
@@ -124,9 +122,54 @@ class LocalGenerator:
             citations=parsed.citations,
             contexts=tuple(p.hit for p in prompt.passages),  # contexts[n - 1] is passage [n]
             dropped_citations=parsed.dropped,
-            timings=timings | packing(prompt),
+            timings=built | timings | packing(prompt),
             backend=self.backend,
         )
+
+
+class LocalGenerator(PromptedGenerator):
+    """A generator on a local model: the prompt's token ids go to a `Decoder`.
+
+    Example:
+        >>> gen = GeneratorConfig().build()  # doctest: +SKIP
+        >>> for piece in gen.generate_stream("What grew?", hits):  # doctest: +SKIP
+        ...     print(piece, end="", flush=True)
+    """
+
+    def __init__(self, config: GeneratorConfig, decoder: Decoder, tokenizer: ChatTokenizer) -> None:
+        super().__init__(config, tokenizer)
+        self.decoder = decoder
+
+    @property
+    def backend(self) -> str:
+        return self.decoder.name
+
+    def choose(self, answer: Answer, options: Sequence[str]) -> tuple[str, list[float]]:
+        """The constrained final step (`ragsys.generate.labels`): one of `options` given the answer."""
+        from ragsys.generate.labels import choose_label
+
+        prompt = self.prompt(answer.question, answer.contexts)
+        return choose_label(
+            self.decoder, self._tokenizer, self.config.system_text(), prompt.passages, answer.question,
+            answer.text, options,
+        )  # fmt: skip
+
+    def _complete(
+        self, prompt: Prompt, query: str, on_text: OnText | None, cancel: threading.Event | None
+    ) -> tuple[str, dict[str, float]]:
+        self._check_window(prompt)
+        watch = TextWatch(self._tokenizer, len(prompt.ids), self.config.stop, on_text, cancel)
+        started = time.perf_counter()
+        new_ids = self.decoder.run(prompt.ids, watch, self.config)
+        elapsed = time.perf_counter() - started
+        text = watch.finish(new_ids)
+        first = watch.first_token_at if watch.first_token_at is not None else started + elapsed
+        return text, {
+            "new_tokens": float(len(new_ids)),
+            "ttft_s": first - started,
+            "generate_s": elapsed,
+            "tokens_per_s": len(new_ids) / elapsed if elapsed > 0 else 0.0,
+        }
 
     def _check_window(self, prompt: Prompt) -> None:
         """Fail loudly rather than let positions past the model's window produce garbage."""
@@ -138,21 +181,6 @@ class LocalGenerator:
                 f"exceeds the model's {window}-token window; lower GeneratorConfig.context_tokens "
                 "or max_new_tokens, or shorten the system prompt"
             )
-
-    def _run(self, prompt: Prompt, watch: TextWatch, prompt_s: float) -> tuple[str, dict[str, float]]:
-        started = time.perf_counter()
-        new_ids = self.decoder.run(prompt.ids, watch, self.config)
-        elapsed = time.perf_counter() - started
-        text = watch.finish(new_ids)
-        first = watch.first_token_at if watch.first_token_at is not None else started + elapsed
-        return text, {
-            "prompt_s": prompt_s,
-            "prompt_tokens": float(len(prompt.ids)),
-            "new_tokens": float(len(new_ids)),
-            "ttft_s": first - started,
-            "generate_s": elapsed,
-            "tokens_per_s": len(new_ids) / elapsed if elapsed > 0 else 0.0,
-        }
 
 
 def stream_in_thread(answer: Callable[[OnText, threading.Event], object]) -> Iterator[str]:

@@ -30,14 +30,13 @@ import time
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
-from ragsys.generate.citations import is_abstention, parse_citations
 from ragsys.generate.config import GeneratorConfig
 from ragsys.generate.labels import FOLLOW_UP
-from ragsys.generate.local import no_timings, packing, stream_in_thread
-from ragsys.generate.prompt import ChatTokenizer, Prompt, build_prompt, user_message
+from ragsys.generate.local import PromptedGenerator
+from ragsys.generate.prompt import Prompt, user_message
 from ragsys.generate.watch import visible_text
 from ragsys.protocols import OnText
-from ragsys.types import Answer, Hit
+from ragsys.types import Answer
 
 if TYPE_CHECKING:
     import httpx
@@ -57,7 +56,7 @@ def build_openai(config: GeneratorConfig) -> OpenAIGenerator:
     return OpenAIGenerator(config, chat_tokenizer(local_folder(config.tokenizer or "smollm2-135m")))
 
 
-class OpenAIGenerator:
+class OpenAIGenerator(PromptedGenerator):
     """Answers through an OpenAI-compatible chat completions endpoint, streaming.
 
     Example:
@@ -65,33 +64,9 @@ class OpenAIGenerator:
         >>> "".join(gen.generate_stream("What grew?", hits))  # doctest: +SKIP
     """
 
-    backend = "openai"
-
-    def __init__(self, config: GeneratorConfig, tokenizer: ChatTokenizer) -> None:
-        self.config, self._tokenizer = config, tokenizer
-
     @property
-    def tokenizer(self) -> ChatTokenizer:
-        return self._tokenizer
-
-    def prompt(self, query: str, context: Sequence[Hit]) -> Prompt:
-        return build_prompt(
-            query,
-            context[: self.config.passages] if self.config.passages else context,
-            self._tokenizer,
-            system_prompt=self.config.system_text(),
-            context_tokens=self.config.context_tokens,
-        )
-
-    def generate(self, query: str, context: Sequence[Hit]) -> Answer:
-        return self.stream(query, context, on_text=None)
-
-    def stream(self, query: str, context: Sequence[Hit], on_text: OnText | None) -> Answer:
-        return self._answer(query, context, on_text, None)
-
-    def generate_stream(self, query: str, context: Sequence[Hit]) -> Iterator[str]:
-        """Pieces as the server sends them; leaving the loop closes the connection."""
-        return stream_in_thread(lambda on_text, cancel: self._answer(query, context, on_text, cancel))
+    def backend(self) -> str:
+        return "openai"
 
     def choose(self, answer: Answer, options: Sequence[str]) -> tuple[str, list[float]]:
         """The label step over HTTP: greedy one-word reply, scored by top log-probs where given."""
@@ -116,33 +91,10 @@ class OpenAIGenerator:
 
     # --- one request --------------------------------------------------------------------
 
-    def _answer(
-        self, query: str, context: Sequence[Hit], on_text: OnText | None, cancel: threading.Event | None
-    ) -> Answer:
-        if not context:
-            if on_text is not None:
-                on_text(self.config.abstain_text)
-            return Answer(
-                question=query, text=self.config.abstain_text, abstained=True, timings=no_timings(),
-                backend=self.backend,
-            )  # fmt: skip
-        started = time.perf_counter()
-        prompt = self.prompt(query, context)
-        prompt_s = time.perf_counter() - started
-        text, timings = self._complete(self._messages(prompt, query), on_text, cancel)
-        parsed = parse_citations(text, prompt.numbered())
-        return Answer(
-            question=query,
-            text=text,
-            abstained=is_abstention(text, self.config.abstain_text),
-            citations=parsed.citations,
-            contexts=tuple(p.hit for p in prompt.passages),
-            dropped_citations=parsed.dropped,
-            timings={"prompt_s": prompt_s, "prompt_tokens": float(len(prompt.ids))}
-            | timings
-            | packing(prompt),
-            backend=self.backend,
-        )
+    def _complete(
+        self, prompt: Prompt, query: str, on_text: OnText | None, cancel: threading.Event | None
+    ) -> tuple[str, dict[str, float]]:
+        return self._stream_completion(self._messages(prompt, query), on_text, cancel)
 
     def _messages(self, prompt: Prompt, query: str) -> list[dict[str, str]]:
         return [
@@ -150,7 +102,7 @@ class OpenAIGenerator:
             {"role": "user", "content": user_message(prompt.passages, query)},
         ]
 
-    def _complete(
+    def _stream_completion(
         self, messages: list[dict[str, str]], on_text: OnText | None, cancel: threading.Event | None
     ) -> tuple[str, dict[str, float]]:
         stops, raw, sent, chunks = self.config.stop, "", 0, 0

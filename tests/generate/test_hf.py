@@ -20,19 +20,10 @@ from ragsys.generate.config import DEFAULT_ABSTAIN, GeneratorConfig
 from ragsys.generate.local import LocalGenerator
 from ragsys.models import ModelLoadError, load_causal_lm
 from tests.fixtures.factories import make_hit
-from tests.fixtures.generators import BACKENDS
-from tests.fixtures.tiny_models import CORPUS, make_tiny_causal_lm
+from tests.fixtures.generators import BACKENDS, HITS, QUESTION, TIMING_KEYS, generator_config
+from tests.fixtures.tiny_models import make_tiny_causal_lm
 
-ABSTAIN = "I do not know."
-SYSTEM = "Cite [n]. Else say: {abstain_text}"  # short: the tiny model's window is 256 tokens
-TIMING_KEYS = {"prompt_s", "prompt_tokens", "new_tokens", "ttft_s", "generate_s", "tokens_per_s"}
-HITS = [make_hit("a", CORPUS[0]), make_hit("b", CORPUS[4])]
-QUESTION = "Does aspirin help?"
-
-
-def _config(**overrides: Any) -> GeneratorConfig:
-    base: dict[str, Any] = {"system_prompt": SYSTEM, "abstain_text": ABSTAIN, "max_new_tokens": 16}
-    return GeneratorConfig(**(base | overrides))
+_config = generator_config
 
 
 @pytest.fixture(scope="module", autouse=True)

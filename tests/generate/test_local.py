@@ -8,25 +8,23 @@ from typing import Any
 
 import pytest
 
-from ragsys.generate.config import GeneratorConfig
 from ragsys.generate.hf import HFGenerator
 from ragsys.generate.prompt import ChatTokenizer
 from ragsys.models import load_tokenizer
 from ragsys.types import Answer
-from tests.fixtures.factories import make_hit
-from tests.fixtures.generators import BACKENDS, FailingLM, Scripted
+from tests.fixtures.generators import (
+    ABSTAIN,
+    BACKENDS,
+    HITS,
+    QUESTION,
+    TIMING_KEYS,
+    FailingLM,
+    Scripted,
+    generator_config,
+)
 from tests.fixtures.tiny_models import CORPUS
 
-ABSTAIN = "I do not know."
-SYSTEM = "Cite [n]. Else say: {abstain_text}"  # short: the tiny model's window is 256 tokens
-TIMING_KEYS = {"prompt_s", "prompt_tokens", "new_tokens", "ttft_s", "generate_s", "tokens_per_s"}
-HITS = [make_hit("a", CORPUS[0]), make_hit("b", CORPUS[4])]
-QUESTION = "Does aspirin help?"
-
-
-def _config(**overrides: Any) -> GeneratorConfig:
-    base: dict[str, Any] = {"system_prompt": SYSTEM, "abstain_text": ABSTAIN, "max_new_tokens": 16}
-    return GeneratorConfig(**(base | overrides))
+_config = generator_config
 
 
 @pytest.fixture(scope="module")
