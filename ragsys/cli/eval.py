@@ -99,7 +99,8 @@ def eval_(
         )
     _print_eval(record)
     if as_json:
-        emit_json({"n": record["n"], "metrics": record["metrics"], "ci95": record["ci95"]})
+        emit_json({"n": record["n"], "metrics": record["metrics"], "ci95": record["ci95"],
+                   "n_by_metric": record.get("n_by_metric", {})})  # fmt: skip
 
 
 def _pipeline(

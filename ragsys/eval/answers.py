@@ -1,4 +1,4 @@
-"""End-to-end answer metrics: token overlap, ROUGE-L, citations and closed-set labels.
+"""End-to-end answer metrics: token overlap, ROUGE-L, figures, citations and closed-set labels.
 
 `token_f1` and `exact_match` follow the SQuAD v1.1 evaluation script: lowercase,
 drop punctuation and the articles a/an/the, collapse whitespace, then compare bags
@@ -19,6 +19,7 @@ from typing import Literal, TypeVar
 import numpy as np
 
 from ragsys.eval.evalset import EvalItem, doc_matches
+from ragsys.eval.numbers import figures, numeric_match
 from ragsys.types import Answer, Frozen
 
 YesNoMaybe = Literal["yes", "no", "maybe"]
@@ -146,13 +147,23 @@ def label_accuracy_and_macro_f1(
 
 
 def answer_metrics(item: EvalItem, answer: Answer) -> dict[str, float]:
-    out: dict[str, float] = {"abstained": float(answer.abstained)}
+    """Per question: abstention, answers that neither cite nor abstain (`no_citation_rate`, as
+    0/1), figures stated, and against a reference: token F1, exact match, ROUGE-L and, where the
+    reference states a figure, `numeric_match` (`ragsys.eval.numbers`)."""
+    out: dict[str, float] = {
+        "abstained": float(answer.abstained),
+        "no_citation_rate": float(not answer.citations and not answer.abstained),
+        "figures": float(len(figures(answer.text))),
+    }
     if item.answer:
         out |= {
             "token_f1": token_f1(answer.text, item.answer),
             "exact_match": exact_match(answer.text, item.answer),
             "rouge_l": rouge_l(answer.text, item.answer),
         }
+        numeric = numeric_match(answer.text, item.answer)
+        if numeric is not None:  # scored only where the reference states a figure
+            out["numeric_match"] = numeric
     if item.gold_doc_ids:
         cites = citation_precision_recall([c.doc for c in answer.citations], item.gold_doc_ids)
         out |= {"citation_precision": cites.precision, "citation_recall": cites.recall}

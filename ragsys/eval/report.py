@@ -52,6 +52,7 @@ def build_run_record(
     record: dict[str, Any] = {"config": {}, **result, "name": run_name}
     record.update(
         n=len(per_query),
+        n_by_metric={m: len(v) for m, v in columns.items()},  # e.g. numeric_match: numeric questions only
         metrics={**result.get("metrics", {}), **means},
         ci95=ci95,
         per_query={q: dict(v) for q, v in per_query.items()},

@@ -100,3 +100,30 @@ def test_macro_f1_agrees_with_sklearn() -> None:
 def test_label_metrics_reject_mismatched_lengths() -> None:
     with pytest.raises(ValueError, match="equally long"):
         label_accuracy_and_macro_f1(["yes"], [])
+
+
+def test_answer_metrics_score_figures_and_uncited_answers() -> None:
+    from ragsys.eval.answers import answer_metrics
+    from ragsys.eval.evalset import EvalItem
+    from ragsys.types import Answer, Citation
+
+    item = EvalItem(
+        id="q",
+        question="Revenue?",
+        answer="Revenue was $39,669 million.",
+        gold_doc_ids=("a.pdf",),
+        split="test",
+    )
+    cited = Citation(n=1, chunk_id="c", doc="a.pdf", page_start=3, page_end=3, text="...")
+    right = answer_metrics(
+        item, Answer(question="Revenue?", text="$39.67 billion [1].", abstained=False, citations=(cited,))
+    )
+    assert (right["numeric_match"], right["no_citation_rate"], right["figures"]) == (1.0, 0.0, 1.0)
+    wrong = answer_metrics(item, Answer(question="Revenue?", text="It was $18.2 million.", abstained=False))
+    assert (wrong["numeric_match"], wrong["no_citation_rate"]) == (0.0, 1.0)
+    refused = answer_metrics(item, Answer(question="Revenue?", text="I cannot answer.", abstained=True))
+    assert refused["no_citation_rate"] == 0.0  # abstaining is not an uncited claim
+    wordy = item.model_copy(update={"answer": "It grew because of services."})
+    assert "numeric_match" not in answer_metrics(
+        wordy, Answer(question="q", text="It grew.", abstained=False)
+    )
