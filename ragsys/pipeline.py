@@ -17,13 +17,14 @@ from __future__ import annotations
 
 import hashlib
 import importlib.util
+import inspect
 import json
 import shutil
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Protocol
 
 import yaml
 from pydantic import Field, ValidationError
@@ -32,7 +33,8 @@ from ragsys.chunk.chunker import ChunkConfig
 from ragsys.extract import ExtractorConfig, PdfExtractorConfig
 from ragsys.fusion import ConvexConfig, LearnedMixtureConfig, RRFConfig
 from ragsys.generate.config import GeneratorConfig
-from ragsys.index.reader import Index
+from ragsys.index.filters import Filters, merge_filters
+from ragsys.index.reader import Index, Scope
 from ragsys.index.spec import IndexSpec
 from ragsys.models import folder_digest
 from ragsys.protocols import Generator, OnText, Reranker, Retriever
@@ -42,6 +44,7 @@ from ragsys.retrieve.dense import DenseConfig
 from ragsys.types import Answer, Frozen, Hit
 
 RetrieverConfig = Annotated[BM25Config | DenseConfig, Field(discriminator="kind")]
+OVERFETCH = 10  # a retriever that cannot filter is asked for this many times k hits, then filtered
 PIPELINE_YAML = "pipeline.yaml"
 WEIGHT_FIELDS = ("model", "adapter")  # config fields that name weights: an alias, hub id or folder
 
@@ -70,6 +73,9 @@ class PipelineConfig(Frozen):
     generator: GeneratorConfig | None = None
     candidates: int = Field(default=100, ge=1, description="hits asked of each retriever before fusion")
     top_k: int = Field(default=10, ge=1)
+    # Metadata filters every search applies (ragsys.index.filters): {"form": ("10-Q",)}; a request's
+    # own filters (--filter, POST /ask) replace these field by field.
+    filters: dict[str, tuple[str, ...]] = {}
 
     def index_spec(self) -> IndexSpec:
         """What an index must hold for this pipeline: one BM25 structure per tokenizer, one
@@ -88,6 +94,7 @@ class PipelineConfig(Frozen):
             retrievers=[r.build(index) for r in self.retrievers],
             reranker=self.reranker.build() if self.reranker is not None else None,
             generator=self.generator.build() if generator and self.generator is not None else None,
+            index=index,
         )
 
     def identity(self) -> str:
@@ -129,6 +136,12 @@ class PipelineConfig(Frozen):
         return cls.from_yaml(directory / PIPELINE_YAML)
 
 
+class Scoped(Protocol):
+    """What filtering needs of an index (`ragsys.index.reader.Index` is one)."""
+
+    def scope(self, filters: Filters) -> Scope: ...
+
+
 @dataclass(frozen=True)
 class Pipeline:
     """Retrievers -> fusion -> optional reranker -> optional generator: plain composition.
@@ -136,25 +149,31 @@ class Pipeline:
     `search` ranks passages; `answer` searches, then generates from the hits (the generator
     packs what fits its budget); `stream` does the same, handing each new piece of answer text
     to `on_text` as it is decoded. Answers carry `timings["retrieve_s"]` beside the generator's.
+    `filters` (with the config's own) restrict every retriever to the documents whose metadata
+    passes them, before top-k (`ragsys.index.filters`).
     """
 
     config: PipelineConfig
     retrievers: Sequence[Retriever]
     reranker: Reranker | None = None
     generator: Generator | None = None
+    index: Scoped | None = None
 
-    def search(self, query: str, k: int | None = None) -> list[Hit]:
-        k = k or self.config.top_k
-        runs = [r.retrieve(query, max(self.config.candidates, k)) for r in self.retrievers]
-        return self._rank(query, runs, k)
+    def search(self, query: str, k: int | None = None, filters: Filters | None = None) -> list[Hit]:
+        return self.search_many([query], k, filters=filters)[0]
 
     def search_many(
-        self, queries: Sequence[str], k: int | None = None, on_progress: Callable[[int], None] | None = None
+        self,
+        queries: Sequence[str],
+        k: int | None = None,
+        on_progress: Callable[[int], None] | None = None,
+        filters: Filters | None = None,
     ) -> list[list[Hit]]:
         """`search` for many queries; retrievers that batch (dense encoding) do so."""
         k = k or self.config.top_k
         depth = max(self.config.candidates, k)
-        runs = [retrieve_many(r, queries, depth) for r in self.retrievers]
+        scope = self._scope(filters)
+        runs = [retrieve_many(r, queries, depth, scope) for r in self.retrievers]
         out: list[list[Hit]] = []
         for i, query in enumerate(queries):
             out.append(self._rank(query, [run[i] for run in runs], k))
@@ -162,13 +181,15 @@ class Pipeline:
                 on_progress(1)
         return out
 
-    def answer(self, query: str, k: int | None = None) -> Answer:
-        return self.stream(query, k, on_text=None)
+    def answer(self, query: str, k: int | None = None, filters: Filters | None = None) -> Answer:
+        return self.stream(query, k, on_text=None, filters=filters)
 
-    def stream(self, query: str, k: int | None, on_text: OnText | None) -> Answer:
+    def stream(
+        self, query: str, k: int | None, on_text: OnText | None, filters: Filters | None = None
+    ) -> Answer:
         generator = self.require_generator()
         started = time.perf_counter()
-        hits = self.search(query, k)
+        hits = self.search(query, k, filters)
         retrieve_s = time.perf_counter() - started
         answer = generator.stream(query, hits, on_text)
         return answer.model_copy(update={"timings": {"retrieve_s": retrieve_s, **answer.timings}})
@@ -181,6 +202,14 @@ class Pipeline:
             )
         return self.generator
 
+    def _scope(self, filters: Filters | None) -> Scope | None:
+        merged = merge_filters(self.config.filters, filters)
+        if not merged:
+            return None
+        if self.index is None:
+            raise PipelineError("this pipeline was built without its index, so it cannot filter by metadata")
+        return self.index.scope(merged)
+
     def _rank(self, query: str, runs: Sequence[Sequence[Hit]], k: int) -> list[Hit]:
         hits = self.config.fusion.fuse(runs) if len(runs) > 1 else list(runs[0])
         if self.reranker is not None:
@@ -188,11 +217,20 @@ class Pipeline:
         return hits[:k]
 
 
-def retrieve_many(retriever: Retriever, queries: Sequence[str], k: int) -> list[list[Hit]]:
+def retrieve_many(
+    retriever: Retriever, queries: Sequence[str], k: int, scope: Scope | None = None
+) -> list[list[Hit]]:
+    """Every query's hits; within `scope` (a filter) when given. Retrievers that take rows
+    (ragsys's BM25 and dense) filter before top-k; any other is asked for more and filtered."""
     batched = getattr(retriever, "retrieve_many", None)
-    if callable(batched):
-        return list(batched(queries, k))
-    return [retriever.retrieve(q, k) for q in queries]
+    if scope is None:
+        if callable(batched):
+            return list(batched(queries, k))
+        return [retriever.retrieve(q, k) for q in queries]
+    if callable(batched) and "rows" in inspect.signature(batched).parameters:
+        return list(batched(queries, k, rows=scope.rows))
+    wide = [retriever.retrieve(q, k * OVERFETCH) for q in queries]
+    return [[h for h in hits if h.chunk.doc_id in scope.docs][:k] for hits in wide]
 
 
 # --- saving and loading ---------------------------------------------------------------------

@@ -11,7 +11,7 @@ from typing import Annotated
 import typer
 
 from ragsys.cli.console import emit_json, err, out, user_errors
-from ragsys.cli.options import IndexOpt, JsonOpt, PipelineOpt
+from ragsys.cli.options import FilterOpt, IndexOpt, JsonOpt, PipelineOpt
 from ragsys.types import Answer
 
 
@@ -20,23 +20,27 @@ def ask(
     index_dir: IndexOpt,
     pipeline: PipelineOpt = None,
     k: Annotated[int | None, typer.Option("-k", help="passages retrieved for the generator")] = None,
+    filter_: FilterOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Answer a question from the index, citing passages as \\[n] with their document and page."""
+    from ragsys.index.filters import parse_filters
     from ragsys.index.reader import Index
     from ragsys.jsonshape import answer_json
     from ragsys.pipeline import load_pipeline
 
     with user_errors():
+        filters = parse_filters(filter_ or [])
         config = load_pipeline(pipeline)
         if config.generator is None:
             raise ValueError(f"pipeline {config.name!r} has no generator; use one with `generator=...`")
         rag = config.build(Index.open(index_dir), generator=True)
         if as_json:
-            answer = rag.answer(question, k)
+            answer = rag.answer(question, k, filters)
         else:
             out.print("[bold]Answer:[/bold] ", end="")
-            answer = rag.stream(question, k, on_text=lambda t: out.print(t, end="", highlight=False))
+            show = lambda t: out.print(t, end="", highlight=False)  # noqa: E731
+            answer = rag.stream(question, k, on_text=show, filters=filters)
             out.print()
     if as_json:
         emit_json(answer_json(answer))

@@ -10,7 +10,7 @@ import typer
 from rich.table import Table
 
 from ragsys.cli.console import Bars, emit_json, err, user_errors
-from ragsys.cli.options import EvalSetOpt, IndexOpt, JsonOpt, PipelineOpt
+from ragsys.cli.options import EvalSetOpt, FilterOpt, IndexOpt, JsonOpt, PipelineOpt
 
 if TYPE_CHECKING:
     from ragsys.eval.evalset import EvalItem, EvalSetReader
@@ -73,12 +73,14 @@ def eval_(
     label_rule: Annotated[
         str, typer.Option(help="constrained (the model picks a label) or rule (read off the answer)")
     ] = "constrained",
+    filter_: FilterOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Score a pipeline on an eval set: IR metrics, answer metrics, 95% CIs, paired test, HTML report."""
     from ragsys.eval.evalset import EvalSetReader
     from ragsys.eval.report import finish_report
     from ragsys.eval.run import evaluate
+    from ragsys.index.filters import merge_filters, parse_filters
     from ragsys.index.reader import Index
 
     with user_errors(), Bars() as bars:
@@ -88,6 +90,9 @@ def eval_(
         items = reader.read([split])[:limit] if limit else reader.read([split])
         index = Index.open(index_dir)
         built, extra = _pipeline(pipeline, index, reader, split, items, generate, max_new_tokens, bars.log)
+        if filter_:  # every question searched within the filter (recorded in the run's config)
+            filters = merge_filters(built.config.filters, parse_filters(filter_))
+            built = replace(built, config=built.config.model_copy(update={"filters": filters}))
         result, per_query = evaluate(built, items, split=split, k=k, label_rule=label_rule, progress=bars)  # type: ignore[arg-type]
         config = built.config
         result.update(

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.table import Table
 
 from ragsys.cli.console import Bars, emit_json, err, out, user_errors
-from ragsys.cli.options import IndexOpt, JsonOpt, PipelineOpt
+from ragsys.cli.options import FilterOpt, IndexOpt, JsonOpt, PipelineOpt
 
 if TYPE_CHECKING:
     from ragsys.extract import ExtractorConfig
@@ -59,6 +59,16 @@ def _extractor_config(name: str) -> ExtractorConfig:
     raise ValueError(f"--extractor {name!r}: choose pymupdf or unstructured")
 
 
+def _fields(manifest: Any) -> dict[str, list[str]]:
+    """Each metadata field and its distinct values over the documents (the table view)."""
+    values: dict[str, set[str]] = {}
+    for entry in manifest.documents.values():
+        for key, value in entry.meta.items():
+            if key not in ("file", "title"):
+                values.setdefault(key, set()).add(value)
+    return {k: sorted(v)[:20] for k, v in sorted(values.items())}
+
+
 def _print_index_summary(summary: IndexSummary) -> None:
     t = Table(title=f"index {summary.generation}", show_header=False)
     for k, v in [
@@ -81,15 +91,18 @@ def search(
     index_dir: IndexOpt,
     k: Annotated[int, typer.Option("-k", help="number of hits")] = 10,
     pipeline: PipelineOpt = None,
+    filter_: FilterOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Retrieve the best passages for a query (no generation)."""
+    from ragsys.index.filters import parse_filters
     from ragsys.index.reader import Index
     from ragsys.jsonshape import hit_json
     from ragsys.pipeline import load_pipeline
 
     with user_errors():
-        hits = load_pipeline(pipeline).build(Index.open(index_dir)).search(query, k)
+        filters = parse_filters(filter_ or [])
+        hits = load_pipeline(pipeline).build(Index.open(index_dir)).search(query, k, filters)
     if as_json:
         emit_json({"hits": [hit_json(h) for h in hits]})
         return
@@ -126,6 +139,7 @@ def inspect(
         "dense": [{"model": r.model, "dim": r.dim, "index": r.index_kind, "fingerprint": r.fingerprint,
                    "backend": r.backend} for r in m.dense],
         "pipeline": config.name, "reranker": reranker,
+        "metadata": {d: e.meta for d, e in sorted(m.documents.items())} if as_json else _fields(m),
         "encoders": [{"model": r.model, "passages": resolve_backend(r.backend),
                       "queries": resolve_backend(r.query_backend)}
                      for r in config.retrievers if isinstance(r, DenseConfig)],

@@ -27,6 +27,14 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="print one JSON object as 
 EvalSetOpt = Annotated[Path, typer.Option("--eval-set", help="eval set JSONL (see README)")]
 SplitOpt = Annotated[str, typer.Option("--split", help="the split trained on (never the test split)")]
 FeedbackOpt = Annotated[Path | None, typer.Option("--feedback", help="feedback store (thumbs, revisions)")]
+FilterOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--filter",
+        help="KEY=VALUE metadata filter (company, ticker, form, period, period_end, title, file, doc; "
+        "globs allowed); repeat: AND across keys, OR within a key",
+    ),
+]
 
 F = TypeVar("F", bound=Callable[..., Any])
 _FIELD_DEFAULT: Any = object()  # the config field's own default

@@ -17,15 +17,15 @@ from __future__ import annotations
 
 import json
 from collections.abc import Collection, Iterable, Sequence
-from fnmatch import fnmatchcase
 from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
 
+from ragsys.docids import doc_matches, is_glob
 from ragsys.types import Frozen
 
-_GLOB_CHARS = frozenset("*?[")
+__all__ = ["EvalItem", "doc_matches", "is_glob"]  # doc_matches/is_glob: imported from here before docids.py
 
 
 class EvalSetError(ValueError):
@@ -51,28 +51,6 @@ class EvalItem(Frozen):
     gold_chunk_ids: tuple[str, ...] = ()
     gold_pages: tuple[GoldPage, ...] = ()
     meta: dict[str, Any] = {}
-
-
-def is_glob(gold: str) -> bool:
-    """True when a gold id is a pattern standing for several documents."""
-    return any(c in _GLOB_CHARS for c in gold)
-
-
-def doc_matches(gold: str, doc_id: str) -> bool:
-    """Does `doc_id` satisfy the gold id `gold`?
-
-    Exact ids win; a plain name also matches a path ending in "/name" (gold files are
-    named relative to wherever they were indexed from); a glob without "/" is matched
-    against the basename, one with "/" against the whole id or any "/"-suffix. Matching is
-    case-sensitive so results do not depend on the OS.
-    """
-    if gold == doc_id:
-        return True
-    if is_glob(gold) and "/" not in gold:
-        return fnmatchcase(doc_id.rsplit("/", 1)[-1], gold)
-    if is_glob(gold):
-        return fnmatchcase(doc_id, gold) or fnmatchcase(doc_id, "*/" + gold)
-    return doc_id.endswith("/" + gold)
 
 
 class EvalSetReader:

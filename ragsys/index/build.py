@@ -14,7 +14,7 @@ import os
 import shutil
 import signal
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -23,6 +23,7 @@ from ragsys.index.cache import EmbeddingCache, ExtractionCache, config_key
 from ragsys.index.errors import IndexNotFoundError
 from ragsys.index.lock import WriterLock
 from ragsys.index.manifest import Manifest, read_manifest, write_manifest
+from ragsys.index.metadata import metadata_signature, read_overrides
 from ragsys.index.plan import FileFailure, Plan, make_plan
 from ragsys.index.reps import dense_reps, sparse_reps
 from ragsys.index.spec import IndexSpec
@@ -61,16 +62,17 @@ def index_paths(
         rebuild = prev is not None and prev.extractor != extractor
         suffixes = {s.lower() for s in SUPPORTED_SUFFIXES[spec.extractor.kind]}
         plan = make_plan(paths, suffixes, prev, rebuild)
+        metadata = read_overrides(paths)
         target = Manifest(
             generation="", created="", chunking=spec.chunking.model_dump(mode="json"), extractor=extractor,
-            sparse=sparse_reps(spec), dense=dense_reps(spec, prev),
+            sparse=sparse_reps(spec), dense=dense_reps(spec, prev), metadata=metadata_signature(metadata),
         )  # fmt: skip
         if prev is not None and not plan.changes and prev.signature() == target.signature():
             return IndexSummary.of(plan, prev, time.monotonic() - t0, generation=prev.generation)
         t_extract = time.monotonic()
         new_docs = _extract(plan, spec, passwords, workers, index_dir, rep)
         timings = {"extract": round(time.monotonic() - t_extract, 3)}
-        manifest, writer = _write_generation(index_dir, prev, target, plan, new_docs, spec, rep)
+        manifest, writer = _write_generation(index_dir, prev, target, plan, new_docs, spec, rep, metadata)
         timings.update(writer.timings)
         return IndexSummary.of(
             plan, manifest, time.monotonic() - t0, generation=manifest.generation, timings=timings,
@@ -131,6 +133,7 @@ def _write_generation(
     new_docs: list[Document],
     spec: IndexSpec,
     rep: Reporter,
+    metadata: Sequence[Mapping[str, str]],
 ) -> tuple[Manifest, GenerationWriter]:
     gens = index_dir / GENERATIONS
     gens.mkdir(exist_ok=True)
@@ -140,7 +143,7 @@ def _write_generation(
     prev_dir = gens / prev.generation if prev is not None else None
     cache = EmbeddingCache(index_dir / CACHE / "embeddings.sqlite")
     try:
-        writer = GenerationWriter(partial, prev, prev_dir, target, spec, cache, rep, fault_point)
+        writer = GenerationWriter(partial, prev, prev_dir, target, spec, cache, rep, fault_point, metadata)
         stats = writer.write(plan, new_docs)
     finally:
         cache.close()

@@ -44,6 +44,8 @@ class DocEntry(Frozen):
     content_hash: str
     pages: int
     chunks: int
+    first_row: int = -1  # its chunks are rows first_row .. first_row + chunks - 1 (-1: older index)
+    meta: dict[str, str] = {}  # ragsys.index.metadata: file, form, period, company, ticker, title, ...
 
 
 class Manifest(Frozen):
@@ -57,6 +59,7 @@ class Manifest(Frozen):
     documents: dict[str, DocEntry] = {}
     pages: int = 0
     chunks: int = 0
+    metadata: str = ""  # rules version + metadata.jsonl digest (ragsys.index.metadata.metadata_signature)
 
     def signature(self) -> str:
         """What must match for an unchanged corpus to need no new generation."""
@@ -65,6 +68,7 @@ class Manifest(Frozen):
             "extractor": self.extractor,
             "sparse": sorted(r.key for r in self.sparse),
             "dense": sorted(r.key for r in self.dense),
+            "metadata": self.metadata,
         }
         return json.dumps(reps, sort_keys=True)
 

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from ragsys.index.corpus import is_beir_corpus, read_beir_corpus
 from ragsys.index.manifest import DocEntry, Manifest
+from ragsys.index.metadata import METADATA_FILE
 from ragsys.types import Document, Frozen
 
 
@@ -83,6 +84,8 @@ def _failed_here(source: str, plan: Plan) -> bool:
 def _plan_file(
     path: Path, suffixes: Collection[str], known: Mapping[str, DocEntry], rebuild: bool, plan: Plan
 ) -> None:
+    if path.name == METADATA_FILE:
+        return  # the user's metadata for the documents beside it (ragsys.index.metadata), not one
     if is_beir_corpus(path):
         _plan_corpus(path, known, plan)
         return

@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
 
 from ragsys.index.build import GENERATIONS
 from ragsys.index.errors import IndexFormatError, MissingRepresentationError
+from ragsys.index.filters import Filters, accepts
 from ragsys.index.manifest import DenseRep, Manifest, read_manifest
 from ragsys.index.reps import dense_key, sparse_key
 from ragsys.index.store import ChunkStore
@@ -67,5 +72,24 @@ class Index:
         rep = self.dense_rep(config)
         return VectorIndex.load(self.generation_dir / "dense" / rep.key)
 
+    def scope(self, filters: Filters) -> Scope:
+        """The documents that pass `filters` and their chunks' rows (`ragsys.index.filters`)."""
+        docs = frozenset(d for d, e in self.manifest.documents.items() if accepts(e.meta, d, filters))
+        known = [e for d, e in self.manifest.documents.items() if d in docs and e.first_row >= 0]
+        rows = [np.arange(e.first_row, e.first_row + e.chunks, dtype=np.int64) for e in known]
+        older = sorted(d for d, e in self.manifest.documents.items() if d in docs and e.first_row < 0)
+        if older:  # an index written before rows were recorded: ask the store
+            rows.append(np.asarray(self.store.rows_of_docs(older), dtype=np.int64))
+        joined = np.unique(np.concatenate(rows)) if rows else np.zeros(0, dtype=np.int64)
+        return Scope(docs=docs, rows=joined)
+
     def close(self) -> None:
         self.store.close()
+
+
+@dataclass(frozen=True)
+class Scope:
+    """Where a filtered search may look: document ids and the chunk rows they hold (sorted)."""
+
+    docs: frozenset[str]
+    rows: npt.NDArray[np.int64]

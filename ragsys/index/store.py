@@ -109,6 +109,15 @@ class ChunkStore:
             ).fetchall()
         return [Chunk.model_validate_json(d) for (d,) in data]
 
+    def rows_of_docs(self, doc_ids: Sequence[str]) -> list[int]:
+        out: list[int] = []
+        with self._lock:
+            for i in range(0, len(doc_ids), 900):
+                part = list(doc_ids[i : i + 900])
+                q = f"SELECT row FROM chunks WHERE doc_id IN ({','.join('?' * len(part))})"
+                out.extend(int(r) for (r,) in self._conn.execute(q, part))
+        return sorted(out)
+
     def rows_of_chunk_ids(self, ids: Iterable[str]) -> dict[str, int]:
         ids = list(ids)
         out: dict[str, int] = {}

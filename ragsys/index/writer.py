@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +13,7 @@ from ragsys.chunk.chunker import StructureChunker
 from ragsys.fsutil import fsync_tree
 from ragsys.index.cache import EmbeddingCache
 from ragsys.index.manifest import DenseRep, DocEntry, Manifest
+from ragsys.index.metadata import document_metadata
 from ragsys.index.plan import Plan
 from ragsys.index.reps import dense_config_for
 from ragsys.index.spec import IndexSpec
@@ -38,9 +39,11 @@ class GenerationWriter:
         cache: EmbeddingCache,
         reporter: Reporter,
         fault: Callable[[str], None],
+        metadata: Sequence[Mapping[str, str]] = (),
     ) -> None:
         self.out, self.prev, self.prev_dir, self.target = out, prev, prev_dir, target
         self.spec, self.cache, self.rep, self.fault = spec, cache, reporter, fault
+        self.metadata = metadata  # the user's metadata.jsonl rows
         self._chunker: StructureChunker | None = None
         self.timings: dict[str, float] = {}
         self.embedded = 0  # chunks embedded in this run (cache misses)
@@ -95,12 +98,14 @@ class GenerationWriter:
                 self.rep.advance("chunk")
             else:
                 chunks = prev_store.chunks_of(doc_id)
-            store.add_document(doc, chunks, len(all_chunks))
+            first_row = len(all_chunks)
+            store.add_document(doc, chunks, first_row)
             all_chunks.extend(chunks)
             pages += doc.page_count
             entries[doc_id] = DocEntry(
-                source=doc.source, content_hash=doc.content_hash, pages=doc.page_count, chunks=len(chunks)
-            )
+                source=doc.source, content_hash=doc.content_hash, pages=doc.page_count, chunks=len(chunks),
+                first_row=first_row, meta=document_metadata(doc, self.metadata),
+            )  # fmt: skip
         if prev_store is not None:
             prev_store.close()
         return all_chunks, entries, pages

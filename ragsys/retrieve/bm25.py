@@ -95,9 +95,13 @@ class BM25Retriever:
     def retrieve(self, query: str, k: int = 10) -> list[Hit]:
         return self._hits(*self._scorer.search(self._tokenizer.tokenize(query), k))
 
-    def retrieve_many(self, queries: Sequence[str], k: int = 10) -> list[list[Hit]]:
-        results = self._scorer.search_many(self._tokenizer.tokenize_many(queries), k)
-        return [self._hits(scores, rows) for scores, rows in results]
+    def retrieve_many(
+        self, queries: Sequence[str], k: int = 10, rows: IntArray | None = None
+    ) -> list[list[Hit]]:
+        """`rows`, when given, are the only index rows that may be returned (a metadata filter):
+        the others are dropped before top-k, so k hits come back when k matching rows exist."""
+        results = self._scorer.search_many(self._tokenizer.tokenize_many(queries), k, rows)
+        return [self._hits(scores, found) for scores, found in results]
 
     def _hits(self, scores: FloatArray, rows: IntArray) -> list[Hit]:
         chunks = self._chunks(rows.tolist())
@@ -168,9 +172,15 @@ class BM25Scorer:
         """(scores, rows) of the best k matching documents: score desc, then row asc."""
         return self.search_many([query_tokens], k)[0]
 
-    def search_many(self, queries: Sequence[Sequence[str]], k: int) -> list[tuple[FloatArray, IntArray]]:
+    def search_many(
+        self, queries: Sequence[Sequence[str]], k: int, rows: IntArray | None = None
+    ) -> list[tuple[FloatArray, IntArray]]:
+        """Per query, (scores, rows) of the best k matching documents; with `rows`, only those
+        documents may match (scored on numpy: the kernel has no mask)."""
         if k < 0:
             raise ValueError(f"k must be >= 0, got {k}")
+        if rows is not None:
+            return self._search_masked(queries, k, rows)
         batch = self._backend == "numba" or (self._backend == "auto" and len(queries) >= KERNEL_MIN_QUERIES)
         kernel = self._load() if batch else None
         if kernel is not None:
@@ -181,6 +191,20 @@ class BM25Scorer:
             terms = self._term_ids(queries[start : start + per_block])
             offsets = self._absent_scores(terms) if self._has_absent else None
             results.extend(top_k_rows(self._accumulate(terms), k, offsets))
+        return results
+
+    def _search_masked(
+        self, queries: Sequence[Sequence[str]], k: int, rows: IntArray
+    ) -> list[tuple[FloatArray, IntArray]]:
+        outside = np.ones(self.index.num_docs, dtype=bool)
+        outside[rows] = False
+        results: list[tuple[FloatArray, IntArray]] = []
+        for tokens in queries:
+            terms = self._term_ids([tokens])
+            scores = self._accumulate(terms)
+            scores[0, outside] = 0.0  # only positive scores are hits: these rows cannot be
+            offsets = self._absent_scores(terms) if self._has_absent else None
+            results.extend(top_k_rows(scores, k, offsets))
         return results
 
     def _search_kernel(

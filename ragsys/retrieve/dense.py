@@ -203,6 +203,22 @@ class VectorIndex:
         scores, rows = self._index.search(queries, k, params=self._search_params(k))
         return scores.astype(np.float32), rows.astype(np.int64)
 
+    def search_within(
+        self, queries: Vectors, k: int, rows: npt.NDArray[np.int64]
+    ) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.int64]]:
+        """`search` over `rows` only. Exact: the scores of the allowed vectors are computed
+        directly (a filter usually keeps a few documents; 100k vectors take milliseconds), so a
+        filtered search on an approximate index returns the true top k, never fewer than exist."""
+        queries = _as_matrix(queries)
+        n = queries.shape[0]
+        if k <= 0 or n == 0 or rows.size == 0:
+            return np.zeros((n, 0), np.float32), np.zeros((n, 0), np.int64)
+        subset = np.asarray(self._vectors[rows], dtype=np.float32)
+        scores = queries @ subset.T  # (n, len(rows))
+        take = min(k, rows.size)
+        best = np.argsort(-scores, axis=1, kind="stable")[:, :take]
+        return np.take_along_axis(scores, best, axis=1).astype(np.float32), rows[best].astype(np.int64)
+
     def _search_params(self, k: int) -> faiss.SearchParameters | None:
         # Per-call parameters leave the index untouched, so concurrent searches are safe.
         if self.kind == "hnsw":  # HNSW keeps only efSearch candidates: it must be >= k
@@ -288,11 +304,17 @@ class DenseRetriever:
     def retrieve(self, query: str, k: int = 10) -> list[Hit]:
         return self.retrieve_many([query], k)[0]
 
-    def retrieve_many(self, queries: Sequence[str], k: int = 10) -> list[list[Hit]]:
-        """One encoder call, one faiss search and one chunk lookup for all queries."""
+    def retrieve_many(
+        self, queries: Sequence[str], k: int = 10, rows: npt.NDArray[np.int64] | None = None
+    ) -> list[list[Hit]]:
+        """One encoder call, one search and one chunk lookup for all queries; `rows`, when given,
+        are the only index rows that may be returned (a metadata filter), chosen before top-k."""
         if not queries:
             return []
-        scores, rows = self._index.search(self._encoder.encode(list(queries)), k)
+        vectors = self._encoder.encode(list(queries))
+        scores, rows = (
+            self._index.search(vectors, k) if rows is None else self._index.search_within(vectors, k, rows)
+        )
         found = [
             [(float(s), int(r)) for s, r in zip(srow, rrow, strict=True) if r >= 0]
             for srow, rrow in zip(scores, rows, strict=True)

@@ -18,6 +18,7 @@ from starlette.concurrency import run_in_threadpool
 
 from ragsys.feedback.records import StoredAnswer
 from ragsys.feedback.store import FeedbackStore
+from ragsys.index.filters import Filters
 from ragsys.jsonshape import answer_json
 from ragsys.pipeline import Pipeline
 from ragsys.serve.worker import GenerationWorker
@@ -42,13 +43,15 @@ class Asker:
     def __init__(self, pipeline: Pipeline, store: FeedbackStore, worker: GenerationWorker, version: str):
         self.pipeline, self.store, self.worker, self.version = pipeline, store, worker, version
 
-    async def ask(self, question: str, k: int | None) -> dict[str, object]:
+    async def ask(self, question: str, k: int | None, filters: Filters | None = None) -> dict[str, object]:
         """Raises QueueFullError at once when the queue is full."""
-        future = self.worker.submit(lambda: self.pipeline.answer(question, k))
+        future = self.worker.submit(lambda: self.pipeline.answer(question, k, filters))
         answer = await asyncio.wrap_future(future)
         return await run_in_threadpool(self._finish, question, answer)
 
-    def stream(self, question: str, k: int | None) -> AsyncGenerator[bytes, None]:
+    def stream(
+        self, question: str, k: int | None, filters: Filters | None = None
+    ) -> AsyncGenerator[bytes, None]:
         """Queues the job now (a full queue is a 503 before any byte is sent) and returns the
         NDJSON body: `{"event": "text", "text": ...}` lines, then one `{"event": "done",
         "result": <the /ask JSON>}` or `{"event": "error", "detail": ...}`."""
@@ -66,7 +69,7 @@ class Asker:
 
         def job() -> None:
             try:
-                push("done", self.pipeline.stream(question, k, on_text))
+                push("done", self.pipeline.stream(question, k, on_text, filters))
             except ClientGone:
                 pass
             except Exception as e:  # reported in the stream: the 200 was already sent

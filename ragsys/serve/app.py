@@ -82,7 +82,7 @@ def _ask_routes(app: FastAPI, asker: Asker, settings: ServeSettings, auth: list[
     async def ask(req: AskRequest) -> dict[str, object]:
         question = question_of(req)
         try:
-            return await asker.ask(question, req.k)
+            return await asker.ask(question, req.k, req.filter)
         except QueueFullError:
             raise
         except Exception as e:
@@ -91,7 +91,7 @@ def _ask_routes(app: FastAPI, asker: Asker, settings: ServeSettings, auth: list[
     @app.post("/ask/stream", dependencies=auth, response_class=StreamingResponse,
               summary="Answer as NDJSON: text events, then a done event with the /ask JSON")  # fmt: skip
     async def ask_stream(req: AskRequest) -> StreamingResponse:
-        body = asker.stream(question_of(req), req.k)
+        body = asker.stream(question_of(req), req.k, req.filter)
         return StreamingResponse(
             body, media_type="application/x-ndjson", headers={"Cache-Control": "no-store"}
         )

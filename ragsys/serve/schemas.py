@@ -21,6 +21,11 @@ class AskRequest(Frozen):
     k: int | None = Field(
         default=None, ge=1, description="passages to retrieve; the pipeline's top_k if omitted"
     )
+    filter: dict[str, list[str]] | None = Field(
+        default=None,
+        description='metadata filters, e.g. {"company": ["Apple*"], "period": ["2023 Q3"]}: AND across '
+        "fields, OR within one (ragsys search --filter)",
+    )
 
 
 class FeedbackRequest(Frozen):

@@ -56,6 +56,30 @@ def test_index_search_inspect_json(tmp_path: Path, tiny_pipeline: PipelineConfig
     r = runner.invoke(app, ["inspect", idx, "--pipeline", p, "--json"])
     info = json.loads(r.stdout.strip().splitlines()[-1])
     assert info["documents"] == 3 and "train one" in info["reranker"]
+    assert {Path(d).name: m["file"] for d, m in info["metadata"].items()} == {
+        "fruit.md": "fruit.md", "notes.txt": "notes.txt", "robots.md": "robots.md",
+    }  # fmt: skip
+
+    # --filter: hits only from the documents that pass it
+    r = runner.invoke(
+        app,
+        [
+            "search",
+            "harmonic drive grease",
+            "--index",
+            idx,
+            "--pipeline",
+            p,
+            "--filter",
+            "file=fruit.*",
+            "--json",
+        ],
+    )
+    assert r.exit_code == 0, r.output
+    hits = json.loads(r.stdout.strip().splitlines()[-1])["hits"]
+    assert hits and all(h["doc"].endswith("fruit.md") for h in hits)
+    r = runner.invoke(app, ["search", "grease", "--index", idx, "--pipeline", p, "--filter", "file"])
+    assert r.exit_code != 0 and "KEY=VALUE" in r.output
 
 
 def test_index_exit_codes(tmp_path: Path, tiny_pipeline: PipelineConfig) -> None:

@@ -31,6 +31,14 @@ def test_ask_returns_the_cli_json_and_stores_the_answer(client: TestClient, stor
     assert stored.contexts == tuple(c["chunk_id"] for c in out["contexts"])  # type: ignore[attr-defined]
 
 
+def test_ask_takes_metadata_filters(client: TestClient, tiny_index: Index) -> None:
+    others = [Path(d).name for d in tiny_index.manifest.documents if not d.endswith("manual.pdf")]
+    out = ask(client, k=3, filter={"file": [others[0]]})
+    assert out["contexts"] and all(c["doc"].endswith(others[0]) for c in out["contexts"])  # type: ignore[union-attr]
+    r = client.post("/ask", json={"question": "q", "filter": {"file": "not a list"}})
+    assert r.status_code == 422
+
+
 def test_stream_pieces_join_to_the_final_answer(client: TestClient, store: FeedbackStore) -> None:
     r = client.post("/ask/stream", json={"question": "conveyor belt speed"})
     assert r.status_code == 200 and r.headers["content-type"].startswith("application/x-ndjson")
