@@ -41,6 +41,7 @@ from ragsys.protocols import Generator, OnText, Reranker, Retriever
 from ragsys.rerank import CrossEncoderConfig
 from ragsys.retrieve.bm25 import BM25Config
 from ragsys.retrieve.dense import DenseConfig
+from ragsys.scope import MetadataScoper, ScopeConfig
 from ragsys.types import Answer, Frozen, Hit
 
 RetrieverConfig = Annotated[BM25Config | DenseConfig, Field(discriminator="kind")]
@@ -76,6 +77,8 @@ class PipelineConfig(Frozen):
     # Metadata filters every search applies (ragsys.index.filters): {"form": ("10-Q",)}; a request's
     # own filters (--filter, POST /ask) replace these field by field.
     filters: dict[str, tuple[str, ...]] = {}
+    # Routes each question to the documents its company/period/form names (ragsys.scope).
+    scoping: ScopeConfig | None = None
 
     def index_spec(self) -> IndexSpec:
         """What an index must hold for this pipeline: one BM25 structure per tokenizer, one
@@ -95,6 +98,7 @@ class PipelineConfig(Frozen):
             reranker=self.reranker.build() if self.reranker is not None else None,
             generator=self.generator.build() if generator and self.generator is not None else None,
             index=index,
+            scoper=self.scoping.build(index) if self.scoping is not None else None,
         )
 
     def identity(self) -> str:
@@ -158,6 +162,7 @@ class Pipeline:
     reranker: Reranker | None = None
     generator: Generator | None = None
     index: Scoped | None = None
+    scoper: MetadataScoper | None = None
 
     def search(self, query: str, k: int | None = None, filters: Filters | None = None) -> list[Hit]:
         return self.search_many([query], k, filters=filters)[0]
@@ -171,15 +176,33 @@ class Pipeline:
     ) -> list[list[Hit]]:
         """`search` for many queries; retrievers that batch (dense encoding) do so."""
         k = k or self.config.top_k
-        depth = max(self.config.candidates, k)
-        scope = self._scope(filters)
-        runs = [retrieve_many(r, queries, depth, scope) for r in self.retrievers]
-        out: list[list[Hit]] = []
-        for i, query in enumerate(queries):
-            out.append(self._rank(query, [run[i] for run in runs], k))
-            if on_progress is not None:
-                on_progress(1)
+        out: list[list[Hit]] = [[] for _ in queries]
+        for group, group_filters in self._routes(queries, filters).items():
+            depth = max(self.config.candidates, k)
+            scope = self._scope(group_filters)
+            asked = [queries[i] for i in group]
+            runs = [retrieve_many(r, asked, depth, scope) for r in self.retrievers]
+            for j, i in enumerate(group):
+                out[i] = self._rank(queries[i], [run[j] for run in runs], k)
+                if on_progress is not None:
+                    on_progress(1)
         return out
+
+    def _routes(
+        self, queries: Sequence[str], filters: Filters | None
+    ) -> dict[tuple[int, ...], Filters | None]:
+        """Queries grouped by the filters they search with: the request's, plus the documents
+        the scoper routes each to (when the pipeline scopes)."""
+        if self.scoper is None:
+            return {tuple(range(len(queries))): filters}
+        groups: dict[str, list[int]] = {}
+        merged: dict[str, Filters | None] = {}
+        for i, query in enumerate(queries):
+            routed = {**(filters or {}), **self.scoper.route(query).filters}
+            key = json.dumps(routed, sort_keys=True)
+            groups.setdefault(key, []).append(i)
+            merged[key] = routed or filters
+        return {tuple(ids): merged[key] for key, ids in groups.items()}
 
     def answer(self, query: str, k: int | None = None, filters: Filters | None = None) -> Answer:
         return self.stream(query, k, on_text=None, filters=filters)

@@ -72,6 +72,10 @@ class Index:
         rep = self.dense_rep(config)
         return VectorIndex.load(self.generation_dir / "dense" / rep.key)
 
+    def document_metadata(self) -> dict[str, dict[str, str]]:
+        """Every document's metadata fields (`ragsys.index.metadata`), by document id."""
+        return {d: dict(e.meta) for d, e in self.manifest.documents.items()}
+
     def scope(self, filters: Filters) -> Scope:
         """The documents that pass `filters` and their chunks' rows (`ragsys.index.filters`)."""
         docs = frozenset(d for d, e in self.manifest.documents.items() if accepts(e.meta, d, filters))
