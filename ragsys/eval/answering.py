@@ -40,8 +40,7 @@ def generate_and_score(
     for item, item_hits in zip(items, hits, strict=True):
         answer = generator.generate(item.question, list(item_hits[:k]))
         metrics = answer_metrics(item, answer)
-        record: dict[str, Any] = {"answer": answer.text, "abstained": answer.abstained,
-                                  "citations": [c.doc for c in answer.citations]}  # fmt: skip
+        record = answer_record(item, answer)
         if item.label in LABELS:
             label = _label(generator, answer, label_rule)
             metrics["label_accuracy"] = float(label == item.label)
@@ -61,6 +60,27 @@ def generate_and_score(
         extra["label_counts"] = {lab: preds.count(lab) for lab in LABELS}
         extra["majority_class_accuracy"] = max(golds.count(lab) for lab in LABELS) / len(golds)
     return per_query, extra
+
+
+PASSAGE_CHARS = 600  # of each passage kept in the run record, for the report's per-question view
+
+
+def answer_record(item: EvalItem, answer: Answer) -> dict[str, Any]:
+    """What the report shows for one question: the question, the answer and its citations, the
+    reference and the passages the generator was given (document and pages)."""
+    return {
+        "question": item.question,
+        "answer": answer.text,
+        "reference": item.answer or "",
+        "abstained": answer.abstained,
+        "citations": [c.doc for c in answer.citations],
+        "cited": [c.n for c in answer.citations],
+        "passages": [
+            {"n": n, "doc": h.chunk.doc_id, "page_start": h.chunk.page_start, "page_end": h.chunk.page_end,
+             "text": h.chunk.text[:PASSAGE_CHARS]}
+            for n, h in enumerate(answer.contexts, start=1)
+        ],
+    }  # fmt: skip
 
 
 def _label(generator: Generator, answer: Answer, rule: LabelRule) -> str:

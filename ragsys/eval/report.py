@@ -32,6 +32,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from ragsys.eval.report_answers import answers_section
 from ragsys.eval.stats import bootstrap_ci, paired_bootstrap_delta_ci, paired_randomization_test
 
 PerQuery = Mapping[str, Mapping[str, float]]  # qid -> metric -> value
@@ -148,7 +149,8 @@ def _metric_names(per_query: PerQuery) -> list[str]:
 # --- HTML -------------------------------------------------------------------------------
 
 _CSS = (
-    "body{font-family:system-ui,sans-serif;margin:2em;max-width:60em}"
+    "body{font-family:system-ui,sans-serif;margin:2em;max-width:80em}"
+    "td.qa{text-align:left;max-width:40em}th[data-col]{cursor:pointer}li.cited{background:#eef6ee}"
     "table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:.3em .7em;text-align:right}"
     "th:first-child,td:first-child{text-align:left}pre{background:#f6f6f6;padding:1em;overflow:auto}"
 )
@@ -167,6 +169,7 @@ def render_html(record: Mapping[str, Any]) -> str:
     ]
     if "comparison" in record:
         parts.append(_comparison_section(record["comparison"]))
+    parts.append(answers_section(record.get("answers") or {}, record.get("per_query") or {}))
     config = json.dumps(record.get("config", {}), indent=1, default=str)
     parts.append(f"<h2>Config</h2><pre>{html.escape(config)}</pre></body></html>")
     return "\n".join(parts)
@@ -233,8 +236,12 @@ def _bar_chart(metrics: Mapping[str, float], ci95: Mapping[str, Sequence[float]]
                 f"<path d='M{cx - 6:.1f} {y(lo):.1f}h12M{cx:.1f} {y(lo):.1f}V{y(hi):.1f}"
                 f"M{cx - 6:.1f} {y(hi):.1f}h12' stroke='black' fill='none'/>"
             )
-        shapes += [_text(cx, y(max(v, hi)) - 5, f"{v:.3f}"), _text(cx, h - 10, m)]
-    return _svg("bars", w, h, "".join(shapes))
+        label = (
+            f"<text x='{cx:.1f}' y='{h - pad + 14:.1f}' font-size='12' text-anchor='end' "
+            f"transform='rotate(-35 {cx:.1f} {h - pad + 14:.1f})'>{html.escape(m)}</text>"
+        )
+        shapes += [_text(cx, y(max(v, hi)) - 5, f"{v:.3f}"), label]
+    return _svg("bars", w, h + 90, "".join(shapes))  # room below for the slanted labels
 
 
 def _text(x: float, y: float, label: str, anchor: str = "middle") -> str:
