@@ -167,4 +167,12 @@ def answer_metrics(item: EvalItem, answer: Answer) -> dict[str, float]:
     if item.gold_doc_ids:
         cites = citation_precision_recall([c.doc for c in answer.citations], item.gold_doc_ids)
         out |= {"citation_precision": cites.precision, "citation_recall": cites.recall}
+    if item.gold_pages:  # page level: every page a citation spans against the gold pages
+        cited = [(c.doc, n) for c in answer.citations for n in range(c.page_start, c.page_end + 1)]
+        gold = [(g.doc, g.page) for g in item.gold_pages]
+        pages = citation_precision_recall([d for d, _ in cited], [d for d, _ in gold], cited, gold)
+        out |= {
+            "citation_page_precision": pages.page_precision or 0.0,
+            "citation_page_recall": pages.page_recall or 0.0,
+        }
     return out

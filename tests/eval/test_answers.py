@@ -127,3 +127,21 @@ def test_answer_metrics_score_figures_and_uncited_answers() -> None:
     assert "numeric_match" not in answer_metrics(
         wordy, Answer(question="q", text="It grew.", abstained=False)
     )
+
+
+def test_page_level_citations_are_scored_when_gold_pages_exist() -> None:
+    from ragsys.eval.answers import answer_metrics
+    from ragsys.eval.evalset import EvalItem, GoldPage
+    from ragsys.types import Answer, Citation
+
+    item = EvalItem(
+        id="q",
+        question="q",
+        split="test",
+        gold_doc_ids=("a.pdf",),
+        gold_pages=(GoldPage(doc="a.pdf", page=4),),
+    )
+    right = Citation(n=1, chunk_id="c", doc="/x/a.pdf", page_start=3, page_end=4, text="")
+    out = answer_metrics(item, Answer(question="q", text="[1]", abstained=False, citations=(right,)))
+    assert (out["citation_page_precision"], out["citation_page_recall"]) == (0.5, 1.0)  # pages 3 and 4 cited
+    assert out["citation_precision"] == 1.0
