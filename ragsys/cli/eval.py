@@ -18,8 +18,10 @@ if TYPE_CHECKING:
 
 
 def convert(
-    kind: Annotated[str, typer.Argument(help="beir | pubmedqa | sec10q")],
-    source: Annotated[Path, typer.Argument(help="the dataset folder")],
+    kind: Annotated[
+        str, typer.Argument(help="beir | pubmedqa | sec10q | unanswerable (SOURCE: an eval set; adds twins)")
+    ],
+    source: Annotated[Path, typer.Argument(help="the dataset folder (an eval-set file for unanswerable)")],
     out_file: Annotated[Path, typer.Option("--out", help="eval set JSONL to write")],
     corpus_out: Annotated[
         Path | None,

@@ -25,6 +25,7 @@ from ragsys.cli.options import (
     SplitOpt,
     config_options,
 )
+from ragsys.train.abstention import AbstentionTrainConfig
 from ragsys.train.generator.config import GeneratorTrainConfig
 from ragsys.train.reranker.config import RerankerTrainConfig
 from ragsys.train.retriever import RetrieverTrainConfig
@@ -292,3 +293,47 @@ def _record(result: object, out: Path) -> dict[str, object]:
 
     assert isinstance(result, BaseModel)
     return {**result.model_dump(mode="json", exclude={"pipeline"}), "pipeline_dir": str(out)}
+
+
+ABSTENTION_FLAGS = {
+    "max_answerable": Flag("--max-answerable", "abstention allowed on answerable train questions"),
+    "dev_fraction": Flag("--dev-fraction", "train questions held out to check the threshold"),
+    "k": Flag("-k", "passages per question (default: the pipeline's top_k)"),
+    "limit": Flag("--limit", "at most this many train questions"),
+    "seed": SEED,
+}
+
+
+@train_app.command("abstention")
+@config_options(AbstentionTrainConfig, ABSTENTION_FLAGS)
+def abstention(
+    train: AbstentionTrainConfig,
+    index_dir: IndexOpt,
+    eval_set: EvalSetOpt,
+    pipeline: PipelineOpt = None,
+    out: OutOpt = Path("tuned/refusal"),
+    split: SplitOpt = "train",
+    as_json: JsonOpt = False,
+) -> None:
+    """Calibrate grounded refusal: the generator's likelihood of abstaining, thresholded so it
+    abstains on train questions whose gold documents are out of reach and rarely on the others."""
+    from ragsys.train.abstention import train_abstention
+
+    with user_errors(), Bars() as bars:
+        config, items, index = _inputs(pipeline, eval_set, split, index_dir)
+        result = train_abstention(
+            config,
+            train,
+            items,
+            index=index,
+            out=out,
+            progress=lambda done, total: bars("score", done, total),
+        )
+    on_train = f"{result.train_unanswerable_abstained:.0%} / {result.train_answerable_abstained:.0%}"
+    on_dev = f"{result.dev_unanswerable_abstained} / {result.dev_answerable_abstained}"
+    err.print(
+        f"threshold {result.threshold:.4f} on {result.questions} questions; abstains on unanswerable / "
+        f"answerable: train {on_train}, dev {on_dev}; saved {out}"
+    )
+    if as_json:
+        emit_json(result.model_dump(mode="json"))

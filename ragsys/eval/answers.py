@@ -154,7 +154,13 @@ def answer_metrics(item: EvalItem, answer: Answer) -> dict[str, float]:
         "abstained": float(answer.abstained),
         "no_citation_rate": float(not answer.citations and not answer.abstained),
         "figures": float(len(figures(answer.text))),
+        # grounded refusal: the abstention rate on each kind of question (target high / low)
+        ("abstained_unanswerable" if not item.answerable else "abstained_answerable"): float(
+            answer.abstained
+        ),
     }
+    if not item.answerable:
+        return out  # nothing in its passages to match, cite or overlap with
     if item.answer:
         out |= {
             "token_f1": token_f1(answer.text, item.answer),

@@ -269,4 +269,28 @@ def convert_dataset(kind: str, source: Path, seed: int = 0) -> tuple[list[EvalIt
         return convert_pubmedqa(source, seed=seed)
     if kind == "sec10q":
         return convert_sec10q(source, seed=seed), None
-    raise ConvertError(f"unknown dataset kind {kind!r}: choose beir, pubmedqa or sec10q")
+    if kind == "unanswerable":
+        from ragsys.eval.evalset import load_eval_set
+
+        return with_unanswerable(load_eval_set(source)), None
+    raise ConvertError(f"unknown dataset kind {kind!r}: choose beir, pubmedqa, sec10q or unanswerable")
+
+
+UNANSWERABLE_SUFFIX = "~unanswerable"
+
+
+def with_unanswerable(items: Sequence[EvalItem]) -> list[EvalItem]:
+    """The items, each followed by an unanswerable twin where it names gold documents: the same
+    question, searched without those documents (`exclude_doc_ids`), so no passage holds its
+    answer and the right reply is to abstain. Both keep the original's split."""
+    out: list[EvalItem] = []
+    for item in items:
+        out.append(item)
+        if item.gold_doc_ids and item.answerable:
+            out.append(
+                EvalItem(
+                    id=item.id + UNANSWERABLE_SUFFIX, question=item.question, split=item.split,
+                    answerable=False, exclude_doc_ids=item.gold_doc_ids, meta={"twin_of": item.id},
+                )
+            )  # fmt: skip
+    return out

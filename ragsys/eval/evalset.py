@@ -50,6 +50,10 @@ class EvalItem(Frozen):
     gold_doc_ids: tuple[str, ...] = ()
     gold_chunk_ids: tuple[str, ...] = ()
     gold_pages: tuple[GoldPage, ...] = ()
+    # An unanswerable question: searched without these documents (the ones that hold its answer),
+    # so the passages cannot answer it and the right reply is an abstention.
+    answerable: bool = True
+    exclude_doc_ids: tuple[str, ...] = ()
     meta: dict[str, Any] = {}
 
 

@@ -26,6 +26,25 @@ def search_all(
     return pipeline.search_many(questions, depth * CHUNKS_PER_DOC, on_progress=on_progress)
 
 
+def search_items(
+    pipeline: Pipeline, items: Sequence[EvalItem], depth: int = DEPTH,
+    on_progress: Callable[[int], None] | None = None,
+) -> list[list[Hit]]:  # fmt: skip
+    """`search_all` for eval items; an unanswerable item searches without its excluded documents."""
+    groups: dict[tuple[str, ...], list[int]] = {}
+    for i, item in enumerate(items):
+        groups.setdefault(item.exclude_doc_ids, []).append(i)
+    out: list[list[Hit]] = [[] for _ in items]
+    for excluded, ids in groups.items():
+        filters = {"!doc": excluded} if excluded else None
+        found = pipeline.search_many(
+            [items[i].question for i in ids], depth * CHUNKS_PER_DOC, on_progress=on_progress, filters=filters
+        )
+        for i, hits in zip(ids, found, strict=True):
+            out[i] = hits
+    return out
+
+
 def retrieval_run(
     items: Sequence[EvalItem], hits: Sequence[Sequence[Hit]], depth: int = DEPTH
 ) -> dict[str, list[tuple[str, float]]]:

@@ -12,7 +12,7 @@ from typing import Any
 
 from ragsys.eval.answering import LabelRule, generate_and_score
 from ragsys.eval.evalset import EvalItem
-from ragsys.eval.retrieval import score_retrieval, search_all
+from ragsys.eval.retrieval import score_retrieval, search_items
 from ragsys.pipeline import Pipeline
 from ragsys.progress import Progress, counter, no_progress
 
@@ -32,7 +32,7 @@ def evaluate(
     question is answered from its first `k` hits (the pipeline's `top_k` when None)."""
     started = time.monotonic()
     tick = counter(progress, f"search ({split})", len(items))
-    hits = search_all(pipeline, [it.question for it in items], on_progress=tick)
+    hits = search_items(pipeline, items, on_progress=tick)
     result, per_query = score_retrieval(items, hits)
     result["seconds_search"] = round(time.monotonic() - started, 3)
     if pipeline.generator is None:

@@ -78,6 +78,11 @@ class GeneratorConfig(Frozen):
     stop: tuple[str, ...] = DEFAULT_STOP
     system_prompt: str = DEFAULT_SYSTEM_PROMPT
     abstain_text: str = Field(default=DEFAULT_ABSTAIN, min_length=1)
+    # Grounded refusal: abstain without generating when the model's mean per-token log-probability
+    # of replying `abstain_text` to the prompt is at least this (None: never gate). Calibrated on
+    # train questions by `ragsys train abstention`; local backends only (a remote server's
+    # log-probabilities are not read for it).
+    abstain_threshold: float | None = None
 
     @model_validator(mode="after")
     def _remote_needs_url(self) -> GeneratorConfig:

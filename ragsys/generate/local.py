@@ -154,10 +154,24 @@ class LocalGenerator(PromptedGenerator):
             answer.text, options,
         )  # fmt: skip
 
+    def abstain_logprob(self, prompt: Prompt) -> float:
+        """The mean per-token log-probability of the model replying exactly `abstain_text`: the
+        answerability signal grounded refusal thresholds (high: the passages do not answer)."""
+        ids = self._tokenizer.encode(self.config.abstain_text, add_special_tokens=False)
+        return self.decoder.option_logprobs(prompt.ids, [ids])[0] / max(len(ids), 1)
+
     def _complete(
         self, prompt: Prompt, query: str, on_text: OnText | None, cancel: threading.Event | None
     ) -> tuple[str, dict[str, float]]:
         self._check_window(prompt)
+        if self.config.abstain_threshold is not None:
+            started = time.perf_counter()
+            score = self.abstain_logprob(prompt)
+            if score >= self.config.abstain_threshold:  # refuse without generating
+                if on_text is not None:
+                    on_text(self.config.abstain_text)
+                gated = {"new_tokens": 0.0, "ttft_s": 0.0, "generate_s": time.perf_counter() - started}
+                return self.config.abstain_text, gated | {"tokens_per_s": 0.0, "abstain_score": score}
         watch = TextWatch(self._tokenizer, len(prompt.ids), self.config.stop, on_text, cancel)
         started = time.perf_counter()
         new_ids = self.decoder.run(prompt.ids, watch, self.config)

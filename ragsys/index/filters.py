@@ -4,8 +4,9 @@ A filter maps a field to the values it accepts: `{"company": ("Apple*",), "perio
 "2023 Q2")}` keeps documents whose company matches `Apple*` AND whose period is one of the two
 (AND across fields, OR within one). Values match case-insensitively and may be globs (`*`, `?`);
 the field `doc` matches the document id as eval sets name gold documents (a file name, path
-suffix or glob). A document without the field never matches it. On the command line a filter
-is `--filter KEY=VALUE`, repeated.
+suffix or glob). A document without the field never matches it. A field written `!field`
+excludes instead: `{"!doc": ("*AAPL*",)}` keeps every document but Apple's. On the command line
+a filter is `--filter KEY=VALUE` (or `--filter '!KEY=VALUE'`), repeated.
 
 Example:
     >>> accepts({"company": "Apple Inc.", "period": "2023 Q3"}, "a.pdf", parse_filters(["company=apple*"]))
@@ -49,11 +50,14 @@ def merge_filters(base: Filters, override: Filters | None) -> dict[str, tuple[st
 def accepts(meta: Mapping[str, str], doc_id: str, filters: Filters) -> bool:
     """Whether a document with these fields passes every field's filter."""
     for key, values in filters.items():
-        if key == "doc":
-            if not any(doc_matches(v, doc_id) for v in values):
-                return False
-            continue
-        have = meta.get(key)
-        if have is None or not any(fnmatch(have.lower(), v.lower()) for v in values):
+        negated = key.startswith("!")
+        if _matches(meta, doc_id, key.lstrip("!"), values) == negated:
             return False
     return True
+
+
+def _matches(meta: Mapping[str, str], doc_id: str, field: str, values: Sequence[str]) -> bool:
+    if field == "doc":
+        return any(doc_matches(v, doc_id) for v in values)
+    have = meta.get(field)
+    return have is not None and any(fnmatch(have.lower(), v.lower()) for v in values)

@@ -36,6 +36,9 @@ def test_and_across_keys_or_within_globs_and_case() -> None:
     assert not accepts(meta, "x", {"company": ("apple*",), "period": ("2023 Q2",)})
     assert not accepts(meta, "x", {"ticker": ("AAPL",)})  # a missing field never matches
     assert accepts({}, "/data/2023 Q3 AAPL.pdf", {"doc": ("*AAPL*",)})
+    assert not accepts({}, "/data/2023 Q3 AAPL.pdf", {"!doc": ("*AAPL*",)})  # an exclusion
+    assert accepts(meta, "/data/2023 Q3 MSFT.pdf", {"!doc": ("*AAPL*",), "company": ("apple*",)})
+    assert parse_filters(["!doc=*AAPL*"]) == {"!doc": ("*AAPL*",)}
 
 
 @pytest.fixture(scope="module")
