@@ -91,6 +91,19 @@ def _smollm2() -> Path:
 ALIASES: Mapping[str, Callable[[], Path]] = {"minilm": _minilm, "smollm2-135m": _smollm2}
 
 
+# LoRA adapters that ship inside ragsys (package data), by name: `GeneratorConfig(adapter=NAME)`.
+ADAPTER_ALIASES = ("smollm2-grounded",)
+
+
+def resolve_adapter(name: str) -> Path:
+    """An adapter alias to its folder inside the package; a path as given (expanded)."""
+    if name in ADAPTER_ALIASES:
+        from importlib import resources
+
+        return Path(str(resources.files("ragsys.generate").joinpath("adapters", name)))
+    return Path(name).expanduser()
+
+
 def alias_gguf(name: str) -> Path | None:
     """The GGUF file an alias was converted from (its tokenizer is what llama.cpp should load),
     or None for models that did not come from one."""

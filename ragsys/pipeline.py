@@ -36,7 +36,7 @@ from ragsys.generate.config import GeneratorConfig
 from ragsys.index.filters import Filters, merge_filters
 from ragsys.index.reader import Index, Scope
 from ragsys.index.spec import IndexSpec
-from ragsys.models import folder_digest
+from ragsys.models import ADAPTER_ALIASES, folder_digest, resolve_adapter
 from ragsys.protocols import Generator, OnText, Reranker, Retriever
 from ragsys.rerank import CrossEncoderConfig
 from ragsys.retrieve.bm25 import BM25Config
@@ -271,8 +271,9 @@ def _map_weight_paths(node: object, fn: Callable[[str], str]) -> object:
 
 
 def weights_digest(value: str) -> str:
-    """A weight folder's content digest (the same for every copy of it); aliases and hub ids as given."""
-    folder = Path(value)
+    """A weight folder's content digest (the same for every copy of it); model aliases and hub ids
+    as given; a shipped adapter's name by its folder's digest (a new release may retrain it)."""
+    folder = resolve_adapter(value) if value in ADAPTER_ALIASES else Path(value)
     if not folder.is_dir():
         return value  # an alias or a hub id names itself
     return f"sha256:{folder_digest(folder)}"

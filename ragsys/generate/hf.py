@@ -19,7 +19,6 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, cast
 
 from ragsys.generate.config import DEFAULT_ABSTAIN, DEFAULT_STOP, DEFAULT_SYSTEM_PROMPT, GeneratorConfig
@@ -61,10 +60,11 @@ def build_hf(config: GeneratorConfig) -> HFGenerator:
 
 
 def load_adapter(model: PreTrainedModel, adapter: str) -> PreTrainedModel:
-    """Apply a peft LoRA adapter folder and merge it, so inference runs at base-model speed."""
-    from ragsys.models import ModelLoadError
+    """Apply a peft LoRA adapter folder (or a shipped adapter's name) and merge it, so inference
+    runs at base-model speed."""
+    from ragsys.models import ModelLoadError, resolve_adapter
 
-    folder = Path(adapter).expanduser()
+    folder = resolve_adapter(adapter)
     if not (folder / "adapter_config.json").is_file():
         raise ModelLoadError(f"adapter {adapter!r} is not a peft adapter folder (no adapter_config.json)")
     if not (folder / "adapter_model.safetensors").is_file():  # else peft would unpickle adapter_model.bin

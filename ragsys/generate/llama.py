@@ -102,6 +102,7 @@ def exported(config: GeneratorConfig) -> tuple[Path, ChatTokenizer]:
         folder_digest,
         load_causal_lm,
         local_folder,
+        resolve_adapter,
     )
 
     try:
@@ -110,7 +111,7 @@ def exported(config: GeneratorConfig) -> tuple[Path, ChatTokenizer]:
         raise GgufExportError(str(e)) from e
     parts = [EXPORT_VERSION, folder_digest(base)]
     if config.adapter is not None:
-        parts.append(folder_digest(Path(config.adapter).expanduser()))
+        parts.append(folder_digest(resolve_adapter(config.adapter)))
     out = cache_dir() / "gguf" / (hashlib.sha256("\n".join(parts).encode()).hexdigest()[:24] + ".gguf")
     tokenizer = chat_tokenizer(base)
     if not getattr(tokenizer, "chat_template", None):
