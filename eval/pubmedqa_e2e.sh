@@ -10,12 +10,12 @@ DATA=${PUBMEDQA:-../shared/data/pubmedqa}
 OUT=runs/pubmedqa-e2e
 mkdir -p $OUT
 $R convert pubmedqa "$DATA" --out $OUT/pubmedqa.jsonl --corpus-out $OUT/corpus.jsonl
-for p in hybrid hybrid_fp32; do
-  $R index $OUT/corpus.jsonl --index $OUT/index --pipeline pipelines/$p.py --json | tail -n 1
+for p in hybrid hybrid_fp32; do  # an index holds one pipeline's vectors: one index each
+  $R index $OUT/corpus.jsonl --index $OUT/index-$p --pipeline pipelines/$p.py --json | tail -n 1
 done
 run() {  # pipeline, name, extra args
   local start=$SECONDS
-  $R eval --index $OUT/index --eval-set $OUT/pubmedqa.jsonl --split test -k 3 --max-new-tokens 48 \
+  $R eval --index $OUT/index-$1 --eval-set $OUT/pubmedqa.jsonl --split test -k 3 --max-new-tokens 48 \
      --pipeline pipelines/$1.py --out $OUT/eval --name "$2" "${@:3}" --json | tail -n 1
   echo "{\"run\": \"$2\", \"minutes\": $(( (SECONDS - start) / 60 )).$(( (SECONDS - start) % 60 * 10 / 60 ))}"
 }

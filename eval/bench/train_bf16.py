@@ -80,7 +80,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=12)
     parser.add_argument("--index", type=Path, default=Path("runs/scifact/index"))
     parser.add_argument("--eval-set", type=Path, default=Path("runs/scifact.jsonl"))
-    parser.add_argument("--pubmedqa-index", type=Path, default=Path("runs/pubmedqa-e2e/index"))
+    parser.add_argument("--pubmedqa-index", type=Path, default=Path("runs/pubmedqa-e2e/index-hybrid"))
     parser.add_argument("--pubmedqa-set", type=Path, default=Path("runs/pubmedqa-e2e/pubmedqa.jsonl"))
     args = parser.parse_args()
     config = default_pipeline()
