@@ -48,6 +48,10 @@ class CrossEncoderConfig(Frozen):
     `(1 - interpolate) * cross + interpolate * retrieval`. At 0 (the default) the score is
     the cross-encoder's raw logit, comparable across queries.
 
+    `keep_tail` (the default) keeps the hits past `top_n` after the reranked ones, in their
+    retrieval order, so asking for more than `top_n` hits loses nothing the retriever found
+    (Recall@100 of a reranked pipeline is never below its retriever's); off, they are dropped.
+
     Example:
         >>> CrossEncoderConfig(model="runs/reranker", top_n=20, interpolate=0.3).top_n
         20
@@ -59,6 +63,7 @@ class CrossEncoderConfig(Frozen):
     max_length: int = Field(default=512, ge=8)
     batch_size: int = Field(default=32, ge=1)
     interpolate: float = Field(default=0.0, ge=0.0, le=1.0)
+    keep_tail: bool = True
     # The runtime that scores pairs; "auto" as for dense encoders (ragsys/encoders/backend.py).
     backend: EncoderBackend = "auto"
 
@@ -75,7 +80,10 @@ def passage_text(chunk: Chunk) -> str:
 
 
 class CrossEncoderReranker:
-    """Rescores the first `top_n` hits and returns the best `k`; hits past `top_n` are dropped.
+    """Rescores the first `top_n` hits and returns the best `k`.
+
+    Hits past `top_n` follow the reranked ones in retrieval order when the config keeps the
+    tail, with scores below every reranked hit's so that sorting by score keeps the order.
 
     Example:
         >>> reranker = CrossEncoderConfig(model="runs/reranker").build()  # doctest: +SKIP
@@ -104,9 +112,12 @@ class CrossEncoderReranker:
         scores = self._predict(pairs)
         out: list[list[Hit]] = []
         start = 0
-        for head in heads:
-            out.append(self._order(head, scores[start : start + len(head)], k))
+        for head, all_hits in zip(heads, hits, strict=True):
+            ranked = self._order(head, scores[start : start + len(head)], k)
             start += len(head)
+            if self.config.keep_tail and len(ranked) < k:
+                ranked += tail(ranked, all_hits[self.config.top_n :], k - len(ranked))
+            out.append(ranked)
         return out
 
     def _predict(self, pairs: list[tuple[str, str]]) -> Scores:
@@ -139,6 +150,12 @@ class CrossEncoderReranker:
             for h, s in zip(head, final, strict=True)
         ]
         return sorted(hits, key=lambda h: (-h.score, h.chunk.id))[: max(k, 0)]
+
+
+def tail(ranked: Sequence[Hit], rest: Sequence[Hit], n: int) -> list[Hit]:
+    """The first `n` of `rest` in their order, scored one step apart below `ranked`'s last."""
+    floor = ranked[-1].score if ranked else 0.0
+    return [h.model_copy(update={"score": floor - 1.0 - i}) for i, h in enumerate(rest[: max(n, 0)])]
 
 
 def raw_logits(scores: Any) -> Any:

@@ -65,11 +65,22 @@ def test_ties_break_by_chunk_id() -> None:
     assert [h.chunk.id for h in out] == ["x", "m", "z"]
 
 
-def test_only_the_first_top_n_hits_are_scored_and_kept() -> None:
-    reranker, fake = _reranker({"a": 0.0, "b": 1.0, "c": 99.0}, top_n=2)
+def test_only_the_first_top_n_hits_are_scored_and_the_tail_keeps_retrieval_order() -> None:
+    reranker, fake = _reranker({"a": 0.0, "b": 1.0, "c": 99.0, "d": 50.0}, top_n=2)
+    hits = [_hit("1", "a", 4.0), _hit("2", "b", 3.0), _hit("3", "c", 2.0), _hit("4", "d", 1.0)]
+    out = reranker.rerank("q", hits, k=10)
+    assert [h.chunk.id for h in out] == ["2", "1", "3", "4"]  # c and d never scored: their order stays
+    assert [h.source for h in out] == ["rerank", "rerank", "bm25", "bm25"]
+    assert [h.score for h in out] == sorted((h.score for h in out), reverse=True)
+    assert len(fake.calls[0]["inputs"]) == 2
+    assert [h.chunk.id for h in reranker.rerank("q", hits, k=3)] == ["2", "1", "3"]
+    assert [h.chunk.id for h in reranker.rerank("q", hits, k=1)] == ["2"]
+
+
+def test_without_keep_tail_hits_past_top_n_are_dropped() -> None:
+    reranker, _ = _reranker({"a": 0.0, "b": 1.0, "c": 99.0}, top_n=2, keep_tail=False)
     out = reranker.rerank("q", [_hit("1", "a"), _hit("2", "b"), _hit("3", "c")], k=10)
     assert [h.chunk.id for h in out] == ["2", "1"]
-    assert len(fake.calls[0]["inputs"]) == 2
 
 
 def test_interpolation_mixes_min_max_normalized_scores_exactly() -> None:

@@ -24,6 +24,13 @@ def tune(
     stages: Annotated[str | None, typer.Option(help="comma-separated subset of the stages, in order")] = None,
     alpha: Annotated[float, typer.Option(help="keep a stage only if its dev gain has p below this")] = 0.1,
     dev_answers: Annotated[int, typer.Option(help="dev questions answered to judge generator stages")] = 100,
+    folds: Annotated[
+        int,
+        typer.Option(
+            help="judge each stage by cross-fitting over this many folds of all non-test questions "
+            "(k + 1 trainings per stage; 0: one dev split)"
+        ),
+    ] = 0,
     report_answers: Annotated[
         int | None, typer.Option(help="test questions answered per system in the report (default all)")
     ] = None,
@@ -45,7 +52,7 @@ def tune(
             raise ValueError(f"unknown stage(s) {unknown}; choose from {list(STAGE_ORDER)}")
         settings = TuneSettings(
             stages=tuple(s for s in STAGE_ORDER if s in chosen), alpha=alpha, dev_answers=dev_answers,
-            report_answers=report_answers, isolated=isolated,
+            folds=folds, report_answers=report_answers, isolated=isolated,
         )  # fmt: skip
         state = run_tune(
             load_pipeline(pipeline), index_dir, EvalSetReader(eval_set), out, settings=settings,

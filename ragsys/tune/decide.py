@@ -9,12 +9,17 @@ Closed-set answers (yes/no/maybe) are judged on label macro-F1 instead (`decide_
 accuracy rewards answering the majority label to everything. A PubMedQA generator stage
 kept on accuracy went from 36% to 55% on test by answering "yes" 100 times out of 100,
 which is the share of "yes" among those questions; its macro-F1 fell.
+
+Every decision also states its power: `mde`, the smallest true gain the test would detect
+80% of the time at `alpha` (normal approximation, `min_detectable`), so a reverted stage
+says whether "not shown" meant "no gain" or "too few questions to tell".
 """
 
 from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Mapping, Sequence
+from statistics import NormalDist
 
 import numpy as np
 
@@ -32,6 +37,30 @@ class Decision(Frozen):
     n: int
     reason: str
     statistic: str = "mean"  # what before/after are: the mean per-question score, or "macro_f1"
+    mde: float | None = None  # smallest gain detectable with 80% power (None: too few questions)
+    folds: int = 0  # cross-fitted over this many folds (0: one dev split)
+
+
+POWER = 0.8
+
+
+def min_detectable(sd: float, alpha: float, power: float = POWER) -> float:
+    """(z_{1-alpha/2} + z_{power}) x sd: the true effect a two-sided test at `alpha` detects
+    with probability `power`, where `sd` is the standard error of the measured delta.
+
+        >>> round(min_detectable(0.01, alpha=0.05), 4)
+        0.028
+    """
+    z = NormalDist()
+    return (z.inv_cdf(1 - alpha / 2) + z.inv_cdf(power)) * sd
+
+
+def _power_note(mde: float | None) -> str:
+    return (
+        f"; smallest gain detectable at 80% power: {mde:.4f}"
+        if mde is not None
+        else "; too few questions to state power"
+    )
 
 
 def decide(
@@ -46,13 +75,18 @@ def decide(
     p = paired_randomization_test(a, b, seed=seed)
     delta = mean_a - mean_b
     kept = delta > 0 and p < alpha
+    diffs = np.asarray(a, dtype=np.float64) - np.asarray(b, dtype=np.float64)
+    mde = min_detectable(float(diffs.std(ddof=1)) / np.sqrt(len(ids)), alpha) if len(ids) > 1 else None
     if kept:
         reason = f"dev improved by {delta:+.4f} (p={p:.3f} < {alpha})"
     elif delta <= 0:
         reason = f"dev did not improve ({delta:+.4f}); reverted"
     else:
         reason = f"dev rose {delta:+.4f} but p={p:.3f} >= {alpha}: not shown; reverted"
-    return Decision(kept=kept, before=mean_b, after=mean_a, delta=delta, p_value=p, n=len(ids), reason=reason)
+    return Decision(
+        kept=kept, before=mean_b, after=mean_a, delta=delta, p_value=p, n=len(ids),
+        reason=reason + _power_note(mde), mde=mde,
+    )  # fmt: skip
 
 
 def decide_labels(
@@ -79,12 +113,16 @@ def decide_labels(
     observed = abs(f1_a - f1_b)
     rng = np.random.default_rng(seed)
     hits = 0
+    null: list[np.ndarray] = []  # signed gaps under "no difference": their spread gives the power
     for start in range(0, n_resamples, 1000):
         swap = rng.integers(0, 2, size=(min(1000, n_resamples - start), len(ids))).astype(bool)
         x, y = np.where(swap, b, a), np.where(swap, a, b)
-        gaps = np.abs(macro_f1(x, g, len(labels)) - macro_f1(y, g, len(labels)))
-        hits += int(np.count_nonzero(gaps >= observed - 1e-12))
+        signed = macro_f1(x, g, len(labels)) - macro_f1(y, g, len(labels))
+        null.append(signed)
+        hits += int(np.count_nonzero(np.abs(signed) >= observed - 1e-12))
     p = (hits + 1) / (n_resamples + 1)
+    spread = float(np.concatenate(null).std()) if null else 0.0
+    mde = min_detectable(spread, alpha) if len(ids) > 1 and spread > 0 else None
     delta = f1_a - f1_b
     kept = delta > 0 and p < alpha
     counts = Counter(after[i] for i in ids)
@@ -102,8 +140,8 @@ def decide_labels(
             "not shown; reverted"
         )
     return Decision(
-        kept=kept, before=f1_b, after=f1_a, delta=delta, p_value=p, n=len(ids), reason=reason,
-        statistic="macro_f1",
+        kept=kept, before=f1_b, after=f1_a, delta=delta, p_value=p, n=len(ids),
+        reason=reason + _power_note(mde), statistic="macro_f1", mde=mde,
     )  # fmt: skip
 
 

@@ -1,5 +1,11 @@
 """Driving the stages: measure dev, run a stage, keep it only if dev improves, checkpoint.
 
+With `TuneSettings.folds` >= 2 a stage is judged by cross-fitting instead of one dev split
+(`ragsys.tune.crossfit`): it is trained once per fold on the other folds, each fold's
+questions are scored by the stage that never saw them, the paired test runs over every
+non-test question, and a kept stage is trained once more on all of them. That costs k + 1
+trainings per judged stage; each fold run gets an equal share of the time left.
+
 `tune()` is resumable: the state file records the split, every finished stage and the dev
 scores already measured, so a re-run after an interruption skips straight to the first
 unfinished stage (whose trainer resumes from its own checkpoints).
@@ -7,6 +13,7 @@ unfinished stage (whose trainer resumes from its own checkpoints).
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -17,11 +24,12 @@ from ragsys.eval.split import non_test_items, split_train_dev
 from ragsys.pipeline import PipelineConfig
 from ragsys.train.budget import TimeBudget, seed_everything
 from ragsys.tune.context import Proposal, Stage, TuneContext, with_gold, with_reference
+from ragsys.tune.crossfit import Fold, fold_ids, folds_of
 from ragsys.tune.decide import Decision, closed_set_gold, decide, decide_labels
 from ragsys.tune.report import System, final_report
 from ragsys.tune.scoring import ANSWER, Scorer, Scores
 from ragsys.tune.settings import TuneSettings
-from ragsys.tune.stages import STAGES
+from ragsys.tune.stages import DATA_STAGES, STAGES
 from ragsys.tune.state import StageRecord, TuneState, load_state, save_state, score_key
 
 BASE = "base"  # the folder under `out` holding the starting pipeline
@@ -43,6 +51,7 @@ def start_state(
             raise ValueError(f"{out} holds a tune run with another eval set or seed; use a new --out")
         return state, items
     split = split_train_dev(items, settings.dev_fraction, seed, settings.max_dev)
+    folds = fold_ids(items, settings.folds, seed) if settings.folds >= 2 else ()
     base_dir = out / BASE
     config.save(base_dir)
     state = TuneState(
@@ -54,6 +63,7 @@ def start_state(
         base_index=str(index_dir.resolve()),
         current_pipeline=str(base_dir),
         current_index=str(index_dir.resolve()),
+        folds=folds,
     )
     save_state(out, state)
     return state, items
@@ -75,11 +85,24 @@ def measured(
     settings: TuneSettings,
 ) -> tuple[TuneState, Scores, dict[str, str]]:
     """Dev scores (and chosen labels) of a candidate, measured once and kept in the state."""
+    return measured_on(state, scorer, pipeline_dir, index_dir, metric, dev_for(metric, dev, settings))
+
+
+def measured_on(
+    state: TuneState,
+    scorer: Scorer,
+    pipeline_dir: str,
+    index_dir: str,
+    metric: str,
+    items: Sequence[EvalItem],
+) -> tuple[TuneState, Scores, dict[str, str]]:
+    """`measured` on exactly `items`: one set per run (the dev split, or every fold's judged
+    questions when cross-fitting), so a pipeline's cached scores always cover the same ones."""
     key = score_key(pipeline_dir, metric)
     if key in state.scores:
         return state, state.scores[key], state.labels.get(key, {})
     config = PipelineConfig.load(Path(pipeline_dir))
-    scores, labels = scorer.measure(config, Path(index_dir), dev_for(metric, dev, settings), metric)
+    scores, labels = scorer.measure(config, Path(index_dir), items, metric)
     update = {"scores": {**state.scores, key: scores}, "labels": {**state.labels, key: labels}}
     return state.model_copy(update=update), scores, labels
 
@@ -135,6 +158,9 @@ def tune(
         log=log,
     )
     log(f"train {len(ctx.train)} questions, dev {len(ctx.dev)} (seed {seed}); the test split is not read")
+    if state.folds:
+        k = len(state.folds)
+        log(f"stages are judged by cross-fitting over {k} folds of all {len(items)} non-test questions")
     table = stages or STAGES
     try:
         for number, name in enumerate(settings.stages, start=1):
@@ -174,6 +200,8 @@ def _run_stage(
             state, StageRecord(name=name, status="skipped", reason="the --max-minutes budget ran out")
         )
     current = PipelineConfig.load(Path(state.current_pipeline))
+    if state.folds and name not in DATA_STAGES:
+        return _crossfit(ctx, state, name, stage, stage_dir, scorer, t0)
     proposal = stage(ctx, current, Path(state.current_index), stage_dir)
     minutes = round((time.monotonic() - t0) / 60, 2)
     if isinstance(proposal, str):
@@ -220,6 +248,112 @@ def _judge(
         update = {"current_pipeline": str(stage_dir), "current_index": str(proposal.index_dir)}
         state = state.model_copy(update=update)
     return state
+
+
+def _crossfit(
+    ctx: TuneContext, state: TuneState, name: str, stage: Stage, stage_dir: Path, scorer: Scorer, t0: float
+) -> TuneState:
+    """Judge `stage` by cross-fitting (module docstring); train it on everything if kept."""
+    items = [*ctx.train, *ctx.dev]
+    folds = folds_of(
+        items, _assignment(state, items), ctx.settings.dev_fraction, ctx.seed, ctx.settings.max_dev
+    )
+    current, index = PipelineConfig.load(Path(state.current_pipeline)), Path(state.current_index)
+    runs_left = len(folds) + 1
+    proposals: list[tuple[Fold, Proposal, Path]] = []
+    for fold in folds:
+        fold_ctx = dataclasses.replace(ctx, train=fold.train, dev=fold.dev, budget=_share(ctx, runs_left))
+        runs_left -= 1
+        ctx.log(f"stage {name}: fold {fold.number}/{len(folds)}, training on {len(fold.train)} questions")
+        fold_dir = stage_dir / f"fold-{fold.number}"
+        proposal = stage(fold_ctx, current, index, fold_dir)
+        if isinstance(proposal, str):
+            ctx.log(f"stage {name}: skipped ({proposal})")
+            rec = StageRecord(
+                name=name, status="skipped", reason=f"fold {fold.number}: {proposal}", minutes=_since(t0)
+            )
+            return _record(state, rec)
+        if proposal.metric is None:
+            raise ValueError(
+                f"stage {name} returned a data proposal; list it in ragsys.tune.stages.DATA_STAGES"
+            )
+        fold_dir.mkdir(parents=True, exist_ok=True)
+        proposal.config.save(fold_dir)
+        proposals.append((fold, proposal, fold_dir))
+    metric = proposals[0][1].metric
+    assert metric is not None
+    judged = {f.number: dev_for(metric, f.held_out, ctx.settings) for f in folds}
+    every = [it for f in folds for it in judged[f.number]]
+    state, before, before_labels = measured_on(
+        state, scorer, state.current_pipeline, state.current_index, metric, every
+    )
+    after: Scores = {}
+    after_labels: dict[str, str] = {}
+    for fold, proposal, fold_dir in proposals:
+        ids = {it.id for it in judged[fold.number]}
+        if proposal.rejected is not None:  # the stage would leave the pipeline as it is on this fold
+            scores, labels = before, before_labels
+        else:
+            state, scores, labels = measured_on(
+                state, scorer, str(fold_dir), str(proposal.index_dir), metric, judged[fold.number]
+            )
+        after.update({q: v for q, v in scores.items() if q in ids})
+        after_labels.update({q: v for q, v in labels.items() if q in ids})
+    decision = judge((before, before_labels), (after, after_labels), every, ctx.settings.alpha, ctx.seed)
+    decision = decision.model_copy(
+        update={"folds": len(folds), "reason": f"cross-fitted over {len(folds)} folds: {decision.reason}"}
+    )
+    per_fold = [
+        {
+            "fold": f.number,
+            "trained_on": len(f.train),
+            "judged": len(judged[f.number]),
+            "rejected": p.rejected,
+        }
+        for f, p, _ in proposals
+    ]
+
+    def record(status: str, reason: str, final: Proposal | None) -> StageRecord:
+        return StageRecord.model_validate(
+            {"name": name, "status": status, "reason": reason, "metric": metric, "decision": decision,
+             "minutes": _since(t0), "pipeline_dir": str(stage_dir) if final else str(proposals[0][2]),
+             "index_dir": str(final.index_dir if final else proposals[0][1].index_dir),
+             "extra": {"folds": per_fold, **(final.extra if final else {})}}
+        )  # fmt: skip
+
+    if not decision.kept:
+        ctx.log(f"stage {name}: reverted -- {decision.reason}")
+        return _record(state, record("reverted", decision.reason, None))
+    ctx.log(
+        f"stage {name}: gain shown ({decision.reason}); training it on all {len(items)} non-test questions"
+    )
+    everything = dataclasses.replace(ctx, train=items, budget=_share(ctx, 1))
+    final = stage(everything, current, index, stage_dir)
+    if isinstance(final, str) or final.rejected is not None:
+        why = final if isinstance(final, str) else final.rejected
+        reason = f"{decision.reason}; but trained on all questions the stage declined ({why}); reverted"
+        ctx.log(f"stage {name}: reverted -- {reason}")
+        return _record(state, record("reverted", reason, None))
+    stage_dir.mkdir(parents=True, exist_ok=True)
+    final.config.save(stage_dir)
+    ctx.log(f"stage {name}: kept -- {decision.reason}")
+    state = _record(state, record("kept", decision.reason, final))
+    return state.model_copy(
+        update={"current_pipeline": str(stage_dir), "current_index": str(final.index_dir)}
+    )
+
+
+def _assignment(state: TuneState, items: Sequence[EvalItem]) -> tuple[tuple[str, ...], ...]:
+    known = {it.id for it in items}
+    if {q for fold in state.folds for q in fold} != known:
+        raise ValueError("the saved folds do not cover this run's non-test questions; use a new --out")
+    return state.folds
+
+
+def _share(ctx: TuneContext, runs_left: int) -> TimeBudget:
+    """An equal share of the time left for each of the `runs_left` trainings still to come."""
+    left = ctx.minutes_left()
+    return TimeBudget(None if left is None else left / max(runs_left, 1))
 
 
 def _restore(ctx: TuneContext, rec: StageRecord) -> None:

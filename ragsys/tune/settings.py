@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from ragsys.train.generator.config import GeneratorTrainConfig
 from ragsys.train.mining.synthetic import SyntheticConfig
@@ -29,6 +29,9 @@ class TuneSettings(Frozen):
     max_dev: int | None = Field(default=200, ge=1)
     dev_answers: int = Field(default=100, ge=1, description="dev questions scored end to end (slow)")
     alpha: float = Field(default=0.1, gt=0, le=1, description="a stage stays only if p < alpha on dev")
+    folds: int = Field(
+        default=0, ge=0, description="judge stages by cross-fitting over this many folds (0: one dev split)"
+    )
     synthetic_below: int = Field(default=200, ge=0, description="write synthetic queries below this many")
     synthetic: SyntheticConfig = SyntheticConfig()
     retriever: RetrieverTrainConfig = RetrieverTrainConfig()
@@ -60,3 +63,10 @@ class TuneSettings(Frozen):
     report_answers: int | None = Field(
         default=None, ge=1, description="test questions answered in the report"
     )
+
+    @field_validator("folds")
+    @classmethod
+    def _folds(cls, v: int) -> int:
+        if v == 1:
+            raise ValueError("one fold cannot hold anything out; use 0 (a dev split) or 2 or more")
+        return v

@@ -13,6 +13,10 @@ from ragsys.tune.answer_stages import context_stage, generator_stage, preference
 from ragsys.tune.context import Stage
 from ragsys.tune.retrieval_stages import mixture_stage, reranker_stage, retriever_stage, synthetic_stage
 
+# Stages that produce data for later ones, not a candidate pipeline: never judged, so never
+# cross-fitted.
+DATA_STAGES = frozenset({"synthetic"})
+
 STAGES: dict[str, Stage] = {
     "synthetic": synthetic_stage,
     "retriever": retriever_stage,

@@ -45,6 +45,7 @@ class TuneState(Frozen):
     scores: dict[str, Scores] = {}  # "<pipeline dir>::<metric>" -> per-question dev scores
     labels: dict[str, dict[str, str]] = {}  # same keys: the label each dev answer chose (closed sets)
     minutes: float = 0.0
+    folds: tuple[tuple[str, ...], ...] = ()  # cross-fitting's folds of the non-test question ids
 
     def done(self, name: str) -> StageRecord | None:
         return next((s for s in self.stages if s.name == name), None)

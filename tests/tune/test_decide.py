@@ -44,3 +44,20 @@ def test_closed_set_answers_are_judged_on_macro_f1_so_a_majority_collapse_is_rev
     assert decide_labels(before, before, gold).p_value == 1.0 and not decide_labels(before, before, gold).kept
     with pytest.raises(ValueError, match="no dev question"):
         decide_labels({}, after, gold)
+
+
+def test_every_decision_states_the_smallest_gain_it_could_detect() -> None:
+    def noisy(n: int) -> tuple[dict[str, float], dict[str, float]]:
+        ids = [f"q{i}" for i in range(n)]
+        return {q: 0.5 for q in ids}, {q: 0.5 + (0.3 if i % 2 else -0.3) for i, q in enumerate(ids)}
+
+    small, large = decide(*noisy(20)), decide(*noisy(80))
+    assert small.mde is not None and large.mde is not None
+    # the paired differences have sd 0.3: mde = (z_0.95 + z_0.8) * 0.3 / sqrt(n) at alpha 0.1
+    assert small.mde == pytest.approx((1.6449 + 0.8416) * 0.3 * (20 / 19) ** 0.5 / 20**0.5, rel=1e-3)
+    assert large.mde == pytest.approx(small.mde / 2, rel=0.05)  # four times the questions, half the effect
+    assert "smallest gain detectable at 80% power" in small.reason
+    assert decide({"q": 0.5}, {"q": 0.9}).mde is None  # one question: no power to state
+    gold, before, after = _collapse_case()
+    labels = decide_labels(before, after, gold, n_resamples=2000)
+    assert labels.mde is not None and 0 < labels.mde < 1 and "detectable" in labels.reason
