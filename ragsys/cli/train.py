@@ -27,6 +27,7 @@ from ragsys.cli.options import (
 )
 from ragsys.train.abstention import AbstentionTrainConfig
 from ragsys.train.generator.config import GeneratorTrainConfig
+from ragsys.train.labels import LabelTrainConfig
 from ragsys.train.reranker.config import RerankerTrainConfig
 from ragsys.train.retriever import RetrieverTrainConfig
 
@@ -334,6 +335,54 @@ def abstention(
     err.print(
         f"threshold {result.threshold:.4f} on {result.questions} questions; abstains on unanswerable / "
         f"answerable: train {on_train}, dev {on_dev}; saved {out}"
+    )
+    if as_json:
+        emit_json(result.model_dump(mode="json"))
+
+
+LABEL_FLAGS = {
+    "dev_fraction": Flag("--dev-fraction", "train questions held out to check the offsets"),
+    "k": Flag("-k", "passages per question (default: the pipeline's top_k)"),
+    "limit": Flag("--limit", "at most this many labelled train questions"),
+    "seed": SEED,
+}
+
+
+@train_app.command("labels")
+@config_options(LabelTrainConfig, LABEL_FLAGS)
+def labels(
+    train: LabelTrainConfig,
+    index_dir: IndexOpt,
+    eval_set: EvalSetOpt,
+    pipeline: PipelineOpt = None,
+    out: OutOpt = Path("tuned/labels"),
+    split: SplitOpt = "train",
+    as_json: JsonOpt = False,
+) -> None:
+    """Calibrate the constrained yes/no/maybe step: per-label offsets fitted on the pipeline's
+    answers to labelled train questions, to maximize label macro-F1 (checked on a dev fraction)."""
+    from ragsys.train.labels import train_labels
+
+    with user_errors(), Bars() as bars:
+        config, items, index = _inputs(pipeline, eval_set, split, index_dir)
+        result = train_labels(
+            config,
+            train,
+            items,
+            index=index,
+            out=out,
+            progress=lambda done, total: bars("answer", done, total),
+        )
+    offsets = ", ".join(f"{o} {b:+.3f}" for o, b in result.bias)
+    dev = (
+        f"dev macro-F1 {result.dev_macro_f1_before:.3f} -> {result.dev_macro_f1_after:.3f} "
+        f"({result.dev_questions} questions; labels {result.dev_counts_before} -> {result.dev_counts_after})"
+        if result.dev_macro_f1_after is not None
+        else "no dev questions held out"
+    )
+    err.print(
+        f"offsets {offsets} on {result.questions} questions; fit macro-F1 "
+        f"{result.fit_macro_f1_before:.3f} -> {result.fit_macro_f1_after:.3f}; {dev}; saved {out}"
     )
     if as_json:
         emit_json(result.model_dump(mode="json"))

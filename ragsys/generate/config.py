@@ -83,6 +83,10 @@ class GeneratorConfig(Frozen):
     # train questions by `ragsys train abstention`; local backends only (a remote server's
     # log-probabilities are not read for it).
     abstain_threshold: float | None = None
+    # The constrained label step's per-option offsets added to the options' log-likelihoods
+    # before choosing (`ragsys.generate.labels.pick`), fitted on train answers by
+    # `ragsys train labels` so a per-label prior cannot pass for an answer.
+    label_bias: tuple[tuple[str, float], ...] = ()
 
     @model_validator(mode="after")
     def _remote_needs_url(self) -> GeneratorConfig:

@@ -151,7 +151,7 @@ class LocalGenerator(PromptedGenerator):
         prompt = self.prompt(answer.question, answer.contexts)
         return choose_label(
             self.decoder, self._tokenizer, self.config.system_text(), prompt.passages, answer.question,
-            answer.text, options,
+            answer.text, options, self.config.label_bias,
         )  # fmt: skip
 
     def abstain_logprob(self, prompt: Prompt) -> float:

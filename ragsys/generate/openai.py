@@ -31,7 +31,7 @@ from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 from ragsys.generate.config import GeneratorConfig
-from ragsys.generate.labels import FOLLOW_UP
+from ragsys.generate.labels import FOLLOW_UP, pick
 from ragsys.generate.local import PromptedGenerator
 from ragsys.generate.prompt import Prompt, user_message
 from ragsys.generate.watch import visible_text
@@ -86,8 +86,7 @@ class OpenAIGenerator(PromptedGenerator):
         if all(s == float("-inf") for s in scores):  # no log-probs: read the word the model said
             said = (choice.get("message", {}).get("content") or "").strip().lower()
             scores = [0.0 if said.startswith(o.lower()) else float("-inf") for o in options]
-        best = max(range(len(options)), key=lambda i: (scores[i], -i))
-        return options[best], scores
+        return pick(options, scores, self.config.label_bias), scores
 
     # --- one request --------------------------------------------------------------------
 

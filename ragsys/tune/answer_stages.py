@@ -1,15 +1,24 @@
 """The answer stages of `ragsys tune`: how many passages the generator reads, SFT of the
-generator, and preference tuning from feedback (KTO thumbs, CLAIR revisions)."""
+generator, and preference tuning from feedback (KTO thumbs, CLAIR revisions).
+
+On closed-set questions (every reference a yes/no/maybe label) the generator stage also
+calibrates the label step (`ragsys.train.labels`): `label_calibration` train questions are
+held out of SFT, answered by the fine-tuned generator, and the per-label offsets fitted on
+them, so what the keep rule judges is the calibrated model and a collapse onto the majority
+label cannot pass for a gain."""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
 
-from ragsys.eval.answers import label_accuracy_and_macro_f1
+from ragsys.eval.answers import LABELS, label_accuracy_and_macro_f1
+from ragsys.eval.evalset import EvalItem
+from ragsys.eval.split import carve_dev
 from ragsys.feedback.store import FeedbackStore
 from ragsys.pipeline import PipelineConfig
 from ragsys.train.generator.trainer import train_generator
+from ragsys.train.labels import LabelTrainConfig, train_labels
 from ragsys.train.merge import stack_on_adapter
 from ragsys.tune.context import Proposal, TuneContext, with_reference
 from ragsys.tune.decide import closed_set_gold
@@ -68,15 +77,42 @@ def generator_stage(
             "contexts": contexts,
         }
     )
+    calibrate = _calibration_ids(answered, ctx.settings.label_calibration, ctx.seed)
     result = train_generator(
         ready_generator(config, out),
         train,
         index=ctx.scorer.index(index_dir),
-        items=answered,
+        items=[it for it in answered if it.id not in calibrate],
         out=out / "train",
         progress=ctx.train_progress,
     )
-    return Proposal(result.pipeline, index_dir, ANSWER, result.model_dump(mode="json", exclude={"pipeline"}))
+    extra = result.model_dump(mode="json", exclude={"pipeline"})
+    if not calibrate:
+        return Proposal(result.pipeline, index_dir, ANSWER, extra)
+    labels = train_labels(
+        result.pipeline,
+        LabelTrainConfig(
+            dev_fraction=0.0, limit=None, k=passages_for(config, ctx.settings.answer_k), seed=ctx.seed
+        ),
+        [it for it in answered if it.id in calibrate],
+        index=ctx.scorer.index(index_dir),
+        out=out / "labels",
+        progress=lambda done, total: ctx.progress("label calibration", done, total),
+    )
+    calibrated = PipelineConfig.load(out / "labels")
+    return Proposal(calibrated, index_dir, ANSWER, {**extra, "labels": labels.model_dump(mode="json")})
+
+
+def _calibration_ids(answered: list[EvalItem], n: int, seed: int) -> set[str]:
+    """Closed-set train questions held out of SFT to calibrate the label step on (none when
+    some reference is free text, or too few questions would be left to train on)."""
+    if n == 0 or not all((it.label or "").strip().lower() in LABELS for it in answered):
+        return set()
+    if len(answered) < 2 * n:
+        n = len(answered) // 4
+    if n < 2:
+        return set()
+    return set(carve_dev([it.id for it in answered], n / len(answered), seed))
 
 
 def preference_stage(ctx: TuneContext, config: PipelineConfig, index_dir: Path, out: Path) -> Proposal | str:

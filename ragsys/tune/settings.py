@@ -49,6 +49,9 @@ class TuneSettings(Frozen):
     # 11 GB on the CPU, over the 8 GB target; examples are sorted by length either way.
     # Labels balanced: on PubMedQA plain SFT collapsed to "yes" for every question.
     generator: GeneratorTrainConfig = GeneratorTrainConfig(batch_size=1, balance_labels=True)
+    label_calibration: int = Field(
+        default=60, ge=0, description="closed-set train questions held out of SFT to calibrate the label step"
+    )
     lm_k: int = Field(default=5, ge=2, description="passages per question the LM judges")
     lm_questions: int = Field(default=300, ge=0, description="train questions given LM supervision")
     answer_k: int = Field(default=3, ge=1, description="passages given to the generator")

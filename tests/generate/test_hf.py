@@ -156,6 +156,13 @@ def test_the_label_step_scores_every_option(built: dict[str, LocalGenerator], ba
     label, scores = gen.choose(answer, ["yes", "no", "maybe"])
     assert label in ("yes", "no", "maybe") and len(scores) == 3 and all(s < 0 for s in scores)
     assert label == ["yes", "no", "maybe"][max(range(3), key=lambda i: scores[i])]
+    # a calibrated offset moves the choice, not the raw scores it reports
+    loser = ["yes", "no", "maybe"][min(range(3), key=lambda i: scores[i])]
+    lift = max(scores) - min(scores) + 1.0
+    biased_label, biased_scores = _gen(built, backend, label_bias=((loser, lift),)).choose(
+        answer, ["yes", "no", "maybe"]
+    )
+    assert biased_label == loser and biased_scores == pytest.approx(scores)
 
 
 def test_llama_cpp_answers_as_transformers_does(built: dict[str, LocalGenerator]) -> None:

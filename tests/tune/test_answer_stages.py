@@ -75,3 +75,66 @@ def test_context_stage_chooses_the_passages_on_train_answers(
     )  # fmt: skip
     removed = without_stage(state, rec).config.generator
     assert removed is not None and removed.passages is None and removed.adapter == "lora"
+
+
+def test_the_generator_stage_calibrates_labels_on_questions_sft_never_saw(
+    tmp_path: Path, tiny_pipeline: PipelineConfig, monkeypatch: object
+) -> None:
+    import pytest
+
+    from ragsys.generate.config import GeneratorConfig
+    from ragsys.train.budget import TimeBudget
+    from ragsys.tune import answer_stages
+
+    mp: pytest.MonkeyPatch = monkeypatch  # type: ignore[assignment]
+    train = [it for it in tune_items() if it.split == "train"]  # 60 closed-set questions
+    with_gen = tiny_pipeline.model_copy(update={"generator": GeneratorConfig(model="m")})
+    given: dict[str, list[str]] = {}
+
+    class Result:
+        pipeline = with_gen.model_copy(update={"name": "sft"})
+
+        def model_dump(self, **kwargs: object) -> dict[str, object]:
+            return {"steps": 1}
+
+    def fake_sft(config: PipelineConfig, settings: object, *, items: list[EvalItem], **kw: object) -> Result:
+        given["sft"] = [it.id for it in items]
+        return Result()
+
+    def fake_labels(
+        config: PipelineConfig, settings: object, items: list[EvalItem], *, out: Path, **kw: object
+    ) -> object:
+        given["labels"] = [it.id for it in items]
+        calibrated = config.generator.model_copy(update={"label_bias": (("yes", 0.0), ("no", -1.0))})  # type: ignore[union-attr]
+        config.model_copy(update={"generator": calibrated}).save(out)
+
+        class Done:
+            def model_dump(self, **kwargs: object) -> dict[str, object]:
+                return {"bias": [["no", -1.0]]}
+
+        return Done()
+
+    mp.setattr(answer_stages, "train_generator", fake_sft)
+    mp.setattr(answer_stages, "train_labels", fake_labels)
+    mp.setattr(answer_stages, "ready_generator", lambda config, out: config)
+
+    class Scorer(FakeScorer):
+        def index(self, path: Path) -> None:
+            return None
+
+    ctx = TuneContext(
+        settings=TuneSettings(label_calibration=15), seed=0, train=train, dev=[], feedback=None,
+        scorer=Scorer(), budget=TimeBudget(None), progress=lambda *a: None, log=lambda m: None,  # type: ignore[arg-type]
+    )  # fmt: skip
+    proposal = answer_stages.generator_stage(ctx, with_gen, Path("idx"), tmp_path)
+    assert isinstance(proposal, Proposal)
+    assert len(given["labels"]) == 15 and len(given["sft"]) == 45
+    assert not set(given["labels"]) & set(given["sft"])  # calibrated on questions SFT never saw
+    assert proposal.config.generator is not None and proposal.config.generator.label_bias[1] == ("no", -1.0)
+    assert proposal.extra["labels"] == {"bias": [["no", -1.0]]}
+    # free-text references: nothing held out, nothing calibrated
+    free = [it.model_copy(update={"label": None, "answer": "an answer"}) for it in train]
+    given.clear()
+    ctx.train = free
+    answer_stages.generator_stage(ctx, with_gen, Path("idx"), tmp_path / "free")
+    assert len(given["sft"]) == 60 and "labels" not in given
