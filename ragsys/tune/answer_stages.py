@@ -17,6 +17,7 @@ from ragsys.eval.evalset import EvalItem
 from ragsys.eval.split import carve_dev
 from ragsys.feedback.store import FeedbackStore
 from ragsys.pipeline import PipelineConfig
+from ragsys.train.generator.feedback import NoPreferenceSignal
 from ragsys.train.generator.trainer import train_generator
 from ragsys.train.labels import LabelTrainConfig, train_labels
 from ragsys.train.merge import stack_on_adapter
@@ -116,21 +117,34 @@ def _calibration_ids(answered: list[EvalItem], n: int, seed: int) -> set[str]:
 
 
 def preference_stage(ctx: TuneContext, config: PipelineConfig, index_dir: Path, out: Path) -> Proposal | str:
+    """Preference tuning from the generator's own mistakes and, with `--feedback`, users' thumbs
+    and revisions: KTO where there are up and down judgements, CLAIR where there are revisions.
+
+    Own mistakes come from the train questions' references (`ragsys.train.generator.feedback`):
+    the generator answers them on the pipeline's passages, each answer is judged against its
+    reference (a thumb), and each wrong one is revised to the reference (a CLAIR pair). With a
+    feedback store the users' records join the same data. Methods in `preference_methods` run
+    in order, each on top of the last; one whose data has no signal (e.g. KTO with no right
+    answer at all) is skipped and said so.
+    """
     if config.generator is None:
         return "the pipeline has no generator"
-    if ctx.feedback is None:
-        return "no --feedback store given"
-    with FeedbackStore.open(ctx.feedback, readonly=True) as store:
-        records = store.records()
-    ups = sum(r.rating == "up" for r in records)
-    downs = sum(r.rating == "down" for r in records)
-    revisions = sum(bool(r.revision) for r in records)
-    methods = (["kto"] if ups and downs else []) + (["clair"] if revisions else [])
-    if not methods:
-        return f"feedback has {ups} up, {downs} down, {revisions} revisions: KTO needs both, CLAIR revisions"
+    answered = with_reference(ctx.train)
+    counts = {"up": 0, "down": 0, "revisions": 0}
+    if ctx.feedback is not None:
+        with FeedbackStore.open(ctx.feedback, readonly=True) as store:
+            records = store.records()
+        counts = {
+            "up": sum(r.rating == "up" for r in records),
+            "down": sum(r.rating == "down" for r in records),
+            "revisions": sum(bool(r.revision) for r in records),
+        }
+    if not answered and not any(counts.values()):
+        return "no train question has a reference answer or label, and no --feedback store given"
     current: PipelineConfig = config
-    extra: dict[str, Any] = {"up": ups, "down": downs, "revisions": revisions}
-    for method in methods:
+    extra: dict[str, Any] = {"feedback": counts, "own_mistakes_from": len(answered)}
+    skipped: dict[str, str] = {}
+    for method in ctx.settings.preference_methods:
         train = ctx.settings.generator.model_copy(
             update={
                 "method": method,
@@ -139,17 +153,27 @@ def preference_stage(ctx: TuneContext, config: PipelineConfig, index_dir: Path, 
                 "k": passages_for(config, ctx.settings.answer_k),
             }
         )
-        result = train_generator(
-            ready_generator(current, out / method),
-            train,
-            index=ctx.scorer.index(index_dir),
-            feedback=ctx.feedback,
-            out=out / method / "train",
-            progress=ctx.train_progress,
-        )
+        try:
+            result = train_generator(
+                ready_generator(current, out / method),
+                train,
+                index=ctx.scorer.index(index_dir),
+                items=answered,
+                feedback=ctx.feedback,
+                out=out / method / "train",
+                progress=ctx.train_progress,
+            )
+        except NoPreferenceSignal as e:
+            skipped[method] = str(e)
+            ctx.log(f"preference: {method} skipped ({e})")
+            continue
         current = result.pipeline
         extra[method] = result.model_dump(mode="json", exclude={"pipeline"})
-    return Proposal(current, index_dir, ANSWER, extra)
+    if current is config:
+        return "no preference method had data to learn from: " + "; ".join(
+            f"{m}: {r}" for m, r in skipped.items()
+        )
+    return Proposal(current, index_dir, ANSWER, {**extra, "skipped": skipped})
 
 
 def ready_generator(config: PipelineConfig, out: Path) -> PipelineConfig:

@@ -52,6 +52,9 @@ class TuneSettings(Frozen):
     label_calibration: int = Field(
         default=60, ge=0, description="closed-set train questions held out of SFT to calibrate the label step"
     )
+    preference_methods: tuple[Literal["kto", "clair", "apo-zero", "dpo"], ...] = Field(
+        default=("kto", "clair"), description="preference stage: methods run in order, each on the last"
+    )
     lm_k: int = Field(default=5, ge=2, description="passages per question the LM judges")
     lm_questions: int = Field(default=300, ge=0, description="train questions given LM supervision")
     answer_k: int = Field(default=3, ge=1, description="passages given to the generator")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from ragsys.eval.evalset import EvalItem
 from ragsys.pipeline import PipelineConfig
@@ -138,3 +139,54 @@ def test_the_generator_stage_calibrates_labels_on_questions_sft_never_saw(
     ctx.train = free
     answer_stages.generator_stage(ctx, with_gen, Path("idx"), tmp_path / "free")
     assert len(given["sft"]) == 60 and "labels" not in given
+
+
+def test_the_preference_stage_learns_from_own_mistakes_without_feedback(
+    tmp_path: Path, tiny_pipeline: PipelineConfig, monkeypatch: object
+) -> None:
+    import pytest
+
+    from ragsys.generate.config import GeneratorConfig
+    from ragsys.train.budget import TimeBudget
+    from ragsys.train.generator.feedback import NoPreferenceSignal
+    from ragsys.tune import answer_stages
+
+    mp: pytest.MonkeyPatch = monkeypatch  # type: ignore[assignment]
+    train = [it.model_copy(update={"label": None, "answer": f"answer {it.id}"}) for it in tune_items()[:20]]
+    with_gen = tiny_pipeline.model_copy(update={"generator": GeneratorConfig(model="m")})
+    calls: list[tuple[str, int, object]] = []
+
+    class Result:
+        def __init__(self, name: str) -> None:
+            self.pipeline = with_gen.model_copy(update={"name": name})
+
+        def model_dump(self, **kwargs: object) -> dict[str, object]:
+            return {"steps": 1}
+
+    def fake_train(
+        config: PipelineConfig, settings: Any, *, items: list[EvalItem], feedback: object, **kw: object
+    ) -> Result:
+        calls.append((settings.method, len(items), feedback))
+        if settings.method == "kto":
+            raise NoPreferenceSignal("kto needs both right and wrong answers; 0 of 20 judged right")
+        return Result(f"after-{settings.method}")
+
+    class Scorer(FakeScorer):
+        def index(self, path: Path) -> None:
+            return None
+
+    mp.setattr(answer_stages, "train_generator", fake_train)
+    mp.setattr(answer_stages, "ready_generator", lambda config, out: config)
+    logs: list[str] = []
+    ctx = TuneContext(
+        settings=TuneSettings(), seed=0, train=train, dev=[], feedback=None, scorer=Scorer(),
+        budget=TimeBudget(None), progress=lambda *a: None, log=logs.append,  # type: ignore[arg-type]
+    )  # fmt: skip
+    proposal = answer_stages.preference_stage(ctx, with_gen, Path("idx"), tmp_path)
+    assert calls == [("kto", 20, None), ("clair", 20, None)]  # the train references, no store needed
+    assert isinstance(proposal, Proposal) and proposal.config.name == "after-clair"
+    assert "0 of 20 judged right" in proposal.extra["skipped"]["kto"] and any(
+        "kto skipped" in m for m in logs
+    )
+    ctx.train = []
+    assert "no train question" in str(answer_stages.preference_stage(ctx, with_gen, Path("idx"), tmp_path))

@@ -6,6 +6,14 @@ retrieved again and the stats say how often. Thumbs can also come from an eval s
 labels (`thumbs_from_labels`): the model answers the train questions and a thumb is up
 when its label (the constrained choice of `ragsys.generate.labels`) matches the gold one.
 
+Or from an eval set's reference answers (`reference_feedback`), so the generator learns from
+its own mistakes on the pipeline's own passages: the model answers each train question with a
+free-text reference; `answer_is_right` judges it (every figure stated, `numeric_match`, where
+the reference has figures; token F1 >= `RIGHT_F1` otherwise; abstaining is right exactly when
+the question is unanswerable) into an up or down thumb (KTO), and each wrong answer gets the
+answer SFT would have taught as its revision (`sft_target`: the reference with `[n]` for the
+gold passages, or the abstention sentence), which CLAIR and APO-zero learn from as pairs.
+
 Example:
     >>> records = FeedbackStore.open(Path("fb.sqlite"), readonly=True).records()  # doctest: +SKIP
     >>> examples, stats = kto_data(ctx)  # doctest: +SKIP
@@ -19,7 +27,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from ragsys.eval.answers import map_yes_no_maybe, stated_decision
+from ragsys.eval.answers import map_yes_no_maybe, stated_decision, token_f1
 from ragsys.eval.evalset import EvalItem
 from ragsys.feedback.records import FeedbackRecord
 from ragsys.generate.citations import is_abstention
@@ -32,12 +40,21 @@ from ragsys.train.generator.data import (
     Seq,
     Templater,
     own_answer,
+    sft_target,
 )
 from ragsys.train.generator.revise import reviser_pairs
 from ragsys.train.lora import reference
 from ragsys.types import Answer, Hit
 
+
+class NoPreferenceSignal(ValueError):
+    """The judged answers give a method nothing to learn from (no examples, or KTO thumbs all
+    one way); `ragsys tune`'s preference stage skips that method and says why."""
+
+
 LABEL_VERSION = "eval-labels"  # pipeline_version of thumbs made from eval labels
+REFERENCE_VERSION = "eval-references"  # ... and of judgements made against reference answers
+RIGHT_F1 = 0.5  # token F1 against a reference without figures at which an answer counts as right
 
 
 def context_hits(index: Index, chunk_ids: Sequence[str]) -> list[Hit] | None:
@@ -139,6 +156,48 @@ def labelled_thumbs(ctx: DataContext) -> list[FeedbackRecord]:
     return thumbs_from_labels(items, answers, labels)
 
 
+def answer_is_right(item: EvalItem, answer: Answer) -> bool:
+    """Whether an own answer is right against its item (module docstring)."""
+    from ragsys.eval.numbers import numeric_match
+
+    if not item.answerable:
+        return answer.abstained
+    if answer.abstained or not item.answer:
+        return False
+    numeric = numeric_match(answer.text, item.answer)
+    if numeric is not None:
+        return numeric == 1.0
+    return token_f1(answer.text, item.answer) >= RIGHT_F1
+
+
+def reference_feedback(ctx: DataContext) -> list[FeedbackRecord]:
+    """Judged own answers to the train items with free-text references (closed-set items are
+    `labelled_thumbs`'s): up if right, else down with the SFT target as its revision."""
+    items = [i for i in ctx.items if (i.answer or not i.answerable) and not i.label]
+    if not items:
+        return []
+    hits = ctx.search([i.question for i in items])
+    records: list[FeedbackRecord] = []
+    for n, (item, item_hits) in enumerate(zip(items, hits, strict=True), start=1):
+        fresh = lambda q=item.question, h=item_hits: answer_entry(own_answer(ctx, q, h))  # noqa: E731
+        entry = ctx.cache.get("mistake", item.id, fresh)
+        answer = answer_from_entry(ctx, item.question, item_hits, entry)
+        right = answer_is_right(item, answer)
+        revision = None
+        if not right and answer.contexts:
+            target = sft_target(item, ctx.generator.prompt(item.question, answer.contexts), ctx.abstain_text)
+            revision = target if target.strip() != answer.text.strip() else None
+        records.append(
+            FeedbackRecord(
+                question=item.question, answer=answer.text,
+                contexts=tuple(h.chunk.id for h in answer.contexts), pipeline_version=REFERENCE_VERSION,
+                rating="up" if right else "down", revision=revision,
+            )
+        )  # fmt: skip
+        ctx.report("generate", n, len(items))
+    return records
+
+
 def kto_weights(
     examples: Sequence[Example], desirable: float | None, undesirable: float | None
 ) -> tuple[float, float]:
@@ -193,13 +252,21 @@ def kto_examples(
 
 
 def kto_data(ctx: DataContext) -> Built:
-    """KTO from the feedback store's thumbs, plus thumbs from labelled train items if given."""
-    thumbs = labelled_thumbs(ctx)
+    """KTO from the feedback store's thumbs, plus thumbs on own answers to train items: by
+    label for labelled ones, against the reference answer for the others."""
+    thumbs = [*labelled_thumbs(ctx), *reference_feedback(ctx)]
     records: list[FeedbackRecord] = [*ctx.feedback, *thumbs]
     if not records:
-        raise ValueError("kto needs thumbs: pass a feedback store, or train items with labels")
+        raise ValueError(
+            "kto needs thumbs: pass a feedback store, or train items with labels or reference answers"
+        )
     prompts, stats = record_prompts(ctx, records)
     examples, too_long = kto_examples(ctx.templater, records, prompts, ctx.max_length, ctx.seed)
+    ups = sum(e.desirable for e in examples)
+    if ctx.items and (ups == 0 or ups == len(examples)):  # own answers judged all one way
+        raise NoPreferenceSignal(
+            f"kto needs both right and wrong answers; {ups} of {len(examples)} judged right"
+        )
     stats.update(
         feedback_records=len(ctx.feedback), label_thumbs=len(thumbs), dropped_too_long_kto=too_long,
         desirable=sum(e.desirable for e in examples), undesirable=sum(not e.desirable for e in examples),
@@ -257,19 +324,30 @@ def pair_examples(ctx: DataContext, pairs: Sequence[Pair]) -> tuple[list[Example
 
 
 def pair_data(ctx: DataContext) -> Built:
-    """DPO / APO pairs from the feedback store: revisions and up/down answers to one question."""
-    if not ctx.feedback:
-        raise ValueError("preference training needs a feedback store with revisions or up/down thumbs")
-    return pair_examples(ctx, preference_pairs(ctx.feedback))
+    """DPO / APO pairs from the feedback store (revisions and up/down answers to one question)
+    and from own wrong answers to train items with references, revised to their SFT target."""
+    records = [*ctx.feedback, *reference_feedback(ctx)]
+    if not records:
+        raise ValueError(
+            "preference training needs a feedback store with revisions or up/down thumbs, "
+            "or train items with reference answers"
+        )
+    return pair_examples(ctx, preference_pairs(records))
 
 
 def clair_data(ctx: DataContext) -> Built:
-    """CLAIR: minimal revisions against the answers they revise, from feedback and/or a reviser model."""
-    examples, stats = pair_examples(ctx, preference_pairs(ctx.feedback, thumbs=False))
+    """CLAIR: minimal revisions against the answers they revise, from feedback, from own wrong
+    answers to train items revised to their reference, and/or from a reviser model."""
+    own = reference_feedback(ctx) if ctx.reviser is None else []
+    examples, stats = pair_examples(ctx, preference_pairs([*ctx.feedback, *own], thumbs=False))
+    stats.update(own_answers=len(own), own_wrong=sum(r.rating == "down" for r in own))
     if ctx.reviser is not None and ctx.items:
         revised, revise_stats = reviser_pairs(ctx)
         examples += revised
         stats.update(revise_stats)
-    if not examples and not ctx.feedback and ctx.reviser is None:
-        raise ValueError("clair needs revisions: a feedback store with revised answers, or a reviser model")
+    if not examples and not ctx.feedback and ctx.reviser is None and not own:
+        raise ValueError(
+            "clair needs revisions: a feedback store with revised answers, train items with "
+            "reference answers, or a reviser model"
+        )
     return examples, stats

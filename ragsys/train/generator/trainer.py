@@ -47,7 +47,7 @@ from ragsys.train.generator.data import (
     save_examples,
     sft_data,
 )
-from ragsys.train.generator.feedback import clair_data, kto_data, kto_weights, pair_data
+from ragsys.train.generator.feedback import NoPreferenceSignal, clair_data, kto_data, kto_weights, pair_data
 from ragsys.train.generator.loop import LoopResult, ProgressFn, TrainProgress, run_loop
 from ragsys.train.generator.steps import (
     StepContext,
@@ -200,7 +200,8 @@ class _Run:
                 )
         examples, meta = self.build(spec)
         if not examples:
-            raise ValueError(f"no training examples ({meta['stats']}); check the eval set / feedback source")
+            error = ValueError if self.train.method == "sft" else NoPreferenceSignal
+            raise error(f"no training examples ({meta['stats']}); check the eval set / feedback source")
         save_examples(path, examples, meta | {"fingerprint": self.fingerprint})
         return examples, meta
 

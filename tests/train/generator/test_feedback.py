@@ -104,3 +104,84 @@ def test_preference_pairs_from_revisions_and_opposite_thumbs() -> None:
     ]  # fmt: skip
     assert pairs[1].source.contexts == ("c1",)  # the up answer's prompt
     assert [p.kind for p in preference_pairs(records, thumbs=False)] == ["revision"]
+
+
+def test_an_own_answer_is_right_by_its_figures_or_its_words_and_abstains_only_when_it_should() -> None:
+    from ragsys.eval.evalset import EvalItem
+    from ragsys.train.generator.feedback import answer_is_right
+
+    hits = make_hits()
+    figure = EvalItem(id="f", question="Revenue?", split="train", answer="Revenue was $29.6 million.")
+    words = EvalItem(
+        id="w", question="What ruined it?", split="train", answer="Spring floods ruined the harvest."
+    )
+    absent = EvalItem(id="u", question="Q4 revenue?", split="train", answer=None, answerable=False)
+    assert answer_is_right(figure, _answer("q", "It brought in $29.6 million [1].", hits))
+    assert not answer_is_right(figure, _answer("q", "It brought in $18.2 million [1].", hits))
+    assert answer_is_right(words, _answer("q", "Spring floods ruined the harvest [2].", hits))
+    assert not answer_is_right(words, _answer("q", "A drought did.", hits))
+    refused = Answer(question="q", text="I do not know.", abstained=True, contexts=tuple(hits))
+    assert answer_is_right(absent, refused) and not answer_is_right(words, refused)
+    assert not answer_is_right(absent, _answer("q", "It was $3 million.", hits))
+
+
+def test_own_mistakes_become_down_thumbs_revised_to_the_sft_target(lm: tuple[Any, Any]) -> None:
+    from ragsys.eval.evalset import EvalItem
+    from ragsys.train.generator.cache import WorkCache
+    from ragsys.train.generator.feedback import REFERENCE_VERSION, reference_feedback
+
+    _, tokenizer = lm
+    hits = make_hits()
+    items = [
+        EvalItem(id="a", question="What ruined the harvest?", split="train", answer="Spring floods.",
+                 gold_doc_ids=("fruit.md",)),
+        EvalItem(id="b", question="What do drives need?", split="train", answer="Grease.",
+                 gold_doc_ids=("robots.md",)),
+        EvalItem(id="c", question="Is it safe?", split="train", answer="Yes.", label="yes"),  # not here
+    ]  # fmt: skip
+    said = {"What ruined the harvest?": "Spring floods [2].", "What do drives need?": "Oil and water."}
+
+    class Generator:
+        config = type("C", (), {"abstain_text": "I do not know."})()
+        calls = 0
+
+        def generate(self, question: str, context: list[Hit]) -> Answer:
+            Generator.calls += 1
+            return _answer(question, said[question], context)
+
+        def prompt(self, question: str, context: Sequence[Hit]) -> Any:
+            return make_prompt(tokenizer, list(context))
+
+    class Model:
+        def disable_adapter(self) -> Any:
+            return contextlib.nullcontext()
+
+    class Ctx:
+        generator = Generator()
+        model = Model()
+        cache = WorkCache()
+        abstain_text = "I do not know."
+
+        def __init__(self) -> None:
+            self.items = items
+
+        def search(self, questions: Sequence[str]) -> list[list[Hit]]:
+            return [hits for _ in questions]
+
+        def report(self, *args: Any) -> None:
+            pass
+
+    ctx: Any = Ctx()
+    records = reference_feedback(ctx)
+    assert [(r.question, r.rating) for r in records] == [
+        (items[0].question, "up"),
+        (items[1].question, "down"),
+    ]
+    assert records[0].revision is None and all(r.pipeline_version == REFERENCE_VERSION for r in records)
+    assert records[1].revision == "Grease. [1]"  # the reference, citing the gold passage it was given
+    assert records[1].answer == "Oil and water." and records[1].contexts == ("c1", "c2")
+    pairs = preference_pairs(records, thumbs=False)  # what CLAIR learns from
+    assert [(p.chosen, p.rejected) for p in pairs] == [("Grease. [1]", "Oil and water.")]
+    again = reference_feedback(ctx)
+    assert Generator.calls == 2  # answers are cached (a stopped run resumes), not regenerated
+    assert [(r.rating, r.revision) for r in again] == [(r.rating, r.revision) for r in records]
