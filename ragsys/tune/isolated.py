@@ -29,6 +29,13 @@ def build_isolated(ctx: TuneContext, state: TuneState, out: Path) -> System | No
     base = PipelineConfig.load(Path(state.base_pipeline))
     base_index = Path(state.base_index)
     config, index, notes = base, base_index, []
+    if "scope" in kept and kept["scope"].pipeline_dir:
+        # learned from the train questions' gold documents and the index's metadata alone: the
+        # isolated control would learn the same setting
+        config = config.model_copy(
+            update={"scoping": PipelineConfig.load(Path(kept["scope"].pipeline_dir)).scoping}
+        )
+        notes.append("scoping: learned on gold documents alone either way, reused")
     if "retriever" in kept:
         config, index, note = _retriever(ctx, kept["retriever"], base, base_index, out / "retriever")
         notes.append(note)

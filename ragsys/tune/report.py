@@ -25,6 +25,7 @@ from ragsys.tune.state import StageRecord, TuneState
 
 # Which pipeline fields each stage changes; removing a stage puts these back.
 STAGE_FIELDS: dict[str, tuple[str, ...]] = {
+    "scope": ("scoping",),
     "retriever": ("retrievers",),
     "reranker": ("reranker",),
     "mixture": ("fusion",),

@@ -13,6 +13,7 @@ from ragsys.generate.hf import build_hf
 from ragsys.pipeline import PipelineConfig
 from ragsys.progress import counter
 from ragsys.retrieve.dense import DenseConfig
+from ragsys.scope import ScopeConfig
 from ragsys.train.examples import LMScored
 from ragsys.train.mining.ict import ict_pairs
 from ragsys.train.mining.lm import lm_score_passages
@@ -108,6 +109,37 @@ def reranker_stage(
     reason = (f"no interpolation weight beat the candidates as retrieved on dev (nDCG@10 {without:.4f}); "
               "the reranker is not used")  # fmt: skip
     return Proposal(config, index_dir, RETRIEVAL, extra, rejected=reason)
+
+
+ROUTED_FIELDS = ("company", "ticker", "period", "period_end", "form")
+SCOPE_CHOICES: dict[str, ScopeConfig | None] = {
+    "off": None,
+    "on a named company (confidence 1.0)": ScopeConfig(min_confidence=1.0),
+    "on any cue: company, period or form (confidence 0.5)": ScopeConfig(min_confidence=0.5),
+}
+
+
+def scope_stage(ctx: TuneContext, config: PipelineConfig, index_dir: Path, out: Path) -> Proposal | str:
+    """Scoping learned on the train questions' gold documents: each setting in `SCOPE_CHOICES`
+    (off, routing on a named company only, routing on any cue) searches the train questions,
+    and the one with the highest document nDCG@10 is proposed (ties keep the current one)."""
+    gold = with_gold(ctx.train)
+    if not gold:
+        return "no train question has gold documents to learn scoping from"
+    meta = ctx.scorer.index(index_dir).document_metadata()
+    if not any(m.get(f) for m in meta.values() for f in ROUTED_FIELDS):
+        return f"no document has metadata to route by ({', '.join(ROUTED_FIELDS)})"
+    tried: dict[str, float] = {}
+    current = next((n for n, c in SCOPE_CHOICES.items() if c == config.scoping), None)
+    for name, scoping in SCOPE_CHOICES.items():
+        scores = ctx.scorer.retrieval(config.model_copy(update={"scoping": scoping}), index_dir, gold)
+        tried[name] = sum(scores.values()) / len(scores) if scores else 0.0
+        ctx.log(f"scope: {name}: train nDCG@10 {tried[name]:.4f} ({len(scores)} questions)")
+    best = max(tried, key=lambda n: (round(tried[n], 12), n == current))
+    extra = {"tried": tried, "chosen": best, "questions": len(gold)}
+    if best == current:
+        return f"the current setting ({best}) is best on the train questions"
+    return Proposal(config.model_copy(update={"scoping": SCOPE_CHOICES[best]}), index_dir, RETRIEVAL, extra)
 
 
 def mixture_stage(ctx: TuneContext, config: PipelineConfig, index_dir: Path, out: Path) -> Proposal | str:

@@ -2,8 +2,9 @@
 in the final report), with the loaded components and the expensive scores cached.
 
 Two metrics: `ndcg@10` (retrieval, document level, as `ragsys eval` scores it) and
-`answer` (label accuracy when the questions have closed-set labels such as yes/no/maybe,
-otherwise token F1 against the reference answer), which generates and is ~100x slower.
+`answer` (`answer_score`: label accuracy when the questions have closed-set labels such as
+yes/no/maybe, otherwise `numeric_match` where the reference states a figure and token F1
+against the reference where it does not), which generates and is ~100x slower.
 """
 
 from __future__ import annotations
@@ -44,6 +45,17 @@ class CachedPairScorer:
             raw = np.asarray(self._model.predict(todo, **kwargs), dtype=np.float64).reshape(len(todo), -1)
             self._cache.update({p: float(s) for p, s in zip(todo, raw[:, 0], strict=True)})
         return np.array([self._cache[p] for p in inputs], dtype=np.float64)
+
+
+def answer_score(metrics: Mapping[str, float], closed: bool) -> float:
+    """One answer's score for the keep rule: label accuracy on closed-set questions; otherwise
+    `numeric_match` where the reference states a figure (every figure stated, as a finance
+    user checks) and token F1 against the reference where it does not."""
+    if closed and "label_accuracy" in metrics:
+        return metrics["label_accuracy"]
+    if "numeric_match" in metrics:
+        return metrics["numeric_match"]
+    return metrics.get("token_f1", 0.0)
 
 
 def passages_for(config: PipelineConfig, default: int) -> int:
@@ -148,9 +160,10 @@ class Scorer:
         per_query, extra = generate_and_score(
             generator, items, hits, k, on_progress=counter(self._progress, "answers", len(items))
         )
-        key = "label_accuracy" if all(it.label for it in items) else "token_f1"
         labels = {q: str(a["label"]) for q, a in extra["answers"].items() if "label" in a}
-        return {q: m[key] for q, m in per_query.items() if key in m}, labels
+        return {
+            q: answer_score(m, closed=all(it.label for it in items)) for q, m in per_query.items()
+        }, labels
 
     def close(self) -> None:
         for index in self._indexes.values():

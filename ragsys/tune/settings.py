@@ -12,8 +12,11 @@ from ragsys.train.reranker.config import RerankerTrainConfig
 from ragsys.train.retriever import RetrieverTrainConfig
 from ragsys.types import Frozen
 
-StageName = Literal["synthetic", "retriever", "reranker", "mixture", "context", "generator", "preference"]
+StageName = Literal[
+    "scope", "synthetic", "retriever", "reranker", "mixture", "context", "generator", "preference"
+]
 STAGE_ORDER: tuple[StageName, ...] = (
+    "scope",
     "synthetic",
     "retriever",
     "reranker",

@@ -11,13 +11,20 @@ from __future__ import annotations
 
 from ragsys.tune.answer_stages import context_stage, generator_stage, preference_stage
 from ragsys.tune.context import Stage
-from ragsys.tune.retrieval_stages import mixture_stage, reranker_stage, retriever_stage, synthetic_stage
+from ragsys.tune.retrieval_stages import (
+    mixture_stage,
+    reranker_stage,
+    retriever_stage,
+    scope_stage,
+    synthetic_stage,
+)
 
 # Stages that produce data for later ones, not a candidate pipeline: never judged, so never
 # cross-fitted.
 DATA_STAGES = frozenset({"synthetic"})
 
 STAGES: dict[str, Stage] = {
+    "scope": scope_stage,
     "synthetic": synthetic_stage,
     "retriever": retriever_stage,
     "reranker": reranker_stage,

@@ -190,3 +190,11 @@ def test_the_preference_stage_learns_from_own_mistakes_without_feedback(
     )
     ctx.train = []
     assert "no train question" in str(answer_stages.preference_stage(ctx, with_gen, Path("idx"), tmp_path))
+
+
+def test_answer_scores_are_figures_where_the_reference_has_them() -> None:
+    from ragsys.tune.scoring import answer_score
+
+    assert answer_score({"label_accuracy": 1.0, "token_f1": 0.2}, closed=True) == 1.0
+    assert answer_score({"numeric_match": 0.0, "token_f1": 0.9}, closed=False) == 0.0  # fluent, wrong figure
+    assert answer_score({"token_f1": 0.4}, closed=False) == 0.4
