@@ -99,11 +99,11 @@ def score_system(
     referenced = [it for it in test if it.answer or it.label]
     if system.config.generator is not None and referenced and answers != 0:
         chosen = referenced[:answers] if answers else referenced
-        label = all(it.label for it in chosen)
-        metric = "label_accuracy" if label else "token_f1"
-        scores, labels = scorer.answers_and_labels(system.config, system.index_dir, chosen)
-        for q, v in scores.items():
-            per_query.setdefault(q, {})[metric] = v
+        # every answer metric under the name `ragsys eval` gives it (numeric_match,
+        # no_citation_rate, citation_precision, token_f1, label_accuracy, ...)
+        metrics, labels = scorer.answer_metrics(system.config, system.index_dir, chosen)
+        for q, m in metrics.items():
+            per_query.setdefault(q, {}).update(m)
     return SystemScores(per_query, labels)
 
 

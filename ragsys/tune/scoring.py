@@ -149,8 +149,17 @@ class Scorer:
     def answers_and_labels(
         self, config: PipelineConfig, index_dir: Path, items: Sequence[EvalItem]
     ) -> tuple[Scores, dict[str, str]]:
-        """Per-question answer scores, and the label each answer chose (closed-set questions
-        only): macro-F1 is computed over labels, not averaged over questions."""
+        """Per-question answer scores (`answer_score`), and the label each answer chose
+        (closed-set questions only): macro-F1 is computed over labels, not averaged over questions."""
+        per_query, labels = self.answer_metrics(config, index_dir, items)
+        closed = all(it.label for it in items)
+        return {q: answer_score(m, closed) for q, m in per_query.items()}, labels
+
+    def answer_metrics(
+        self, config: PipelineConfig, index_dir: Path, items: Sequence[EvalItem]
+    ) -> tuple[dict[str, dict[str, float]], dict[str, str]]:
+        """Every per-question answer metric `ragsys eval` reports (numeric_match, no_citation_rate,
+        citation precision, token F1, label accuracy, ...), and the labels chosen."""
         from ragsys.eval.answering import generate_and_score
 
         search = self.search(config, index_dir, generate=True)
@@ -161,9 +170,7 @@ class Scorer:
             generator, items, hits, k, on_progress=counter(self._progress, "answers", len(items))
         )
         labels = {q: str(a["label"]) for q, a in extra["answers"].items() if "label" in a}
-        return {
-            q: answer_score(m, closed=all(it.label for it in items)) for q, m in per_query.items()
-        }, labels
+        return per_query, labels
 
     def close(self) -> None:
         for index in self._indexes.values():

@@ -106,3 +106,27 @@ def test_report_keeps_test_scores_and_reports_label_macro_f1(
     save_eval_set(items[:6], tmp_path / "ev.jsonl")
     report_mod.final_report(state, EvalSetReader(tmp_path / "ev.jsonl"), out, None, None, None, logs.append)  # type: ignore[arg-type]
     assert calls == ["baseline", "tuned (joint)"]
+
+
+def test_a_system_is_scored_on_every_answer_metric_eval_reports(tiny_pipeline: PipelineConfig) -> None:
+    from ragsys.generate.config import GeneratorConfig
+    from ragsys.tune.report import System, score_system
+
+    test = [EvalItem(id=f"x{i}", question=f"q{i}?", split="test", answer="$29.6 million") for i in range(3)]
+
+    class Scorer:
+        def answer_metrics(self, config: PipelineConfig, index_dir: Path, items: list[EvalItem]) -> tuple:  # type: ignore[type-arg]
+            metrics = {
+                "numeric_match": 1.0,
+                "no_citation_rate": 0.0,
+                "citation_precision": 1.0,
+                "token_f1": 0.5,
+            }
+            return {it.id: dict(metrics) for it in items}, {}
+
+    with_gen = tiny_pipeline.model_copy(update={"generator": GeneratorConfig(model="m")})
+    scores = score_system(Scorer(), System("s", with_gen, Path("idx")), test, None)  # type: ignore[arg-type]
+    assert set(scores.per_query) == {"x0", "x1", "x2"}
+    assert {"numeric_match", "no_citation_rate", "citation_precision", "token_f1"} <= set(
+        scores.per_query["x0"]
+    )
