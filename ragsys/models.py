@@ -104,6 +104,18 @@ def resolve_adapter(name: str) -> Path:
     return Path(name).expanduser()
 
 
+ADAPTER_CARD = "ragsys-adapter.json"  # what an adapter ragsys ships was trained on, and how
+
+
+def adapter_card(name: str) -> dict[str, object] | None:
+    """The training card beside an adapter (`ADAPTER_CARD`), if it has one."""
+    path = resolve_adapter(name) / ADAPTER_CARD
+    if not path.is_file():
+        return None
+    card: dict[str, object] = json.loads(path.read_text(encoding="utf-8"))
+    return card
+
+
 def alias_gguf(name: str) -> Path | None:
     """The GGUF file an alias was converted from (its tokenizer is what llama.cpp should load),
     or None for models that did not come from one."""

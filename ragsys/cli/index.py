@@ -113,6 +113,13 @@ def search(
         out.print(f"    {' '.join(h.chunk.text.split())[:300]}", highlight=False)
 
 
+def _card(config: Any) -> dict[str, object] | None:
+    from ragsys.models import adapter_card
+
+    adapter = config.generator.adapter if config.generator is not None else None
+    return adapter_card(adapter) if adapter else None
+
+
 def inspect(
     index_dir: Annotated[Path, typer.Argument(help="index directory")],
     pipeline: PipelineOpt = None,
@@ -145,7 +152,8 @@ def inspect(
                      for r in config.retrievers if isinstance(r, DenseConfig)],
         "generator": None if config.generator is None else {
             "model": config.generator.model, "adapter": config.generator.adapter,
-            "backend": config.generator.resolved_backend()},
+            "backend": config.generator.resolved_backend(),
+            **({"adapter_trained_on": card.get("trained_on")} if (card := _card(config)) else {})},
     }  # fmt: skip
     if as_json:
         emit_json(info)

@@ -102,3 +102,34 @@ def test_user_errors_are_one_line(tmp_path: Path) -> None:
     assert r.exit_code == 2 and "ragsys index" in r.output
     r = runner.invoke(app, ["search", "x", "--index", str(tmp_path), "--pipeline", "nope.py"])
     assert r.exit_code == 2 and "nope.py" in r.output
+
+
+def test_inspect_says_what_the_generator_adapter_was_trained_on(
+    tmp_path: Path, tiny_pipeline: PipelineConfig, tiny_lm_path: Path
+) -> None:
+    from ragsys.generate.config import GeneratorConfig
+    from ragsys.models import ADAPTER_CARD, adapter_card
+
+    corpus = write_corpus(tmp_path / "docs")
+    idx = str(tmp_path / "idx")
+    p = _pipeline_dir(tmp_path, tiny_pipeline)
+    assert (
+        runner.invoke(
+            app, ["index", str(corpus), "--index", idx, "--pipeline", p, "--workers", "1"]
+        ).exit_code
+        == 0
+    )
+    adapter = tmp_path / "adapter"
+    adapter.mkdir()
+    (adapter / ADAPTER_CARD).write_text(json.dumps({"trained_on": "invented reports, never the test split"}))
+    assert adapter_card(str(adapter)) == {"trained_on": "invented reports, never the test split"}
+    assert adapter_card(str(tmp_path)) is None  # a folder without a card
+    with_adapter = tiny_pipeline.model_copy(
+        update={"generator": GeneratorConfig(model=str(tiny_lm_path), adapter=str(adapter))}
+    )
+    gen_dir = tmp_path / "gen"
+    with_adapter.save(gen_dir)
+    r = runner.invoke(app, ["inspect", idx, "--pipeline", str(gen_dir), "--json"])
+    assert r.exit_code == 0, r.output
+    info = json.loads(r.stdout.strip().splitlines()[-1])
+    assert info["generator"]["adapter_trained_on"] == "invented reports, never the test split"
