@@ -12,20 +12,38 @@ STEPS_MINUTES=${MAX_MINUTES:-45}
 .venv/bin/python data/grounded/make_grounded.py $OUT --pubmedqa ${PUBMEDQA:-../shared/data/pubmedqa}
 $R index $OUT/corpus.jsonl --index $OUT/index --pipeline pipelines/hybrid_base.py --json | tail -n 1
 $R train generator --pipeline pipelines/hybrid_base.py --index $OUT/index --eval-set $OUT/train.jsonl \
-   --method sft --out $OUT/sft -k 3 --epochs 1 --bf16 --balance-labels --max-minutes "$STEPS_MINUTES" --json | tail -n 1
+   --method sft --out $OUT/sft -k 3 --epochs 1 --bf16 --balance-labels --max-minutes "$STEPS_MINUTES" --json \
+   | tail -n 1 | tee $OUT/sft-result.json
 if [ -n "${ADAPTER_OUT:-}" ]; then
-  .venv/bin/python - "$OUT/sft" "$ADAPTER_OUT" <<'PY'
-import shutil, sys
+  .venv/bin/python - "$OUT" "$ADAPTER_OUT" <<'PY'
+import json, shutil, sys
 from pathlib import Path
 import torch
 from safetensors.torch import load_file, save_file
+from ragsys.models import ADAPTER_CARD
 from ragsys.pipeline import PipelineConfig
-src = Path(PipelineConfig.load(Path(sys.argv[1])).generator.adapter)
-dest = Path(sys.argv[2])
+out, dest = Path(sys.argv[1]), Path(sys.argv[2])
+src = Path(PipelineConfig.load(out / "sft").generator.adapter)
+result = json.loads((out / "sft-result.json").read_text())
 dest.mkdir(parents=True, exist_ok=True)
 shutil.copy(src / "adapter_config.json", dest / "adapter_config.json")
 tensors = {k: v.to(torch.float16) for k, v in load_file(src / "adapter_model.safetensors").items()}
 save_file(tensors, dest / "adapter_model.safetensors")  # fp16 halves the file; loading casts back
+docs = sum(1 for _ in (out / "corpus.jsonl").open())
+questions = sum(1 for _ in (out / "train.jsonl").open())
+card = {
+    "trained_on": (
+        f"ragsys's own grounded-answering data: {docs} invented companies' quarterly reports and "
+        f"{questions} train questions (data/grounded/make_grounded.py; PubMedQA trainval questions "
+        "among them), never the 10-Q questions or the demo corpus; LoRA SFT on the default "
+        "pipeline's own retrieval (3 passages) to answer with the figure and its [n] citation, "
+        "or abstain when the passages miss the report"
+    ),
+    "command": "ADAPTER_OUT=ragsys/generate/adapters/smollm2-grounded bash eval/train_grounded_adapter.sh",
+    "training": {k: result.get(k) for k in ("method", "steps", "examples", "epochs", "minutes", "stats")
+                 if k in result},
+}
+(dest / ADAPTER_CARD).write_text(json.dumps(card, indent=1) + "\n")
 print(f"adapter copied to {dest}")
 PY
 fi
