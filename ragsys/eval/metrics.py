@@ -35,7 +35,7 @@ from ragsys.types import Frozen, Hit
 Run = Mapping[str, Sequence[tuple[str, float]]]  # qid -> ranked (doc_id, score), best first
 Qrels = Mapping[str, Mapping[str, int]]  # qid -> doc_id -> relevance grade
 
-DEFAULT_MEASURES = ("ndcg@10", "recall@10", "recall@100", "mrr@10")
+DEFAULT_MEASURES = ("ndcg@10", "recall@5", "recall@10", "recall@100", "mrr@10")
 _IR_NAMES = {"ndcg": "nDCG", "recall": "R", "mrr": "RR", "precision": "P", "map": "AP"}
 
 

@@ -54,7 +54,7 @@ def test_eval_json_report_and_baseline(setup: tuple[str, str, Path]) -> None:
     assert out["n"] == 3
     metrics, ci = out["metrics"], out["ci95"]
     assert isinstance(metrics, dict) and isinstance(ci, dict)
-    assert set(metrics) >= {"ndcg@10", "recall@10", "recall@100", "mrr@10"}
+    assert set(metrics) >= {"ndcg@10", "recall@5", "recall@10", "recall@100", "mrr@10"}
     assert all(0 <= metrics[m] <= 1 and ci[m][0] <= metrics[m] <= ci[m][1] for m in ci)
     record = json.loads((tmp / "runs" / "first.json").read_text())
     assert set(record["per_query"]) == {"q5", "q6", "q7"} and record["split"] == "test"
