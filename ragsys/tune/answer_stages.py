@@ -124,8 +124,8 @@ def preference_stage(ctx: TuneContext, config: PipelineConfig, index_dir: Path, 
     the generator answers them on the pipeline's passages, each answer is judged against its
     reference (a thumb), and each wrong one is revised to the reference (a CLAIR pair). With a
     feedback store the users' records join the same data. Methods in `preference_methods` run
-    in order, each on top of the last; one whose data has no signal (e.g. KTO with no right
-    answer at all) is skipped and said so.
+    in order, each on top of the last; one left without examples (e.g. CLAIR when every own
+    answer was right) is skipped and said so.
     """
     if config.generator is None:
         return "the pipeline has no generator"

@@ -250,6 +250,9 @@ def _judge(
     return state
 
 
+FoldRun = tuple[Fold, Proposal, Path]  # a fold, what the stage trained on the others proposed, where
+
+
 def _crossfit(
     ctx: TuneContext, state: TuneState, name: str, stage: Stage, stage_dir: Path, scorer: Scorer, t0: float
 ) -> TuneState:
@@ -258,51 +261,14 @@ def _crossfit(
     folds = folds_of(
         items, _assignment(state, items), ctx.settings.dev_fraction, ctx.seed, ctx.settings.max_dev
     )
-    current, index = PipelineConfig.load(Path(state.current_pipeline)), Path(state.current_index)
-    runs_left = len(folds) + 1
-    proposals: list[tuple[Fold, Proposal, Path]] = []
-    for fold in folds:
-        fold_ctx = dataclasses.replace(ctx, train=fold.train, dev=fold.dev, budget=_share(ctx, runs_left))
-        runs_left -= 1
-        ctx.log(f"stage {name}: fold {fold.number}/{len(folds)}, training on {len(fold.train)} questions")
-        fold_dir = stage_dir / f"fold-{fold.number}"
-        proposal = stage(fold_ctx, current, index, fold_dir)
-        if isinstance(proposal, str):
-            ctx.log(f"stage {name}: skipped ({proposal})")
-            rec = StageRecord(
-                name=name, status="skipped", reason=f"fold {fold.number}: {proposal}", minutes=_since(t0)
-            )
-            return _record(state, rec)
-        if proposal.metric is None:
-            raise ValueError(
-                f"stage {name} returned a data proposal; list it in ragsys.tune.stages.DATA_STAGES"
-            )
-        fold_dir.mkdir(parents=True, exist_ok=True)
-        proposal.config.save(fold_dir)
-        proposals.append((fold, proposal, fold_dir))
-    metric = proposals[0][1].metric
+    runs = _fold_runs(ctx, state, name, stage, stage_dir, folds)
+    if isinstance(runs, str):
+        ctx.log(f"stage {name}: skipped ({runs})")
+        return _record(state, StageRecord(name=name, status="skipped", reason=runs, minutes=_since(t0)))
+    metric = runs[0][1].metric
     assert metric is not None
     judged = {f.number: dev_for(metric, f.held_out, ctx.settings) for f in folds}
-    every = [it for f in folds for it in judged[f.number]]
-    state, before, before_labels = measured_on(
-        state, scorer, state.current_pipeline, state.current_index, metric, every
-    )
-    after: Scores = {}
-    after_labels: dict[str, str] = {}
-    for fold, proposal, fold_dir in proposals:
-        ids = {it.id for it in judged[fold.number]}
-        if proposal.rejected is not None:  # the stage would leave the pipeline as it is on this fold
-            scores, labels = before, before_labels
-        else:
-            state, scores, labels = measured_on(
-                state, scorer, str(fold_dir), str(proposal.index_dir), metric, judged[fold.number]
-            )
-        after.update({q: v for q, v in scores.items() if q in ids})
-        after_labels.update({q: v for q, v in labels.items() if q in ids})
-    decision = judge((before, before_labels), (after, after_labels), every, ctx.settings.alpha, ctx.seed)
-    decision = decision.model_copy(
-        update={"folds": len(folds), "reason": f"cross-fitted over {len(folds)} folds: {decision.reason}"}
-    )
+    state, decision = _crossfit_decision(ctx, state, scorer, runs, judged, metric)
     per_fold = [
         {
             "fold": f.number,
@@ -310,25 +276,23 @@ def _crossfit(
             "judged": len(judged[f.number]),
             "rejected": p.rejected,
         }
-        for f, p, _ in proposals
+        for f, p, _ in runs
     ]
 
     def record(status: str, reason: str, final: Proposal | None) -> StageRecord:
         return StageRecord.model_validate(
             {"name": name, "status": status, "reason": reason, "metric": metric, "decision": decision,
-             "minutes": _since(t0), "pipeline_dir": str(stage_dir) if final else str(proposals[0][2]),
-             "index_dir": str(final.index_dir if final else proposals[0][1].index_dir),
+             "minutes": _since(t0), "pipeline_dir": str(stage_dir) if final else str(runs[0][2]),
+             "index_dir": str(final.index_dir if final else runs[0][1].index_dir),
              "extra": {"folds": per_fold, **(final.extra if final else {})}}
         )  # fmt: skip
 
     if not decision.kept:
         ctx.log(f"stage {name}: reverted -- {decision.reason}")
         return _record(state, record("reverted", decision.reason, None))
-    ctx.log(
-        f"stage {name}: gain shown ({decision.reason}); training it on all {len(items)} non-test questions"
-    )
-    everything = dataclasses.replace(ctx, train=items, budget=_share(ctx, 1))
-    final = stage(everything, current, index, stage_dir)
+    ctx.log(f"stage {name}: gain shown ({decision.reason}); training it on all {len(items)} questions")
+    current, index = PipelineConfig.load(Path(state.current_pipeline)), Path(state.current_index)
+    final = stage(dataclasses.replace(ctx, train=items, budget=_share(ctx, 1)), current, index, stage_dir)
     if isinstance(final, str) or final.rejected is not None:
         why = final if isinstance(final, str) else final.rejected
         reason = f"{decision.reason}; but trained on all questions the stage declined ({why}); reverted"
@@ -340,6 +304,65 @@ def _crossfit(
     state = _record(state, record("kept", decision.reason, final))
     return state.model_copy(
         update={"current_pipeline": str(stage_dir), "current_index": str(final.index_dir)}
+    )
+
+
+def _fold_runs(
+    ctx: TuneContext, state: TuneState, name: str, stage: Stage, stage_dir: Path, folds: Sequence[Fold]
+) -> list[FoldRun] | str:
+    """The stage trained once per fold on the other folds (each run an equal share of the time
+    left, the final run on everything included); a reason instead when a fold's run skips."""
+    current, index = PipelineConfig.load(Path(state.current_pipeline)), Path(state.current_index)
+    runs: list[FoldRun] = []
+    for n, fold in enumerate(folds):
+        fold_ctx = dataclasses.replace(
+            ctx, train=fold.train, dev=fold.dev, budget=_share(ctx, len(folds) + 1 - n)
+        )
+        ctx.log(f"stage {name}: fold {fold.number}/{len(folds)}, training on {len(fold.train)} questions")
+        fold_dir = stage_dir / f"fold-{fold.number}"
+        proposal = stage(fold_ctx, current, index, fold_dir)
+        if isinstance(proposal, str):
+            return f"fold {fold.number}: {proposal}"
+        if proposal.metric is None:
+            raise ValueError(
+                f"stage {name} returned a data proposal; list it in ragsys.tune.stages.DATA_STAGES"
+            )
+        fold_dir.mkdir(parents=True, exist_ok=True)
+        proposal.config.save(fold_dir)
+        runs.append((fold, proposal, fold_dir))
+    return runs
+
+
+def _crossfit_decision(
+    ctx: TuneContext,
+    state: TuneState,
+    scorer: Scorer,
+    runs: Sequence[FoldRun],
+    judged: dict[int, list[EvalItem]],
+    metric: str,
+) -> tuple[TuneState, Decision]:
+    """Every judged question scored before the stage and by the fold run that never trained on
+    it (a fold whose run declined keeps the pipeline as it was), then the paired test."""
+    every = [it for f, _, _ in runs for it in judged[f.number]]
+    state, before, before_labels = measured_on(
+        state, scorer, state.current_pipeline, state.current_index, metric, every
+    )
+    after: Scores = {}
+    after_labels: dict[str, str] = {}
+    for fold, proposal, fold_dir in runs:
+        ids = {it.id for it in judged[fold.number]}
+        if proposal.rejected is not None:
+            scores, labels = before, before_labels
+        else:
+            state, scores, labels = measured_on(
+                state, scorer, str(fold_dir), str(proposal.index_dir), metric, judged[fold.number]
+            )
+        after.update({q: v for q, v in scores.items() if q in ids})
+        after_labels.update({q: v for q, v in labels.items() if q in ids})
+    decision = judge((before, before_labels), (after, after_labels), every, ctx.settings.alpha, ctx.seed)
+    k = len(runs)
+    return state, decision.model_copy(
+        update={"folds": k, "reason": f"cross-fitted over {k} folds: {decision.reason}"}
     )
 
 

@@ -48,8 +48,8 @@ from ragsys.types import Answer, Hit
 
 
 class NoPreferenceSignal(ValueError):
-    """The judged answers give a method nothing to learn from (no examples, or KTO thumbs all
-    one way); `ragsys tune`'s preference stage skips that method and says why."""
+    """The judged answers give a preference method no example to learn from; `ragsys tune`'s
+    preference stage skips that method and says why."""
 
 
 LABEL_VERSION = "eval-labels"  # pipeline_version of thumbs made from eval labels
@@ -254,21 +254,17 @@ def kto_examples(
 def kto_data(ctx: DataContext) -> Built:
     """KTO from the feedback store's thumbs, plus thumbs on own answers to train items: by
     label for labelled ones, against the reference answer for the others."""
-    thumbs = [*labelled_thumbs(ctx), *reference_feedback(ctx)]
-    records: list[FeedbackRecord] = [*ctx.feedback, *thumbs]
+    by_label, by_reference = labelled_thumbs(ctx), reference_feedback(ctx)
+    records: list[FeedbackRecord] = [*ctx.feedback, *by_label, *by_reference]
     if not records:
         raise ValueError(
             "kto needs thumbs: pass a feedback store, or train items with labels or reference answers"
         )
     prompts, stats = record_prompts(ctx, records)
     examples, too_long = kto_examples(ctx.templater, records, prompts, ctx.max_length, ctx.seed)
-    ups = sum(e.desirable for e in examples)
-    if ctx.items and (ups == 0 or ups == len(examples)):  # own answers judged all one way
-        raise NoPreferenceSignal(
-            f"kto needs both right and wrong answers; {ups} of {len(examples)} judged right"
-        )
     stats.update(
-        feedback_records=len(ctx.feedback), label_thumbs=len(thumbs), dropped_too_long_kto=too_long,
+        feedback_records=len(ctx.feedback), label_thumbs=len(by_label), reference_thumbs=len(by_reference),
+        dropped_too_long_kto=too_long,
         desirable=sum(e.desirable for e in examples), undesirable=sum(not e.desirable for e in examples),
     )  # fmt: skip
     return examples, stats

@@ -103,10 +103,12 @@ def test_kto_thumbs_from_eval_labels(
     )
     train = GeneratorTrainConfig(method="kto", max_new_tokens=2, **FAST)
     result = train_generator(lively, train, index=index, items=ITEMS, out=tmp_path / "out")
-    assert result.stats["label_thumbs"] == 2  # the two labelled items
-    assert result.stats["desirable"] + result.stats["undesirable"] == result.examples == 2
+    assert result.stats["label_thumbs"] == 2  # the two labelled items, judged by their label
+    assert result.stats["reference_thumbs"] == 1  # the other, judged against its reference answer
+    assert result.stats["desirable"] + result.stats["undesirable"] == result.examples == 3
     rows = [json.loads(line) for line in (tmp_path / "out" / "work.jsonl").read_text().splitlines()[1:]]
     thumbs = [r["value"] for r in rows if r["kind"] == "thumb"]
+    assert len([r for r in rows if r["kind"] == "mistake"]) == 1
     assert {t["label"] for t in thumbs} <= set(train.label_options)
     assert all(len(lm[1].encode(t["text"], add_special_tokens=False)) <= 2 for t in thumbs)  # max_new_tokens
 
@@ -260,11 +262,11 @@ def test_budget_expiring_while_generating_thumbs_stops_and_the_next_call_finishe
     assert (tmp_path / "out" / "work.jsonl").is_file()
     done = train_generator(config, train.model_copy(update={"max_minutes": None}), index=index, items=ITEMS,
                            out=tmp_path / "out")  # fmt: skip
-    assert not done.stopped_early and done.examples == 2
+    assert not done.stopped_early and done.examples == 3
     kinds = [
         json.loads(line).get("kind") for line in (tmp_path / "out" / "work.jsonl").read_text().splitlines()
     ]
-    assert kinds.count("thumb") == 2 and "reference" in kinds
+    assert kinds.count("thumb") == 2 and kinds.count("mistake") == 1 and "reference" in kinds
 
 
 def test_gradient_checkpointing_trains_the_adapter(
