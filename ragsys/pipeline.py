@@ -24,7 +24,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Protocol
+from typing import Annotated, Any, Protocol
 
 import yaml
 from pydantic import Field, ValidationError
@@ -100,6 +100,14 @@ class PipelineConfig(Frozen):
             index=index,
             scoper=self.scoping.build(index) if self.scoping is not None else None,
         )
+
+    def with_generator(self, suffix: str, **fields: Any) -> PipelineConfig:
+        """This pipeline with its generator's `fields` set (a calibrated threshold, label
+        offsets), named with `suffix` once: "hybrid" -> "hybrid-refusal", not "-refusal-refusal"."""
+        if self.generator is None:
+            raise ValueError(f"pipeline {self.name!r} has no generator")
+        name = self.name if self.name.endswith(f"-{suffix}") else f"{self.name}-{suffix}"
+        return self.model_copy(update={"name": name, "generator": self.generator.model_copy(update=fields)})
 
     def identity(self) -> str:
         """What the pipeline computes, as one string: its settings with every local weight folder

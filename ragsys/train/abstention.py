@@ -129,14 +129,7 @@ def _finish(
     threshold = choose_threshold(fit, train.max_answerable)
     fit_u, fit_a = rates(fit, threshold)
     dev_u, dev_a = rates(dev, threshold)
-    assert config.generator is not None
-    tuned = config.model_copy(
-        update={
-            "name": config.name if config.name.endswith("-refusal") else f"{config.name}-refusal",
-            "generator": config.generator.model_copy(update={"abstain_threshold": threshold}),
-        }
-    )
-    tuned.save(out)
+    config.with_generator("refusal", abstain_threshold=threshold).save(out)
     return AbstentionTrainResult(
         threshold=threshold, pipeline_dir=out, questions=len(scored),
         train_unanswerable_abstained=fit_u or 0.0, train_answerable_abstained=fit_a or 0.0,

@@ -177,14 +177,7 @@ def _finish(
         chosen = predict(s[part], b) if part else np.zeros(0, dtype=int)
         return {o: int(np.sum(chosen == i)) for i, o in enumerate(options)}
 
-    assert config.generator is not None
-    tuned = config.model_copy(
-        update={
-            "name": config.name if config.name.endswith("-labels") else f"{config.name}-labels",
-            "generator": config.generator.model_copy(update={"label_bias": bias}),
-        }
-    )
-    tuned.save(out)
+    config.with_generator("labels", label_bias=bias).save(out)
     return LabelTrainResult(
         bias=bias, pipeline_dir=out, questions=len(ids),
         fit_macro_f1_before=f1(fit, zero), fit_macro_f1_after=f1(fit, vector),
