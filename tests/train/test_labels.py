@@ -81,16 +81,11 @@ def test_the_dev_fraction_is_held_out_of_the_fit_and_the_pipeline_saved(
 def test_train_labels_answers_train_questions_on_a_tiny_index(
     built: tuple[Path, list[EvalItem]], tiny_pipeline: PipelineConfig, tiny_lm_path: Path, tmp_path: Path
 ) -> None:
-    from ragsys.generate.config import GeneratorConfig
+    from tests.fixtures.generators import generator_config
 
     root, items = built
-    config = tiny_pipeline.model_copy(
-        update={
-            "generator": GeneratorConfig(
-                model=str(tiny_lm_path), context_tokens=64, max_new_tokens=4, system_prompt="Be brief."
-            )
-        }
-    )
+    generator = generator_config(model=str(tiny_lm_path), context_tokens=64, max_new_tokens=4)
+    config = tiny_pipeline.model_copy(update={"generator": generator})
     labelled = [it.model_copy(update={"label": OPTIONS[i % 3]}) for i, it in enumerate(items)]
     seen: list[tuple[int, int]] = []
     result = train_labels(

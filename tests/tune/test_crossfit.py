@@ -16,12 +16,8 @@ from ragsys.tune.settings import TuneSettings
 from tests.fixtures.tune import tune_items, tune_setup
 
 
-def _items(n: int) -> list[EvalItem]:
-    return [it for it in tune_items(n_train=n, n_test=0)]
-
-
 def test_folds_are_disjoint_cover_everything_and_are_stratified_and_seeded() -> None:
-    items = _items(60)  # 30 yes, 20 no, 10 maybe
+    items = tune_items(n_train=60, n_test=0)  # 30 yes, 20 no, 10 maybe
     folds = fold_ids(items, 3, seed=0)
     ids = [q for f in folds for q in f]
     assert sorted(ids) == sorted(it.id for it in items) and len(ids) == len(set(ids))
@@ -41,7 +37,7 @@ def test_folds_are_disjoint_cover_everything_and_are_stratified_and_seeded() -> 
 
 
 def test_each_fold_trains_and_checks_itself_only_outside_its_held_out_questions() -> None:
-    items = _items(25)
+    items = tune_items(n_train=25, n_test=0)
     folds = folds_of(items, fold_ids(items, 4, seed=0), dev_fraction=0.2, seed=0)
     assert len(folds) == 4
     for f in folds:

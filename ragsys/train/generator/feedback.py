@@ -29,6 +29,7 @@ from typing import Any
 
 from ragsys.eval.answers import map_yes_no_maybe, stated_decision, token_f1
 from ragsys.eval.evalset import EvalItem
+from ragsys.eval.numbers import numeric_match
 from ragsys.feedback.records import FeedbackRecord
 from ragsys.generate.citations import is_abstention
 from ragsys.generate.prompt import Prompt
@@ -158,8 +159,6 @@ def labelled_thumbs(ctx: DataContext) -> list[FeedbackRecord]:
 
 def answer_is_right(item: EvalItem, answer: Answer) -> bool:
     """Whether an own answer is right against its item (module docstring)."""
-    from ragsys.eval.numbers import numeric_match
-
     if not item.answerable:
         return answer.abstained
     if answer.abstained or not item.answer:
