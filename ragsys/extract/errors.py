@@ -35,7 +35,8 @@ class MalformedError(ExtractionError):
 
 class EmptyDocumentError(ExtractionError):
     fix: ClassVar[str] = (
-        "the file has no extractable text; if it is scanned, install tesseract so pages can be OCR'd"
+        "the file has no extractable text; if it is scanned and tesseract is missing, install it "
+        "(apt-get install tesseract-ocr) so pages are OCR'd; a blank or unreadable scan has none to find"
     )
 
 

@@ -180,6 +180,8 @@ class PdfExtractor:
     def _no_text_reason(self, pages: Sequence[Page]) -> str:
         if not any(p.has_text_layer or p.ocr for p in pages):
             return f"no page has a text layer (scanned?) and {self._why_no_ocr()}"
+        if not any(p.has_text_layer for p in pages):
+            return "no page has a text layer and OCR found no words: blank, or OCR failed"
         return "no extractable text on any page"
 
 
