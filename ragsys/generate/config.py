@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Literal
 
 from pydantic import Field, model_validator
 
+from ragsys.generate.tables import TableFormat
 from ragsys.types import Frozen
 
 if TYPE_CHECKING:
@@ -65,7 +66,11 @@ class GeneratorConfig(Frozen):
     # None: the bundled SmolLM2's, a close count for any English BPE tokenizer.
     tokenizer: str | None = None
     threads: int | None = Field(default=None, ge=1)  # llama.cpp threads; None: the CPUs this process may use
-    context_tokens: int = Field(default=1024, ge=32)  # ~4 chunks of 256: a 135M model does better with few
+    context_tokens: int = Field(default=1024, ge=32)
+    # How markdown tables in passages reach the model: "rows" rewrites each row on one line with
+    # its values beside their column headers (ragsys.generate.tables), which a small model reads
+    # far better than pipes; "markdown" passes them as extracted.
+    tables: TableFormat = "rows"  # ~4 chunks of 256: a 135M model does better with few
     # At most this many of the retrieved passages reach the prompt (None: as many as fit in
     # context_tokens). `ragsys tune`'s context stage chooses it on train answers.
     passages: int | None = Field(default=None, ge=1)

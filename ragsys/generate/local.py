@@ -78,6 +78,7 @@ class PromptedGenerator:
             self._tokenizer,
             system_prompt=self.config.system_text(),
             context_tokens=self.config.context_tokens,
+            tables=self.config.tables,
         )
 
     def generate(self, query: str, context: Sequence[Hit]) -> Answer:

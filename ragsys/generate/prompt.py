@@ -30,6 +30,7 @@ from collections.abc import Sequence
 from pathlib import PurePath
 from typing import Any, NamedTuple, Protocol
 
+from ragsys.generate.tables import TableFormat, linearize_tables
 from ragsys.types import Chunk, Frozen, Hit
 
 PASSAGE_SEP = "\n\n"
@@ -117,25 +118,35 @@ def passage_cost(tokenizer: ChatTokenizer, text: str) -> int:
     return count_tokens(tokenizer, text + PASSAGE_SEP)
 
 
-def pack_passages(hits: Sequence[Hit], tokenizer: ChatTokenizer, budget: int) -> Packed:
+def passage_body(chunk: Chunk, tables: TableFormat = "markdown") -> str:
+    """The chunk's text as the model reads it: tables as extracted, or one row per line."""
+    text = chunk.text.strip()
+    return linearize_tables(text) if tables == "rows" else text
+
+
+def pack_passages(
+    hits: Sequence[Hit], tokenizer: ChatTokenizer, budget: int, tables: TableFormat = "markdown"
+) -> Packed:
     """Greedy packing in the given order; see the module docstring for the rules."""
     passages: list[Passage] = []
     used = 0
     for hit in hits:
-        text = passage_header(len(passages) + 1, hit.chunk) + hit.chunk.text.strip()
+        text = passage_header(len(passages) + 1, hit.chunk) + passage_body(hit.chunk, tables)
         cost = passage_cost(tokenizer, text)
         if used + cost <= budget:
             passages.append(Passage(n=len(passages) + 1, hit=hit, text=text, tokens=cost))
             used += cost
     if passages or not hits:
         return Packed(tuple(passages), len(hits) - len(passages), 0)
-    return Packed((truncate_passage(hits[0], tokenizer, budget),), len(hits) - 1, 1)
+    return Packed((truncate_passage(hits[0], tokenizer, budget, tables),), len(hits) - 1, 1)
 
 
-def truncate_passage(hit: Hit, tokenizer: ChatTokenizer, budget: int) -> Passage:
+def truncate_passage(
+    hit: Hit, tokenizer: ChatTokenizer, budget: int, tables: TableFormat = "markdown"
+) -> Passage:
     """Passage [1] cut to the longest token prefix that fits with its header and the mark."""
     header = passage_header(1, hit.chunk)
-    body_ids = tokenizer.encode(hit.chunk.text.strip(), add_special_tokens=False)
+    body_ids = tokenizer.encode(passage_body(hit.chunk, tables), add_special_tokens=False)
     room = budget - passage_cost(tokenizer, header + TRUNCATION_MARK)
     keep = max(min(room, len(body_ids)), 0)
     while True:
@@ -171,14 +182,22 @@ def render_chat(tokenizer: ChatTokenizer, system: str, user: str) -> str:
 
 
 def build_prompt(
-    query: str, hits: Sequence[Hit], tokenizer: ChatTokenizer, *, system_prompt: str, context_tokens: int
+    query: str,
+    hits: Sequence[Hit],
+    tokenizer: ChatTokenizer,
+    *,
+    system_prompt: str,
+    context_tokens: int,
+    tables: TableFormat = "markdown",
 ) -> Prompt:
     """Pack `hits` into `context_tokens`, then template system + user messages.
+
+    `tables="rows"` rewrites markdown tables one row per line (`ragsys.generate.tables`).
 
     `ids` are encoded without added special tokens: the template already wrote BOS or
     whatever markers the model expects, and adding them again would double them.
     """
-    packed = pack_passages(hits, tokenizer, context_tokens)
+    packed = pack_passages(hits, tokenizer, context_tokens, tables)
     text = render_chat(tokenizer, system_prompt, user_message(packed.passages, query))
     ids = tokenizer.encode(text, add_special_tokens=False)
     return Prompt(
