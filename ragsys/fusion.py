@@ -1,7 +1,10 @@
 """Fusing several retrievers' ranked lists into one.
 
 Hits are keyed by `hit.chunk.id`; the fused list carries each chunk's first hit (in run order)
-with the fused score, and ties break by chunk id so the output is deterministic.
+with the fused score, and ties break by chunk id so the output is deterministic. Each chunk's
+terms are summed exactly (`math.fsum`): a running float sum depends on the order of the runs,
+so chunks tied in exact arithmetic came out ordered by rounding noise, not by id, and listing
+the retrievers in another order reordered them.
 
 - `reciprocal_rank_fusion`: weighted RRF (Cormack et al., SIGIR 2009), sum of w / (k + rank).
   It reads ranks only, so BM25 and cosine scores never need a common scale.
@@ -15,6 +18,7 @@ This module only fuses; fitting lives in `ragsys.train.mixture`.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import Annotated, Literal
 
@@ -34,6 +38,8 @@ def check_weights(
     """One weight per run, non-negative, not all zero. Without weights each run gets `default`,
     or 1 / n_runs (a convex combination) when that is None."""
     if weights is None:
+        if n_runs == 0:
+            return []  # nothing to fuse (and no 1 / 0 for the convex default)
         return [default if default is not None else 1.0 / n_runs] * n_runs
     if len(weights) != n_runs:
         raise ValueError(
@@ -70,14 +76,14 @@ def reciprocal_rank_fusion(
         >>> fused = reciprocal_rank_fusion([bm25.retrieve(q, 100), dense.retrieve(q, 100)], k=60)
     """
     ws = check_weights(weights, len(runs), "reciprocal_rank_fusion", default=1.0)  # classic RRF
-    fused: dict[str, float] = {}
+    terms: dict[str, list[float]] = {}
     for w, run in zip(ws, runs, strict=True):
         seen: set[str] = set()
         for rank, hit in enumerate(run, start=1):
             if hit.chunk.id not in seen:
                 seen.add(hit.chunk.id)
-                fused[hit.chunk.id] = fused.get(hit.chunk.id, 0.0) + w / (k + rank)
-    return _ranked(fused, first_hits(runs), "rrf")
+                terms.setdefault(hit.chunk.id, []).append(w / (k + rank))
+    return _ranked({c: math.fsum(t) for c, t in terms.items()}, first_hits(runs), "rrf")
 
 
 def normalize(scores: FloatArray, norm: Norm) -> tuple[FloatArray, float]:
@@ -108,16 +114,16 @@ def convex_fusion(
     """
     ws = check_weights(weights, len(runs), "convex_fusion")
     first = first_hits(runs)
-    fused = dict.fromkeys(first, 0.0)
+    terms: dict[str, list[float]] = {c: [] for c in first}
     for w, run in zip(ws, runs, strict=True):
         best: dict[str, float] = {}
         for hit in run:
             best.setdefault(hit.chunk.id, hit.score)
         values, missing = normalize(np.array(list(best.values()), dtype=np.float64), norm)
         by_id = dict(zip(best, values.tolist(), strict=True))
-        for c in fused:
-            fused[c] += w * by_id.get(c, missing)
-    return _ranked(fused, first, "convex")
+        for c, t in terms.items():
+            t.append(w * by_id.get(c, missing))
+    return _ranked({c: math.fsum(t) for c, t in terms.items()}, first, "convex")
 
 
 class RRFConfig(Frozen):
