@@ -152,7 +152,13 @@ def _same_in_table_units(a: Figure, b: Figure) -> bool:
     number under 100 with no decimals ("5") is too common a word to be read in table units."""
     if a.percent or (a.scale != 1.0 and b.scale != 1.0):
         return False
-    bare, scaled = (a, b) if a.scale == 1.0 else (b, a)
+    if a.scale == b.scale == 1.0:  # both bare: either one may be the figure in table units
+        return _in_table_units(a, b) or _in_table_units(b, a)
+    return _in_table_units(*((a, b) if a.scale == 1.0 else (b, a)))
+
+
+def _in_table_units(bare: Figure, scaled: Figure) -> bool:
+    """`bare` times the scaled side's factor (or a thousand, million, billion) is `scaled`."""
     if bare.digits < 100 and not bare.decimals:
         return False
     for factor in (scaled.scale, 1e3, 1e6, 1e9) if scaled.scale != 1.0 else (1e3, 1e6, 1e9):
