@@ -13,7 +13,9 @@ STEPS_MINUTES=${MAX_MINUTES:-45}
 $R index $OUT/corpus.jsonl --index $OUT/index --pipeline pipelines/hybrid_base.py --json | tail -n 1
 $R train generator --pipeline pipelines/hybrid_base.py --index $OUT/index --eval-set $OUT/train.jsonl \
    --method sft --out $OUT/sft -k 3 --epochs 1 --bf16 --balance-labels --max-minutes "$STEPS_MINUTES" --json \
-   | tail -n 1 | tee $OUT/sft-result.json
+   | tail -n 1 > $OUT/sft-result.json.new
+mv $OUT/sft-result.json.new $OUT/sft-result.json  # a failed run keeps the last result
+cat $OUT/sft-result.json
 if [ -n "${ADAPTER_OUT:-}" ]; then
   .venv/bin/python - "$OUT" "$ADAPTER_OUT" <<'PY'
 import json, shutil, sys

@@ -22,7 +22,7 @@ import json
 import shutil
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Annotated, Any, Protocol
 
@@ -225,6 +225,16 @@ class Pipeline:
         answer = generator.stream(query, hits, on_text)
         return answer.model_copy(update={"timings": {"retrieve_s": retrieve_s, **answer.timings}})
 
+    def over(self, index: Index) -> Pipeline:
+        """This pipeline over another generation of its index (`ragsys serve` after a re-index):
+        the retrievers and the scoper, which read the index, are built anew; the reranker and the
+        generator, the slow loads, are shared."""
+        scoping = self.config.scoping
+        return replace(
+            self, retrievers=[r.build(index) for r in self.config.retrievers], index=index,
+            scoper=scoping.build(index) if scoping is not None else None,
+        )  # fmt: skip
+
     def require_generator(self) -> Generator:
         if self.generator is None:
             raise PipelineError(
@@ -307,7 +317,8 @@ def _bundle(value: str, directory: Path) -> str:
 
 
 def default_pipeline() -> PipelineConfig:
-    """BM25 + the bundled MiniLM, fused with reciprocal rank fusion; no reranker; SmolLM2 answers.
+    """BM25 + the bundled MiniLM, fused with reciprocal rank fusion; no reranker; SmolLM2 with
+    the bundled grounded-answering adapter answers.
 
     No pretrained cross-encoder is available offline, and an untrained one is worse
     than none, so the default reranks nothing until `ragsys train reranker` made one.
@@ -316,7 +327,10 @@ def default_pipeline() -> PipelineConfig:
         name="hybrid",
         retrievers=(BM25Config(), DenseConfig()),
         fusion=RRFConfig(),
-        generator=GeneratorConfig(),
+        # SmolLM2 with ragsys's own grounded-answering LoRA (ragsys/generate/adapters, its card
+        # says what it was trained on): the base model states wrong figures and cites nothing.
+        # pipelines/hybrid_base.py is the same pipeline without it.
+        generator=GeneratorConfig(adapter="smollm2-grounded"),
     )
 
 

@@ -99,3 +99,16 @@ def test_py_files_expose_build_or_config(tmp_path: Path) -> None:
         load_pipeline(tmp_path / "missing.py")
     with pytest.raises(PipelineError, match="pipeline.yaml"):
         load_pipeline(tmp_path)
+
+
+def test_the_default_generator_is_smollm2_with_the_bundled_grounded_adapter() -> None:
+    from ragsys.models import adapter_card, resolve_adapter
+
+    generator = default_pipeline().generator
+    assert generator is not None and generator.adapter == "smollm2-grounded"
+    folder = resolve_adapter(generator.adapter)
+    assert (folder / "adapter_config.json").is_file() and (folder / "adapter_model.safetensors").is_file()
+    card = adapter_card(generator.adapter)
+    assert card is not None and "never the 10-Q questions or the demo corpus" in str(card["trained_on"])
+    base = load_pipeline(PIPELINES / "hybrid_base.py").generator
+    assert base is not None and base.adapter is None and base.model == generator.model
