@@ -35,7 +35,7 @@ ANSWER = st.lists(
 PASSAGES = {n: make_hit(f"c{n}", f"passage {n}") for n in range(1, 31)}
 
 
-@settings(PROFILE, max_examples=400)
+@settings(PROFILE, max_examples=200)
 @given(text=ANSWER, n_passages=st.integers(0, 30))
 def test_no_citation_is_out_of_range_and_every_number_is_accounted_for(text: str, n_passages: int) -> None:
     passages: dict[int, Hit] = {n: PASSAGES[n] for n in range(1, n_passages + 1)}
@@ -48,7 +48,7 @@ def test_no_citation_is_out_of_range_and_every_number_is_accounted_for(text: str
     assert parsed.dropped == sum(not 1 <= n <= n_passages for n in distinct)
 
 
-@settings(PROFILE, max_examples=150)
+@settings(PROFILE, max_examples=80)
 @given(
     cites=st.lists(st.lists(st.integers(0, 99), min_size=1, max_size=4), max_size=6),
     filler=st.lists(st.text(st.characters(exclude_characters="[]", exclude_categories=("Nd",)), max_size=15)),

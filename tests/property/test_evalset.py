@@ -81,7 +81,7 @@ def render(lines: list[tuple[str, object]]) -> tuple[list[str], list[EvalItem], 
     return out, good, first_bad
 
 
-@settings(PROFILE, max_examples=120)
+@settings(PROFILE, max_examples=60)
 @given(lines=st.lists(LINE, max_size=8))
 def test_the_first_bad_line_is_named_and_good_lines_load_in_order(lines: list[tuple[str, object]]) -> None:
     text, good, first_bad = render(lines)
@@ -101,7 +101,7 @@ def test_the_first_bad_line_is_named_and_good_lines_load_in_order(lines: list[tu
         assert load_eval_set(clean) == good
 
 
-@settings(PROFILE, max_examples=60)
+@settings(PROFILE, max_examples=30)
 @given(items=st.lists(ITEM, max_size=5))
 def test_saved_items_load_back_unchanged(items: list[EvalItem]) -> None:
     items = [item.model_copy(update={"id": f"q{i}"}) for i, item in enumerate(items)]

@@ -45,7 +45,7 @@ def pairs(hits: list[Hit]) -> list[tuple[str, float]]:
     return [(h.chunk.id, h.score) for h in hits]
 
 
-@settings(PROFILE, max_examples=150)
+@settings(PROFILE, max_examples=80)
 @given(method=METHOD, runs=RUNS, data=st.data())
 def test_the_order_of_the_runs_changes_nothing(
     method: str, runs: list[list[Hit]], data: st.DataObject
@@ -57,7 +57,7 @@ def test_the_order_of_the_runs_changes_nothing(
     assert pairs(permuted) == pairs(fuse(runs, weights))
 
 
-@settings(PROFILE, max_examples=150)
+@settings(PROFILE, max_examples=80)
 @given(method=METHOD, runs=RUNS, data=st.data())
 def test_scores_descend_and_ties_break_by_id(method: str, runs: list[list[Hit]], data: st.DataObject) -> None:
     weights = data.draw(st.none() | st.lists(WEIGHT, min_size=len(runs), max_size=len(runs)))
@@ -68,7 +68,7 @@ def test_scores_descend_and_ties_break_by_id(method: str, runs: list[list[Hit]],
     assert pairs(fused) == pairs(METHODS[method](runs, weights))  # and the same on every call
 
 
-@settings(PROFILE, max_examples=150)
+@settings(PROFILE, max_examples=80)
 @given(method=METHOD, runs=RUNS, data=st.data())
 def test_doubling_every_weight_doubles_every_score(
     method: str, runs: list[list[Hit]], data: st.DataObject
@@ -79,7 +79,7 @@ def test_doubling_every_weight_doubles_every_score(
     assert pairs(twice) == [(c, 2 * s) for c, s in pairs(once)]  # exact: scaling by 2 rounds nothing
 
 
-@settings(PROFILE, max_examples=100)
+@settings(PROFILE, max_examples=60)
 @given(method=METHOD, runs=RUNS, data=st.data())
 def test_a_zero_weight_run_changes_no_score_nor_the_order_of_the_others(
     method: str, runs: list[list[Hit]], data: st.DataObject
@@ -99,7 +99,7 @@ def test_a_zero_weight_run_changes_no_score_nor_the_order_of_the_others(
         assert all(s == 0.0 for c, s in pairs(with_ignored)[len(base) :])
 
 
-@settings(PROFILE, max_examples=100)
+@settings(PROFILE, max_examples=60)
 @given(method=METHOD, runs=RUNS, data=st.data())
 def test_an_empty_run_changes_nothing(method: str, runs: list[list[Hit]], data: st.DataObject) -> None:
     weights = data.draw(st.lists(WEIGHT, min_size=len(runs), max_size=len(runs)))

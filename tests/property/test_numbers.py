@@ -39,7 +39,7 @@ def renderings(n: int) -> list[str]:
     ]
 
 
-@settings(PROFILE, max_examples=60)
+@settings(PROFILE, max_examples=40)
 @given(n=MILLIONS)
 def test_a_figure_matches_itself_written_another_way(n: int) -> None:
     for a in renderings(n):  # every pair, both ways round
@@ -102,7 +102,7 @@ FRAGMENT = st.one_of(
 TEXT = st.lists(FRAGMENT, max_size=14).map(" ".join) | st.text(max_size=40)
 
 
-@settings(PROFILE, max_examples=300)
+@settings(PROFILE, max_examples=100)
 @given(a=TEXT, b=TEXT)
 def test_same_figure_is_symmetric(a: str, b: str) -> None:
     for x in figures(a):
@@ -110,7 +110,7 @@ def test_same_figure_is_symmetric(a: str, b: str) -> None:
             assert same_figure(x, y) == same_figure(y, x), (x, y)
 
 
-@settings(PROFILE, max_examples=300)
+@settings(PROFILE, max_examples=100)
 @given(text=TEXT)
 def test_reading_normalised_text_again_changes_nothing(text: str) -> None:
     for figure in figures(text):
@@ -122,7 +122,7 @@ def test_reading_normalised_text_again_changes_nothing(text: str) -> None:
     assert exact_match(text, once) == 1.0
 
 
-@settings(PROFILE, max_examples=300)
+@settings(PROFILE, max_examples=100)
 @given(reference=TEXT)
 def test_an_answer_stating_the_reference_verbatim_matches(reference: str) -> None:
     expected = 1.0 if figures(reference) else None
@@ -130,7 +130,7 @@ def test_an_answer_stating_the_reference_verbatim_matches(reference: str) -> Non
     assert numeric_match(f"Answer: {reference} [1]", reference) == expected
 
 
-@settings(PROFILE, max_examples=150)
+@settings(PROFILE, max_examples=100)
 @given(
     n=MILLIONS,
     extras=st.lists(st.integers(1, 99), max_size=MAX_EXTRA + 3),
