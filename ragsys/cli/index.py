@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -14,6 +16,7 @@ from ragsys.cli.options import FilterOpt, IndexOpt, JsonOpt, PipelineOpt
 
 if TYPE_CHECKING:
     from ragsys.extract import ExtractorConfig
+    from ragsys.index.executor import Executor
     from ragsys.index.summary import IndexSummary
 
 
@@ -30,23 +33,46 @@ def index(
     workers: Annotated[int, typer.Option(help="extraction processes")] = 2,
     strict: Annotated[bool, typer.Option("--strict", help="exit non-zero if any file fails")] = False,
     as_json: JsonOpt = False,
+    ray: Annotated[bool, typer.Option("--ray", help="extract, chunk, embed on local Ray")] = False,
+    ray_address: Annotated[
+        str | None, typer.Option(help="an existing Ray cluster: auto or ray://HOST:10001 (implies --ray)")
+    ] = None,
+    ray_shared_path: Annotated[
+        Path | None, typer.Option(help="files under this folder are at the same path on every Ray node")
+    ] = None,
 ) -> None:
     """Extract, chunk, embed and store documents; incremental, atomic and resumable."""
     from ragsys.index.build import index_paths
     from ragsys.pipeline import load_pipeline
 
-    with user_errors(), Bars() as bars:
+    with user_errors(), Bars() as bars, _executor(ray, ray_address, ray_shared_path) as executor:
         spec = load_pipeline(pipeline).index_spec()
         if extractor is not None:
             spec = spec.model_copy(update={"extractor": _extractor_config(extractor)})
         summary = index_paths(
-            paths, index_dir, spec, passwords=password or (), workers=workers, reporter=bars
-        )
+            paths, index_dir, spec, passwords=password or (), workers=workers, reporter=bars,
+            executor=executor,
+        )  # fmt: skip
     _print_index_summary(summary)
     if as_json:
         emit_json(summary.cli_json())
     if summary.files_indexed == 0 or (strict and summary.files_failed):
         raise typer.Exit(1)
+
+
+@contextmanager
+def _executor(ray: bool, address: str | None, shared_path: Path | None) -> Iterator[Executor | None]:
+    """None (local processes) unless --ray or --ray-address; Ray is imported only then."""
+    if not ray and address is None:
+        if shared_path is not None:
+            raise ValueError("--ray-shared-path applies to Ray runs: add --ray or --ray-address")
+        yield None
+        return
+    from ragsys.distributed import RayExecutor, RayOptions, parse_address
+
+    options = RayOptions(address=parse_address(address or "local"), shared_path=shared_path)
+    with RayExecutor(options) as executor:
+        yield executor
 
 
 def _extractor_config(name: str) -> ExtractorConfig:

@@ -18,9 +18,10 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
-from ragsys.extract import SUPPORTED_SUFFIXES, extract_many
+from ragsys.extract import SUPPORTED_SUFFIXES
 from ragsys.index.cache import EmbeddingCache, ExtractionCache, config_key
 from ragsys.index.errors import IndexNotFoundError
+from ragsys.index.executor import Executor, LocalExecutor
 from ragsys.index.lock import WriterLock
 from ragsys.index.manifest import Manifest, read_manifest, write_manifest
 from ragsys.index.metadata import metadata_signature, read_overrides
@@ -50,8 +51,14 @@ def index_paths(
     passwords: Sequence[str] = (),
     workers: int = 2,
     reporter: Reporter | None = None,
+    executor: Executor | None = None,
 ) -> IndexSummary:
-    """Brings `index_dir` up to date with `paths`; see the module docstring for guarantees."""
+    """Brings `index_dir` up to date with `paths`; see the module docstring for guarantees.
+
+    `executor` runs extraction, chunking and embedding elsewhere (a Ray cluster:
+    `ragsys.distributed.RayExecutor`); by default `workers` local processes extract.
+    """
+    ex = executor or LocalExecutor(workers)
     t0 = time.monotonic()
     rep = reporter or NullReporter()
     index_dir.mkdir(parents=True, exist_ok=True)
@@ -70,9 +77,9 @@ def index_paths(
         if prev is not None and not plan.changes and prev.signature() == target.signature():
             return IndexSummary.of(plan, prev, time.monotonic() - t0, generation=prev.generation)
         t_extract = time.monotonic()
-        new_docs = _extract(plan, spec, passwords, workers, index_dir, rep)
+        new_docs = _extract(plan, spec, passwords, ex, index_dir, rep)
         timings = {"extract": round(time.monotonic() - t_extract, 3)}
-        manifest, writer = _write_generation(index_dir, prev, target, plan, new_docs, spec, rep, metadata)
+        manifest, writer = _write_generation(index_dir, prev, target, plan, new_docs, spec, rep, metadata, ex)
         timings.update(writer.timings)
         return IndexSummary.of(
             plan, manifest, time.monotonic() - t0, generation=manifest.generation, timings=timings,
@@ -96,7 +103,7 @@ def _remove_partial(index_dir: Path) -> None:
 
 
 def _extract(
-    plan: Plan, spec: IndexSpec, passwords: Sequence[str], workers: int, index_dir: Path, rep: Reporter
+    plan: Plan, spec: IndexSpec, passwords: Sequence[str], ex: Executor, index_dir: Path, rep: Reporter
 ) -> list[Document]:
     """Documents for every file to (re)extract, from the cache when a crashed run made them."""
     cache = ExtractionCache(index_dir / CACHE / "extract.sqlite")
@@ -112,7 +119,7 @@ def _extract(
     rep.stage("extract", len(plan.todo))
     rep.advance("extract", len(plan.todo) - len(pending))
     ex_config = spec.extractor.model_copy(update={"passwords": tuple(passwords)})
-    for result in extract_many(pending, ex_config, workers=workers):
+    for result in ex.extract(pending, ex_config, spec.chunking):
         rep.advance("extract")
         if result.document is not None:
             cache.put(result.document, key)
@@ -134,6 +141,7 @@ def _write_generation(
     spec: IndexSpec,
     rep: Reporter,
     metadata: Sequence[Mapping[str, str]],
+    ex: Executor,
 ) -> tuple[Manifest, GenerationWriter]:
     gens = index_dir / GENERATIONS
     gens.mkdir(exist_ok=True)
@@ -143,7 +151,7 @@ def _write_generation(
     prev_dir = gens / prev.generation if prev is not None else None
     cache = EmbeddingCache(index_dir / CACHE / "embeddings.sqlite")
     try:
-        writer = GenerationWriter(partial, prev, prev_dir, target, spec, cache, rep, fault_point, metadata)
+        writer = ex.writer(partial, prev, prev_dir, target, spec, cache, rep, fault_point, metadata)
         stats = writer.write(plan, new_docs)
     finally:
         cache.close()
