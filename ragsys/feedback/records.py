@@ -29,6 +29,16 @@ class UnknownAnswerError(FeedbackError, KeyError):
     """Feedback refers to an answer id the store never recorded (or a different db)."""
 
 
+class StoreWriteError(FeedbackError):
+    """A write did not reach the disk (disk full, I/O error, lock held too long) and was rolled
+    back: nothing from it is stored, earlier records are intact, and the same write may be retried
+    once the cause is gone. `reason` is SQLite's own words, without the db's path."""
+
+    def __init__(self, message: str, reason: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
 def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 

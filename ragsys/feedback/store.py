@@ -34,6 +34,7 @@ from ragsys.feedback.records import (
     FeedbackStats,
     Rating,
     StoredAnswer,
+    StoreWriteError,
     UnknownAnswerError,
     new_record,
 )
@@ -105,15 +106,23 @@ class FeedbackStore:
     def _write(self) -> Iterator[sqlite3.Connection]:
         """One transaction that holds the write lock from its start, so a concurrent writer
         waits on busy_timeout instead of failing on a read-to-write upgrade."""
-        with self._lock, self._errors():
+        with self._lock, self._errors(writing=True):
             self._conn.execute("BEGIN IMMEDIATE")
             try:
                 yield self._conn
                 self._conn.execute("COMMIT")
             except BaseException:
-                if self._conn.in_transaction:
-                    self._conn.execute("ROLLBACK")
+                self._rollback()
                 raise
+
+    def _rollback(self) -> None:
+        """After a failed statement or COMMIT (SQLite may already have rolled back on a full disk or
+        an I/O error); a failing ROLLBACK must not hide the error that caused it."""
+        try:
+            if self._conn.in_transaction:
+                self._conn.execute("ROLLBACK")
+        except sqlite3.Error:
+            pass  # the connection is unusable; SQLite rolls the journal back on the next open
 
     @contextmanager
     def _read(self) -> Iterator[sqlite3.Connection]:
@@ -121,13 +130,17 @@ class FeedbackStore:
             yield self._conn
 
     @contextmanager
-    def _errors(self) -> Iterator[None]:
+    def _errors(self, writing: bool = False) -> Iterator[None]:
         try:
             yield
         except sqlite3.Error as e:
             hints = {"locked": "; another process held the write lock too long, retry",
-                     "readonly": "; open the store without readonly=True to write"}  # fmt: skip
+                     "readonly": "; open the store without readonly=True to write",
+                     "full": "; free disk space, then retry: nothing from this write was stored",
+                     "I/O": "; check the disk, then retry: nothing from this write was stored"}  # fmt: skip
             hint = next((h for k, h in hints.items() if k in str(e)), "")
+            if writing and isinstance(e, sqlite3.OperationalError):
+                raise StoreWriteError(f"{self.path}: {e}{hint}", reason=str(e)) from e
             raise FeedbackError(f"{self.path}: {e}{hint}") from e
 
     def add(self, record: FeedbackRecord) -> None:

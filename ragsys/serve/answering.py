@@ -16,7 +16,7 @@ from typing import Any
 
 from starlette.concurrency import run_in_threadpool
 
-from ragsys.feedback.records import StoredAnswer
+from ragsys.feedback.records import StoredAnswer, StoreWriteError
 from ragsys.feedback.store import FeedbackStore
 from ragsys.index.filters import Filters
 from ragsys.jsonshape import answer_json
@@ -96,8 +96,10 @@ class Asker:
                     return
                 try:
                     result = await run_in_threadpool(self._finish, question, value)
-                except Exception as e:
-                    yield _line({"event": "error", "detail": f"the answer could not be stored: {e}"})
+                except Exception as e:  # the client hears SQLite's reason, never the db's path
+                    reason = e.reason if isinstance(e, StoreWriteError) else type(e).__name__
+                    yield _line({"event": "error", "detail": f"the answer could not be stored ({reason}); "
+                                 "nothing was saved, retry later"})  # fmt: skip
                     return
                 yield _line({"event": "done", "result": result})
                 return

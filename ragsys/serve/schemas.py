@@ -1,11 +1,13 @@
 """Request bodies, and turning pydantic's validation errors into one clear 4xx message.
 
 Length limits live in `ServeSettings` (they are per server), so handlers check them with
-`check_length`; the models only say what is structurally required.
+`check_length`; the models only say what is structurally required, and the published OpenAPI
+adds each server's limits (`responses.install_openapi`).
 """
 
 from __future__ import annotations
 
+import re
 from typing import Literal
 
 from fastapi import HTTPException, Request
@@ -15,9 +17,22 @@ from pydantic import Field
 
 from ragsys.types import Frozen
 
+# A character that no regex engine calls whitespace: Python's str.isspace set (it adds \x1c-\x1f and
+# \x85), ECMA's (\ufeff) and Rust's together. The schema publishes the same class the handler
+# checks, so "has something to ask" means one thing to every client and to this server.
+_SPACE = r"\t\n\x0b\x0c\r\x1c-\x1f \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000\ufeff"
+NOT_BLANK = f"[^{_SPACE}]"
+
+
+def is_blank(text: str) -> bool:
+    return re.search(NOT_BLANK, text) is None
+
 
 class AskRequest(Frozen):
-    question: str = Field(min_length=1, description="the question, in plain text")
+    question: str = Field(
+        min_length=1, description="the question, in plain text (not only whitespace)",
+        json_schema_extra={"pattern": NOT_BLANK},
+    )  # fmt: skip
     k: int | None = Field(
         default=None, ge=1, description="passages to retrieve; the pipeline's top_k if omitted"
     )
