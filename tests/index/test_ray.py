@@ -106,13 +106,36 @@ def test_ray_builds_the_local_index_and_reports_the_same_failures(
     assert_same_index(tmp_path / "local", tmp_path / "ray", tiny_pipeline)
 
 
+class Recorder:
+    """A `Reporter` that keeps each bar's total and what was done of it."""
+
+    def __init__(self) -> None:
+        self.total: dict[str, int] = {}
+        self.done: dict[str, int] = {}
+
+    def stage(self, name: str, total: int) -> None:
+        self.total[name], self.done[name] = total, 0
+
+    def advance(self, name: str, n: int = 1) -> None:
+        self.done[name] += n
+
+    def log(self, message: str) -> None:
+        pass
+
+
 def test_incremental_run_sends_only_new_and_changed_files(
     cluster: str, tmp_path: Path, tiny_pipeline: PipelineConfig
 ) -> None:
     corpus = write_corpus(tmp_path / "docs")
     pdfgen.simple(corpus / "simple.pdf")
     spec, idx = tiny_pipeline.index_spec(), tmp_path / "idx"
-    ray_index([corpus], idx, spec)
+    bars = Recorder()
+    with RayExecutor() as ex:
+        first = index_paths([corpus], idx, spec, executor=ex, reporter=bars)
+    embed = f"embed {tiny_pipeline.retrievers[1].model}"  # type: ignore[union-attr]
+    # one bar over files and one over chunks embedded, both full, fed as workers answer
+    assert (bars.total["extract"], bars.done["extract"]) == (4, 4)
+    assert bars.total[embed] == bars.done[embed] == first.chunks_embedded == first.chunks > 0
     ex, same = ray_index([corpus], idx, spec)
     assert ex.sent == [] and same.files_skipped_unchanged == 4  # type: ignore[attr-defined]
     (corpus / "notes.txt").write_text("Revenue fell by a third after the floods.\n", encoding="utf-8")
@@ -217,3 +240,21 @@ def test_killed_driver_leaves_the_index_usable_and_the_rerun_resumes(
         assert resumed.chunks_embedded == 0  # type: ignore[attr-defined]
     index_paths([corpus], tmp_path / "local", spec, workers=1)
     assert_same_index(tmp_path / "local", idx, tiny_pipeline)  # no chunk lost or duplicated
+
+
+def test_cli_index_on_a_ray_cluster(cluster: str, tmp_path: Path, tiny_pipeline: PipelineConfig) -> None:
+    from typer.testing import CliRunner
+
+    from ragsys.cli.app import app
+
+    corpus = write_corpus(tmp_path / "docs")
+    tiny_pipeline.save(tmp_path / "pipeline")
+    args = ["index", str(corpus), "--index", str(tmp_path / "idx"), "--pipeline", str(tmp_path / "pipeline")]
+    runner = CliRunner()
+    r = runner.invoke(app, [*args, "--ray-address", cluster, "--ray-shared-path", str(corpus), "--json"])
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout.strip().splitlines()[-1])["files_indexed"] == 3
+    r = runner.invoke(app, [*args, "--ray-shared-path", str(corpus)])
+    assert r.exit_code == 2 and "--ray-shared-path applies to Ray runs" in r.output
+    r = runner.invoke(app, [*args, "--ray-address", "docs/"])
+    assert r.exit_code == 2 and "not a Ray address" in r.output
