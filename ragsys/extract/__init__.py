@@ -12,6 +12,7 @@ from ragsys.extract.errors import (
     ExtractionError,
     ExtractionTimeout,
     MalformedError,
+    MemoryLimitError,
     UnsupportedFormatError,
     WorkerCrashError,
 )
@@ -28,6 +29,7 @@ __all__ = [
     "ExtractionTimeout",
     "ExtractorConfig",
     "MalformedError",
+    "MemoryLimitError",
     "PdfExtractor",
     "PdfExtractorConfig",
     "UnstructuredExtractor",

@@ -8,7 +8,11 @@ on the file. `args` is `(path, reason)` so errors pickle across processes.
 
 from __future__ import annotations
 
+import re
 from typing import ClassVar
+
+# MuPDF reports a failed allocation as a RuntimeError such as "code=2: malloc (N bytes) failed".
+_MUPDF_OOM = re.compile(r"\b(?:m|re|c)alloc\b.*\bfailed\b|out of memory", re.IGNORECASE)
 
 
 class ExtractionError(Exception):
@@ -46,6 +50,24 @@ class UnsupportedFormatError(ExtractionError):
 
 class ExtractionTimeout(ExtractionError):
     fix: ClassVar[str] = "raise the per-file timeout (config `timeout_s`) or split the file"
+
+
+class MemoryLimitError(ExtractionError):
+    fix: ClassVar[str] = (
+        "if the file is genuine, raise the worker memory limit (config `max_memory_mb`); "
+        "a decompression bomb needs no fix"
+    )
+
+
+def out_of_memory(path: str, limit_mb: int | None, detail: str) -> MemoryLimitError:
+    """The one wording for a file that ran out of memory, capped (a worker) or not (in-process)."""
+    need = f"more than {limit_mb} MB" if limit_mb is not None else "more memory than is available"
+    return MemoryLimitError(path, f"the file needs {need} to extract ({detail})")
+
+
+def is_out_of_memory(exc: BaseException) -> bool:
+    """A Python MemoryError, or MuPDF failing an allocation (under the worker's memory cap)."""
+    return isinstance(exc, MemoryError) or bool(_MUPDF_OOM.search(str(exc)))
 
 
 class WorkerCrashError(ExtractionError):

@@ -25,8 +25,11 @@ from ragsys.extract.assemble import Part, assemble_page
 from ragsys.extract.errors import (
     EmptyDocumentError,
     EncryptedError,
+    ExtractionError,
     MalformedError,
     UnsupportedFormatError,
+    is_out_of_memory,
+    out_of_memory,
 )
 from ragsys.extract.headings import HeadingStyle, Line, block_parts, heading_style
 from ragsys.extract.text import TEXT_SUFFIXES, extract_text, read_bytes
@@ -44,6 +47,7 @@ SUPPORTED_SUFFIXES = PDF_SUFFIXES + TEXT_SUFFIXES
 _OCR_DPI = 300
 _UNMAPPED_SHARE = 0.3  # pages where this share of characters has no unicode mapping are flagged
 _REPAIRED = "the file was damaged; PyMuPDF repaired it, text may be incomplete"
+_OUT_OF_MEMORY = "ran out of memory"
 
 
 class PdfExtractorConfig(Frozen):
@@ -55,6 +59,9 @@ class PdfExtractorConfig(Frozen):
     ocr: Literal["auto", "off"] = "auto"  # auto: OCR pages without text if tesseract is installed
     passwords: tuple[str, ...] = ()
     timeout_s: float = Field(default=300.0, gt=0)  # per file; enforced by `extract_many`
+    # Address space of each extraction worker (`extract_many` with workers > 1); None: no cap.
+    # An idle worker maps about 700 MB, so the floor is 1 GB.
+    max_memory_mb: int | None = Field(default=4096, ge=1024)
 
     def build(self) -> PdfExtractor:
         """Loads PyMuPDF (here, so a spawned worker pays for it before its first file: pool.py),
@@ -98,8 +105,12 @@ class PdfExtractor:
         if suffix not in PDF_SUFFIXES:
             raise UnsupportedFormatError(str(path), f"'{suffix or path.name}' files are not supported")
         data = read_bytes(path)
-        with _open_pdf(str(path), data, self.config.passwords) as doc:
-            return self._extract(str(path), data, doc)
+        limit = self.config.max_memory_mb
+        with _open_pdf(str(path), data, self.config.passwords, limit) as doc:
+            try:
+                return self._extract(str(path), data, doc)
+            except RuntimeError as exc:  # MuPDF failing outside a page: metadata, the page tree
+                raise _unopenable(str(path), exc, limit, "reading") from exc
 
     def _extract(self, name: str, data: bytes, doc: pymupdf.Document) -> Document:
         warnings = [_REPAIRED] if doc.is_repaired else []
@@ -114,6 +125,8 @@ class PdfExtractor:
         pages = tuple(_page(i + 1, c, style, (i + 1) in ocr_pages) for i, c in enumerate(contents))
         warnings.extend(self._text_layer_warnings(pages, ocr_pages))
         if not any(page.text for page in pages):
+            if any(_OUT_OF_MEMORY in w for w in warnings):
+                raise out_of_memory(name, self.config.max_memory_mb, "no page could be read within it")
             if doc.is_repaired:
                 raise MalformedError(name, "the file is damaged and no text survived PyMuPDF's repair")
             raise EmptyDocumentError(name, self._no_text_reason(pages))
@@ -140,7 +153,7 @@ class PdfExtractor:
             page = doc.load_page(index)  # type: ignore[no-untyped-call]
             content = page_content(page, tables=self.config.tables, prefilter=self.config.table_prefilter)
         except Exception as exc:  # MuPDF raises plain RuntimeErrors for broken content streams
-            warnings.append(f"page {index + 1}: could not be read ({type(exc).__name__}: {exc})")
+            warnings.append(f"page {index + 1}: {self._unreadable(exc)} ({type(exc).__name__}: {exc})")
             return None, False
         warnings.extend(f"page {index + 1}: {problem}" for problem in content.problems)
         if content.chars and content.unmapped >= _UNMAPPED_SHARE * content.chars:
@@ -149,8 +162,15 @@ class PdfExtractor:
             try:
                 return self._ocr(page), True
             except Exception as exc:  # tesseract failures surface as RuntimeError
-                warnings.append(f"page {index + 1}: OCR failed ({type(exc).__name__}: {exc})")
+                reason = self._unreadable(exc) if is_out_of_memory(exc) else "OCR failed"
+                warnings.append(f"page {index + 1}: {reason} ({type(exc).__name__}: {exc})")
         return content, False
+
+    def _unreadable(self, exc: Exception) -> str:
+        if not is_out_of_memory(exc):
+            return "could not be read"
+        limit = self.config.max_memory_mb
+        return f"{_OUT_OF_MEMORY} ({f'max_memory_mb={limit}' if limit else 'no cap'}), skipped"
 
     def _ocr(self, page: pymupdf.Page) -> PageContent:
         from ragsys.extract.page import TEXT_FLAGS, page_content
@@ -185,7 +205,7 @@ class PdfExtractor:
         return "no extractable text on any page"
 
 
-def _open_pdf(name: str, data: bytes, passwords: Sequence[str]) -> pymupdf.Document:
+def _open_pdf(name: str, data: bytes, passwords: Sequence[str], limit_mb: int | None) -> pymupdf.Document:
     """Open (MuPDF repairs broken cross-reference tables on open) and authenticate."""
     import pymupdf
 
@@ -198,15 +218,31 @@ def _open_pdf(name: str, data: bytes, passwords: Sequence[str]) -> pymupdf.Docum
     try:
         doc = pymupdf.open(stream=data, filetype="pdf")  # type: ignore[no-untyped-call]
     except Exception as exc:
-        raise MalformedError(name, f"PyMuPDF could not open or repair it ({exc})") from exc
-    if doc.needs_pass and not any(doc.authenticate(pw) for pw in passwords):  # type: ignore[no-untyped-call]
+        raise _unopenable(name, exc, limit_mb) from exc
+    try:
+        _check_openable(name, doc, passwords)
+    except Exception as exc:
         doc.close()  # type: ignore[no-untyped-call]
+        if isinstance(exc, ExtractionError):
+            raise
+        raise _unopenable(name, exc, limit_mb) from exc
+    return doc
+
+
+def _check_openable(name: str, doc: pymupdf.Document, passwords: Sequence[str]) -> None:
+    """Authenticate and count pages; a broken page tree makes `page_count` raise."""
+    if doc.needs_pass and not any(doc.authenticate(pw) for pw in passwords):  # type: ignore[no-untyped-call]
         tried = f"none of the {len(passwords)} passwords given opens it" if passwords else "no password given"
         raise EncryptedError(name, f"the PDF is encrypted and {tried}")
     if doc.page_count == 0:
-        doc.close()  # type: ignore[no-untyped-call]
         raise EmptyDocumentError(name, "the PDF has no pages")
-    return doc
+
+
+def _unopenable(name: str, exc: Exception, limit_mb: int | None, doing: str = "opening") -> ExtractionError:
+    if is_out_of_memory(exc):
+        return out_of_memory(name, limit_mb, f"while {doing} it: {exc}")
+    what = "open or repair it" if doing == "opening" else "read it after opening it"
+    return MalformedError(name, f"PyMuPDF could not {what} ({exc})")
 
 
 def _page(number: int, content: PageContent | None, style: HeadingStyle, ocr: bool) -> Page:

@@ -7,6 +7,13 @@ file at a time over a pipe: one that overruns its file's time limit is killed
 `ExtractionTimeout`, and the run goes on. A worker that dies (a segfault in a
 PDF library) is reported and replaced the same way.
 
+Each worker's address space is capped (config `max_memory_mb`, RLIMIT_AS), so a
+decompression bomb (a font or image stream that inflates to gigabytes) fails an
+allocation instead of taking the machine: MuPDF raises, the page is skipped, and a
+file with nothing left is a typed `MemoryLimitError`. Workers die with the parent
+process (Linux), so killing a run never leaves one behind. eval/bench/fuzz_pdfs.py
+runs thousands of mutated PDFs through this pool.
+
 Workers are *spawned*, not forked: `import pymupdf` starts onnxruntime's thread
 pool for the layout model, and a forked child of a process holding it can
 deadlock. The time limit starts when a ready worker receives its file, so
@@ -23,8 +30,11 @@ long C call, and only when called from the main thread of a POSIX process.
 
 from __future__ import annotations
 
+import ctypes
 import multiprocessing
+import resource
 import signal
+import sys
 import threading
 import time
 from collections import deque
@@ -38,12 +48,13 @@ from types import FrameType
 from typing import NamedTuple
 
 from ragsys.extract.config import ExtractorConfig, extractor_for
-from ragsys.extract.errors import ExtractionError, ExtractionTimeout, WorkerCrashError
+from ragsys.extract.errors import ExtractionError, ExtractionTimeout, WorkerCrashError, out_of_memory
 from ragsys.protocols import Extractor
 from ragsys.types import Document
 
 Build = Callable[[ExtractorConfig], Extractor]
 _READY = "ready"
+_PR_SET_PDEATHSIG = 1  # prctl option, linux/prctl.h
 _MAX_START_FAILURES = 3  # workers dying before they are ready: a broken install, not a bad file
 
 
@@ -83,11 +94,14 @@ def extract_many(
         yield result
 
 
-def extract_one(extractor: Extractor, path: Path) -> ExtractResult:
-    """Run one extraction, turning any exception into an error result."""
+def extract_one(extractor: Extractor, path: Path, limit_mb: int | None = None) -> ExtractResult:
+    """Run one extraction, turning any exception into an error result (`limit_mb`: the cap, if any)."""
     start = time.perf_counter()
     try:
         document = extractor.extract(path)
+    except MemoryError as exc:  # raised by Python code once the worker's address space is full
+        error = out_of_memory(str(path), limit_mb, f"{type(exc).__name__}: {exc}")
+        return _failure(str(path), error, time.perf_counter() - start)
     except Exception as exc:  # a bug in an extractor must not stop a batch either
         return ExtractResult(str(path), None, str(exc), type(exc).__name__, time.perf_counter() - start)
     return ExtractResult(str(path), document, None, None, time.perf_counter() - start)
@@ -141,11 +155,46 @@ def _alarm(seconds: float) -> Iterator[None]:
 
 
 def _serve(conn: Connection, config: ExtractorConfig, build: Build) -> None:
-    """Worker main loop: build once, then extract each path received until None."""
+    """Worker main loop: cap memory, build once, then extract each path received until None."""
+    _die_with_parent()
+    limit_mb = cap_memory(config.max_memory_mb)
     extractor = build(config)
     conn.send(_READY)
     while (path := conn.recv()) is not None:
-        conn.send(extract_one(extractor, Path(path)))
+        conn.send(extract_one(extractor, Path(path), limit_mb))
+
+
+def _die_with_parent() -> None:
+    """Linux: have the kernel SIGKILL this worker when the process that spawned it dies.
+
+    Without it a parent killed mid-run (kill -9, an OOM kill) leaves a worker that is stuck in a
+    bomb or a MuPDF loop running on with no one to enforce its time limit: it only notices the
+    closed pipe once the file is done. (The signal follows the spawning *thread*; `extract_many`
+    spawns from the thread that iterates it.)
+    """
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        ctypes.CDLL(None).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+    except (OSError, AttributeError):  # no prctl in this libc: keep the pipe-EOF exit
+        return
+
+
+def cap_memory(limit_mb: int | None) -> int | None:
+    """Limit this process's address space, so a decompression bomb fails an allocation (MuPDF
+    raises, Python raises MemoryError) instead of taking the machine. Returns the cap in MB.
+
+    RLIMIT_AS rather than RLIMIT_DATA: it also bounds mmap'd and C++ allocations. Only worker
+    processes are capped; `workers=1` runs in the caller's process, which it must not limit.
+    """
+    if limit_mb is None or not hasattr(resource, "RLIMIT_AS"):
+        return None
+    soft, hard = resource.getrlimit(resource.RLIMIT_AS)
+    want = limit_mb << 20
+    if hard != resource.RLIM_INFINITY:
+        want = min(want, hard)
+    resource.setrlimit(resource.RLIMIT_AS, (want, hard))
+    return want >> 20
 
 
 @dataclass(eq=False)  # workers are compared by identity

@@ -41,6 +41,9 @@ class UnstructuredExtractorConfig(Frozen):
     kind: Literal["unstructured"] = "unstructured"
     passwords: tuple[str, ...] = ()
     timeout_s: float = Field(default=300.0, gt=0)  # per file; enforced by `extract_many`
+    # Address space of each extraction worker (`extract_many` with workers > 1); None: no cap.
+    # An idle worker maps about 700 MB, so the floor is 1 GB.
+    max_memory_mb: int | None = Field(default=4096, ge=1024)
 
     def build(self) -> UnstructuredExtractor:
         """Imports unstructured here, so a missing extra fails at build time, not per file."""
