@@ -25,11 +25,15 @@ def fsync_dir(path: Path) -> None:
 def atomic_write_text(path: Path, text: str) -> None:
     """Readers see the old file or the new one, never a torn one, even after a crash."""
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    with open(tmp, "w", encoding="utf-8") as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "w", encoding="utf-8") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:  # a full disk: no torn temporary file is left beside `path`
+        tmp.unlink(missing_ok=True)
+        raise
     fsync_dir(path.parent)
 
 

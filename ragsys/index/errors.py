@@ -27,3 +27,19 @@ class IndexFormatError(IndexError_):
 
 class MissingRepresentationError(IndexError_):
     """A pipeline asks for a retriever representation the index does not hold."""
+
+
+class IndexSpaceError(IndexError_):
+    """The disk filled up (or clearly would) while writing a generation; the current one is intact.
+
+    `needed` and `free` are bytes: what the run needs (an estimate) and what the disk had left
+    once the partly written generation was removed.
+    """
+
+    def __init__(self, path: Path | str, message: str, needed: int, free: int) -> None:
+        super().__init__(path, message)
+        self.needed, self.free = needed, free
+
+
+class IndexWriteError(IndexError_):
+    """The disk reported an I/O error while writing a generation; the current one is intact."""

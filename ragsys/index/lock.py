@@ -31,8 +31,11 @@ class WriterLock:
             raise IndexLockedError(
                 self._path.parent, "another process is writing this index; wait for it to finish"
             ) from None
-        os.ftruncate(fd, 0)
-        os.write(fd, str(os.getpid()).encode())
+        try:  # the pid is for people reading the file; the flock is the lock
+            os.ftruncate(fd, 0)
+            os.write(fd, str(os.getpid()).encode())
+        except OSError:
+            pass  # a full disk must not stop the run here: it fails later with the space it needs
         self._fd = fd
         return self
 

@@ -12,6 +12,7 @@ import numpy.typing as npt
 from ragsys.index.build import GENERATIONS
 from ragsys.index.errors import IndexFormatError, MissingRepresentationError
 from ragsys.index.filters import Filters, accepts
+from ragsys.index.lease import Lease, take_lease
 from ragsys.index.manifest import DenseRep, Manifest, read_manifest
 from ragsys.index.reps import dense_key, sparse_key
 from ragsys.index.store import ChunkStore
@@ -26,21 +27,33 @@ from ragsys.types import Chunk
 class Index:
     """A read-only view of one generation; a concurrent `ragsys index` never disturbs it.
 
+    `open` takes a lease on the generation (`ragsys.index.lease`): a writer does not remove it
+    until `close` (or the process ends), however many newer generations are switched in.
+
     Example:
         >>> index = Index.open(Path("my-index"))  # doctest: +SKIP
         >>> index.chunks([0, 1])  # doctest: +SKIP
     """
 
-    def __init__(self, path: Path, manifest: Manifest, store: ChunkStore) -> None:
-        self.path, self.manifest, self.store = path, manifest, store
+    def __init__(self, path: Path, manifest: Manifest, store: ChunkStore, lease: Lease | None = None) -> None:
+        self.path, self.manifest, self.store, self._lease = path, manifest, store, lease
 
     @classmethod
     def open(cls, path: Path) -> Index:
-        manifest = read_manifest(path)
-        gen = path / GENERATIONS / manifest.generation
-        if not (gen / STORE).exists():
-            raise IndexFormatError(path, f"generation {manifest.generation} is missing; re-index")
-        return cls(path, manifest, ChunkStore.open_readonly(gen / STORE))
+        """The generation the manifest names now. A writer may switch and remove it between
+        reading the manifest and taking the lease; then the manifest is read again."""
+        seen: str | None = None
+        while True:
+            manifest = read_manifest(path)
+            gen = path / GENERATIONS / manifest.generation
+            lease = take_lease(gen)
+            if lease is not None and (gen / STORE).exists():
+                return cls(path, manifest, ChunkStore.open_readonly(gen / STORE), lease)
+            if lease is not None:
+                lease.release()
+            if manifest.generation == seen:  # named twice and still not there: not a race
+                raise IndexFormatError(path, f"generation {manifest.generation} is missing; re-index")
+            seen = manifest.generation
 
     @property
     def generation_dir(self) -> Path:
@@ -88,7 +101,10 @@ class Index:
         return Scope(docs=docs, rows=joined)
 
     def close(self) -> None:
+        """Closes the chunk store and gives the generation's lease back (idempotent)."""
         self.store.close()
+        if self._lease is not None:
+            self._lease.release()
 
 
 @dataclass(frozen=True)

@@ -52,9 +52,11 @@ class GenerationWriter:
         self.out.mkdir(parents=True)
         t = time.monotonic()
         store = ChunkStore.create(self.out / STORE)
-        chunks, documents, pages = self._write_store(store, plan, new_docs)
-        store.commit()
-        store.close()
+        try:  # a full disk fails the inserts or the commit: the connection closes either way
+            chunks, documents, pages = self._write_store(store, plan, new_docs)
+            store.commit()
+        finally:
+            store.close()
         self.fault("chunk")
         t = self._lap("chunk", t)
         texts = [c.text for c in chunks]

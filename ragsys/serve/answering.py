@@ -20,7 +20,7 @@ from ragsys.feedback.records import StoredAnswer, StoreWriteError
 from ragsys.feedback.store import FeedbackStore
 from ragsys.index.filters import Filters
 from ragsys.jsonshape import answer_json
-from ragsys.pipeline import Pipeline
+from ragsys.serve.live import Answerer
 from ragsys.serve.worker import GenerationWorker
 from ragsys.types import Answer
 
@@ -40,7 +40,7 @@ def stored_answer(question: str, answer: Answer, version: str) -> StoredAnswer:
 class Asker:
     """The /ask and /ask/stream logic, apart from HTTP so it can be read (and tested) alone."""
 
-    def __init__(self, pipeline: Pipeline, store: FeedbackStore, worker: GenerationWorker, version: str):
+    def __init__(self, pipeline: Answerer, store: FeedbackStore, worker: GenerationWorker, version: str):
         self.pipeline, self.store, self.worker, self.version = pipeline, store, worker, version
 
     async def ask(self, question: str, k: int | None, filters: Filters | None = None) -> dict[str, object]:

@@ -25,6 +25,7 @@ from ragsys.index.reader import Index
 from ragsys.pipeline import Pipeline
 from ragsys.serve.answering import Asker
 from ragsys.serve.documents import PageSource
+from ragsys.serve.live import LiveIndex
 from ragsys.serve.metrics import Metrics, MetricsMiddleware
 from ragsys.serve.responses import (
     AskResponse,
@@ -66,11 +67,13 @@ def create_app(
     """
     settings = settings or ServeSettings()
     worker, metrics = GenerationWorker(settings.queue_size), Metrics()
+    live = LiveIndex(pipeline, index)  # each request pins a generation; a re-index is picked up
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         yield
         worker.stop()
+        live.close()
 
     app = FastAPI(title="ragsys", version=__version__, lifespan=lifespan,
                   description="Ask questions of an index, open cited pages, and leave feedback.")  # fmt: skip
@@ -82,10 +85,10 @@ def create_app(
     app.add_middleware(MetricsMiddleware, metrics=metrics)  # outermost: it also times 413s
     auth = [Depends(token_dependency(settings.token))]
     version = pipeline.config.version()
-    _ask_routes(app, Asker(pipeline, store, worker, version), settings, auth)
+    _ask_routes(app, Asker(live, store, worker, version), settings, auth)
     _feedback_route(app, store, settings, auth)
-    _document_route(app, PageSource(index, settings.png_dpi), auth)
-    _ops_routes(app, pipeline, index, version, worker, metrics, auth)
+    _document_route(app, PageSource(live, settings.png_dpi), auth)
+    _ops_routes(app, live, version, worker, metrics, auth)
     _page_routes(app)
     install_openapi(app, settings)
     return app
@@ -161,8 +164,8 @@ def _page_number(raw: str) -> tuple[int, bool]:
 
 
 def _ops_routes(
-    app: FastAPI, pipeline: Pipeline, index: Index, version: str, worker: GenerationWorker,
-    metrics: Metrics, auth: list[Any],
+    app: FastAPI, live: LiveIndex, version: str, worker: GenerationWorker, metrics: Metrics,
+    auth: list[Any],
 ) -> None:  # fmt: skip
     def queue_state() -> dict[str, object]:
         return {"depth": worker.depth(), "capacity": worker.capacity, "busy": worker.busy()}
@@ -170,8 +173,10 @@ def _ops_routes(
     @app.get("/health", response_model=Health,
              summary="Liveness; never waits behind generation (no token needed)")  # fmt: skip
     def health() -> dict[str, object]:
-        return {"status": "ok", "pipeline": pipeline.config.name, "pipeline_version": version,
-                "documents": len(index.manifest.documents), "queue": queue_state()}  # fmt: skip
+        snap = live.current()  # `generation`: the one new requests are answered from
+        return {"status": "ok", "pipeline": live.config.name, "pipeline_version": version,
+                "generation": snap.generation, "documents": len(snap.index.manifest.documents),
+                "queue": queue_state()}  # fmt: skip
 
     @app.get("/metrics", dependencies=auth, response_model=MetricsOut, responses=errors(401),
              summary="Request counts and p50/p95 latency per route")  # fmt: skip

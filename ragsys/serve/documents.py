@@ -15,23 +15,26 @@ from fastapi import HTTPException
 
 from ragsys.index.manifest import DocEntry
 from ragsys.index.reader import Index
+from ragsys.serve.live import LiveIndex
 
 MAX_ECHO = 120  # how much of a bad id an error message repeats
 MAX_SIDE_PX = 2000  # a poster-sized page is scaled down rather than rendered at full dpi
 
 
 class PageSource:
-    """Example:
-    >>> pages = PageSource(Index.open(Path("idx")), dpi=110)  # doctest: +SKIP
+    """Each request reads one generation, pinned while it runs (`ragsys.serve.live`).
+
+    Example:
+    >>> pages = PageSource(LiveIndex(pipeline, Index.open(Path("idx"))), dpi=110)  # doctest: +SKIP
     >>> pages.text("/docs/report.pdf", 2)["text"][:40]  # doctest: +SKIP
     """
 
-    def __init__(self, index: Index, dpi: int) -> None:
-        self.index, self.dpi = index, dpi
+    def __init__(self, live: LiveIndex, dpi: int) -> None:
+        self.live, self.dpi = live, dpi
         self._render_lock = threading.Lock()  # PyMuPDF is not safe to call from several threads at once
 
-    def entry(self, doc: str, page: int) -> DocEntry:
-        entry = self.index.manifest.documents.get(doc)
+    def entry(self, index: Index, doc: str, page: int) -> DocEntry:
+        entry = index.manifest.documents.get(doc)
         if entry is None:
             raise HTTPException(404, f"unknown document {doc[:MAX_ECHO]!r}: it is not in this index")
         if not 1 <= page <= entry.pages:
@@ -39,15 +42,16 @@ class PageSource:
         return entry
 
     def text(self, doc: str, page: int) -> dict[str, object]:
-        entry = self.entry(doc, page)
-        stored = self.index.store.page(doc, page)
+        with self.live.pinned() as snap:
+            entry = self.entry(snap.index, doc, page)
+            stored = snap.index.store.page(doc, page)
         if stored is None:
             raise HTTPException(404, f"page {page} has no stored text in this index")
         return {"doc": doc, "name": Path(entry.source).name, "page": page, "pages": entry.pages,
                 "text": stored.text, "has_image": is_pdf(entry)}  # fmt: skip
 
     def png(self, doc: str, page: int) -> bytes:
-        entry = self.entry(doc, page)
+        entry = self.entry(self.live.current().index, doc, page)  # reads the manifest only
         if not is_pdf(entry):
             raise HTTPException(404, f"no page image: {Path(entry.source).name} is not a PDF")
         try:
