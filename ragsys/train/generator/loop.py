@@ -6,6 +6,11 @@ scheduler, so a run stopped by its time budget and resumed ends with exactly the
 an uninterrupted run reaches. The budget is checked after every optimizer step; a
 checkpoint is written after every epoch and when the budget stops the run mid-epoch.
 
+Under `accelerate launch --multi_gpu --num_processes N` the loop is data-parallel
+(`ragsys.train.parallel`): each process runs its share of every batch, gradients are summed
+before each step, the budget stops all processes at the same step, and only the main
+process writes checkpoints (every process resumes from them).
+
 Example:
     >>> result = run_loop(model, examples, sft_step, StepContext(pad_id=0), config,  # doctest: +SKIP
     ...                   out / "checkpoints", fingerprint, TimeBudget(30), None)
@@ -32,6 +37,7 @@ from ragsys.train.generator.checkpoint import (
 from ragsys.train.generator.config import GeneratorTrainConfig
 from ragsys.train.generator.data import Example
 from ragsys.train.generator.steps import StepContext, StepLoss
+from ragsys.train.parallel import World, current_world
 from ragsys.train.precision import use_bf16
 
 MEGABATCH = 16  # length grouping sorts within windows of this many batches
@@ -116,7 +122,8 @@ def run_loop(
     state = LoopState()
     if resumed is not None:
         state = load_checkpoint(resumed, model, optimizer, scheduler, fingerprint)
-    loop = _Loop(model, examples, step_loss, ctx, s, optimizer, scheduler, params, total, progress)
+    world = current_world()
+    loop = _Loop(model, examples, step_loss, ctx, s, optimizer, scheduler, params, total, progress, world)
     model.train(True)
     while state.epoch < s.epochs:
         if not state.order:
@@ -125,11 +132,13 @@ def run_loop(
         finished = loop.epoch(state, budget)
         if finished:
             _end_epoch(state)
-        saved = save_checkpoint(
-            checkpoints, checkpoint_name(state, finished), model, optimizer, scheduler, state, fingerprint
-        )
-        prune_step_checkpoints(checkpoints, keep=saved)
-        if budget.expired and state.epoch < s.epochs:
+        if world.main:  # every process holds the same weights and state
+            saved = save_checkpoint(
+                checkpoints, checkpoint_name(state, finished), model, optimizer, scheduler, state, fingerprint
+            )
+            prune_step_checkpoints(checkpoints, keep=saved)
+        world.barrier()
+        if world.any(budget.expired) and state.epoch < s.epochs:
             return LoopResult(tuple(state.epoch_losses), state.step, True, resumed)
     model.train(False)
     return LoopResult(tuple(state.epoch_losses), state.step, False, resumed)
@@ -153,12 +162,13 @@ class _Loop:
     params: list[Any]
     total: int
     progress: ProgressFn | None
+    world: World = World()
 
     def epoch(self, state: LoopState, budget: TimeBudget) -> bool:
         """Optimizer steps until the epoch ends (True) or the budget runs out first (False)."""
         while state.batch < len(state.order):
             self.step(state)
-            if state.batch < len(state.order) and budget.expired:
+            if state.batch < len(state.order) and self.world.any(budget.expired):
                 return False
         return True
 
@@ -169,12 +179,19 @@ class _Loop:
         group = state.order[state.batch : state.batch + self.s.grad_accum]
         self.optimizer.zero_grad(set_to_none=True)
         bf16 = use_bf16(self.s.bf16, self.model.device.type)
+        loss_sum = 0.0
         for indices in group:
+            mine = self.world.shard(indices)  # one process: the whole batch
+            if not mine:
+                continue
+            share = len(mine) / len(indices)  # the batch loss is the share-weighted sum over processes
             with torch.autocast(self.model.device.type, dtype=torch.bfloat16, enabled=bf16):
-                loss = self.step_loss(self.model, [self.examples[i] for i in indices], self.ctx)
-            (loss.float() / len(group)).backward()  # type: ignore[no-untyped-call]
-            state.loss_sum += float(loss.detach())
-            state.loss_count += 1
+                loss = self.step_loss(self.model, [self.examples[i] for i in mine], self.ctx)
+            (loss.float() * share / len(group)).backward()  # type: ignore[no-untyped-call]
+            loss_sum += float(loss.detach()) * share
+        self.world.sum_grads(self.params)
+        state.loss_sum += self.world.sum(loss_sum)
+        state.loss_count += len(group)
         if self.s.max_grad_norm is not None:
             torch.nn.utils.clip_grad_norm_(self.params, self.s.max_grad_norm)
         self.optimizer.step()
