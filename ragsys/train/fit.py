@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from ragsys.train.budget import BudgetCallback, Progress, StepProgressCallback, last_checkpoint
+from ragsys.train.parallel import current_world
 from ragsys.train.precision import use_bf16
 
 
@@ -44,11 +45,17 @@ def fit(
     progress: Progress | None, *, train_dataset: Any, loss: Any, **args: Any,
 ) -> FitStats:  # fmt: skip
     """Trains `model` in place with `trainer_cls` (a sentence-transformers trainer) and its
-    arguments class; `args` adds to or overrides the arguments below."""
+    arguments class; `args` adds to or overrides the arguments below.
+
+    Under `accelerate launch --multi_gpu --num_processes N` the trainer runs data-parallel
+    (DDP, gloo on CPUs) and each process takes `batch_size / N` of every batch, so a step
+    sees the batch one process would; the trainer writes checkpoints from the main process.
+    """
     resume = last_checkpoint(ckpt_dir)
+    per_process = max(1, schedule.batch_size // current_world().size)
     arguments = args_cls(**{
         "output_dir": str(ckpt_dir), "num_train_epochs": schedule.epochs,
-        "per_device_train_batch_size": schedule.batch_size, "learning_rate": schedule.learning_rate,
+        "per_device_train_batch_size": per_process, "learning_rate": schedule.learning_rate,
         "warmup_steps": schedule.warmup_ratio,  # transformers 5: a float below 1 is a ratio of all steps
         "save_strategy": "epoch", "save_total_limit": 2, "logging_steps": 10, "seed": schedule.seed,
         "data_seed": schedule.seed, "report_to": "none", "disable_tqdm": progress is not None,

@@ -64,16 +64,24 @@ class RetrieverTrainResult(Frozen):
     resumed_from: str | None = None
 
 
+# Data-parallel (ragsys.train.parallel): each process's questions are scored against the passages
+# of every process, so a step has the in-batch negatives of one process's whole batch.
 def _mnrl(model: SentenceTransformer, config: RetrieverTrainConfig) -> torch.nn.Module:
     from sentence_transformers.sentence_transformer.losses import MultipleNegativesRankingLoss
 
-    return MultipleNegativesRankingLoss(model)
+    from ragsys.train.parallel import current_world
+
+    return MultipleNegativesRankingLoss(model, gather_across_devices=current_world().size > 1)
 
 
 def _cached_mnrl(model: SentenceTransformer, config: RetrieverTrainConfig) -> torch.nn.Module:
     from sentence_transformers.sentence_transformer.losses import CachedMultipleNegativesRankingLoss
 
-    return CachedMultipleNegativesRankingLoss(model, mini_batch_size=config.mini_batch_size)
+    from ragsys.train.parallel import current_world
+
+    return CachedMultipleNegativesRankingLoss(
+        model, mini_batch_size=config.mini_batch_size, gather_across_devices=current_world().size > 1
+    )
 
 
 LOSSES: dict[str, Callable[[SentenceTransformer, RetrieverTrainConfig], torch.nn.Module]] = {
@@ -143,6 +151,7 @@ def train_retriever(
     from ragsys.pipeline import PipelineConfig
     from ragsys.train.budget import BudgetCallback, TimeBudget, seed_everything
     from ragsys.train.fit import Schedule, fit
+    from ragsys.train.parallel import current_world
 
     # `pipeline: PipelineConfig` resolves here, where the pipeline has loaded (see the imports above).
     RetrieverTrainResult.model_rebuild(_types_namespace={"PipelineConfig": PipelineConfig})
@@ -164,7 +173,10 @@ def train_retriever(
         batch_sampler=BatchSamplers.NO_DUPLICATES,  # the same text twice in a batch is a false negative
     )  # fmt: skip
     model_dir = out / "model"
-    model.save_pretrained(str(model_dir))
+    world = current_world()
+    if world.main:  # every process holds the same weights
+        model.save_pretrained(str(model_dir))
+    world.barrier()
     return RetrieverTrainResult(
         model_dir=model_dir,
         pipeline=with_dense_model(config, str(model_dir)),

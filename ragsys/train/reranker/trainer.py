@@ -32,6 +32,7 @@ from ragsys.rerank import CrossEncoderConfig, passage_text
 from ragsys.train.budget import BudgetCallback, Progress, TimeBudget, seed_everything
 from ragsys.train.examples import TrainExample
 from ragsys.train.fit import FitStats, Schedule, fit
+from ragsys.train.parallel import current_world
 from ragsys.train.reranker.check import check_on_dev, decide
 from ragsys.train.reranker.config import RerankerTrainConfig, RerankerTrainResult
 
@@ -150,7 +151,10 @@ def train_reranker(
         )
     model, fit = fit_cross_encoder(train, cols, spec, out / "checkpoints", progress)
     model_dir = out / "model"
-    model.save_pretrained(str(model_dir), safe_serialization=True)
+    world = current_world()
+    if world.main:  # data-parallel (ragsys.train.parallel): every process holds the same weights
+        model.save_pretrained(str(model_dir), safe_serialization=True)
+    world.barrier()
     model.eval()
     keep = None if on_dev_scores is None else (lambda scores: on_dev_scores(model_dir, scores))
     check = (
