@@ -101,6 +101,12 @@ def renamed(config: PipelineConfig, suffix: str) -> PipelineConfig:
     return config.model_copy(update={"name": name})
 
 
+def _main_process() -> bool:  # under `accelerate launch`, only the main process writes and reports
+    from ragsys.train.parallel import current_world
+
+    return current_world().main
+
+
 def _inputs(
     pipeline: str | None, eval_set: Path, split: str, index_dir: Path
 ) -> tuple[PipelineConfig, list[EvalItem], Index]:
@@ -139,6 +145,8 @@ def retriever(
     with user_errors(), Bars() as bars:
         config, items, index = _inputs(pipeline, eval_set, split, index_dir)
         run = retriever_recipe(config, train, items, index, out, progress=bars, log=bars.log, reindex=reindex)
+        if not _main_process():
+            return
         renamed(run.result.pipeline, "tuned-retriever").save(out)
     result = run.result
     early = " (stopped by --max-minutes; re-run to resume)" if result.stopped_early else ""
@@ -188,6 +196,8 @@ def reranker(
         result = reranker_recipe(
             config, train, parts.train, parts.dev, index, out, progress=bars, pairs=pairs
         )
+        if not _main_process():
+            return
         renamed(result.pipeline, "tuned-reranker").save(out)
     if result.dev is not None:
         verdict = (f"kept with interpolation {result.interpolate}" if result.used
@@ -249,6 +259,8 @@ def generator(
             feedback=feedback, out=out / "train",
             progress=lambda p: bars(f"{train.method} {p.phase}", p.done, p.total),
         )  # fmt: skip
+        if not _main_process():
+            return
         renamed(result.pipeline, train.method).save(out)
     early = " (stopped by --max-minutes; re-run to resume)" if result.stopped_early else ""
     losses = [round(x, 4) for x in result.epoch_losses]

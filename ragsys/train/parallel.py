@@ -2,13 +2,13 @@
 
 Under `accelerate launch --multi_gpu --num_processes N` (on CPUs accelerate then runs N
 processes joined by gloo; without `--multi_gpu` it starts one), each process takes every
-N-th example of each batch, weights its loss by its share of the batch, and the gradients
-are summed across processes before the optimizer step: the step equals the one-process
-step up to floating-point summation order (the exact equality holds for losses that are a
-mean over examples; a token-mean SFT loss is weighted by examples, so it is close, not
-equal). Every process applies the same step, so the weights stay identical and only the
-main process writes checkpoints. Started without a launcher, `current_world()` is one
-process and nothing here talks to anyone.
+N-th example of each batch, weights its loss by its share of what the batch loss averages
+over (completion tokens for SFT, examples otherwise), and the gradients are summed across
+processes before the optimizer step: the step equals the one-process step up to
+floating-point summation order and dropout's random masks (KTO's batch-level reference
+point is the exception: each process estimates it from its own share). Every process applies
+the same step, so the weights stay identical and only the main process writes checkpoints.
+Started without a launcher, `current_world()` is one process and nothing here talks to anyone.
 
 The sentence-transformers trainers (encoder, cross-encoder) are transformers `Trainer`s,
 which join the same process group through accelerate by themselves.

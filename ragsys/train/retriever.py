@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from pydantic import Field
 
 from ragsys.train.examples import LMScored, TrainExample
+from ragsys.train.parallel import current_world
 from ragsys.types import Frozen
 
 # The config loads light (`ragsys --help` builds options from it): the pipeline, the dense
@@ -69,15 +70,11 @@ class RetrieverTrainResult(Frozen):
 def _mnrl(model: SentenceTransformer, config: RetrieverTrainConfig) -> torch.nn.Module:
     from sentence_transformers.sentence_transformer.losses import MultipleNegativesRankingLoss
 
-    from ragsys.train.parallel import current_world
-
     return MultipleNegativesRankingLoss(model, gather_across_devices=current_world().size > 1)
 
 
 def _cached_mnrl(model: SentenceTransformer, config: RetrieverTrainConfig) -> torch.nn.Module:
     from sentence_transformers.sentence_transformer.losses import CachedMultipleNegativesRankingLoss
-
-    from ragsys.train.parallel import current_world
 
     return CachedMultipleNegativesRankingLoss(
         model, mini_batch_size=config.mini_batch_size, gather_across_devices=current_world().size > 1
@@ -151,7 +148,6 @@ def train_retriever(
     from ragsys.pipeline import PipelineConfig
     from ragsys.train.budget import BudgetCallback, TimeBudget, seed_everything
     from ragsys.train.fit import Schedule, fit
-    from ragsys.train.parallel import current_world
 
     # `pipeline: PipelineConfig` resolves here, where the pipeline has loaded (see the imports above).
     RetrieverTrainResult.model_rebuild(_types_namespace={"PipelineConfig": PipelineConfig})
@@ -173,10 +169,7 @@ def train_retriever(
         batch_sampler=BatchSamplers.NO_DUPLICATES,  # the same text twice in a batch is a false negative
     )  # fmt: skip
     model_dir = out / "model"
-    world = current_world()
-    if world.main:  # every process holds the same weights
-        model.save_pretrained(str(model_dir))
-    world.barrier()
+    _save_once(model, model_dir)
     return RetrieverTrainResult(
         model_dir=model_dir,
         pipeline=with_dense_model(config, str(model_dir)),
@@ -189,6 +182,14 @@ def train_retriever(
         stopped_early=stats.stopped_early,
         resumed_from=stats.resumed_from,
     )
+
+
+def _save_once(model: SentenceTransformer, model_dir: Path) -> None:
+    """Data-parallel (ragsys.train.parallel): every process holds the same weights; one saves them."""
+    world = current_world()
+    if world.main:
+        model.save_pretrained(str(model_dir))
+    world.barrier()
 
 
 def _data_and_loss(

@@ -65,9 +65,7 @@ def test_a_stopped_two_process_run_resumes_to_the_same_adapter(tmp_path: Path, t
     assert_same_weights(one, tmp_path / "two")
 
 
-def test_two_processes_train_the_encoder_one_process_trains_and_resume(
-    tmp_path: Path, tiny_st_path: Path
-) -> None:
+def test_two_processes_train_the_encoder_as_one_and_resume(tmp_path: Path, tiny_st_path: Path) -> None:
     one = launch(1, tiny_st_path, tmp_path / "one", script=ENCODER)
     two = launch(2, tiny_st_path, tmp_path / "two", script=ENCODER)
     assert (one["processes"], two["processes"]) == (1, 2)

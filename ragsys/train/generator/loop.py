@@ -172,6 +172,13 @@ class _Loop:
                 return False
         return True
 
+    def _weight(self, indices: Sequence[int]) -> int:
+        """What a batch's loss averages over: SFT's over completion tokens, the others' over examples."""
+        if self.s.method != "sft":
+            return len(indices)
+        seqs = [self.examples[i].seqs[0] for i in indices]
+        return sum(len(q) - q.n_prompt - sum(hi - lo for lo, hi in q.skip) for q in seqs)
+
     def step(self, state: LoopState) -> None:
         """One optimizer step over up to `grad_accum` micro-batches, averaging their gradients."""
         import torch
@@ -184,7 +191,7 @@ class _Loop:
             mine = self.world.shard(indices)  # one process: the whole batch
             if not mine:
                 continue
-            share = len(mine) / len(indices)  # the batch loss is the share-weighted sum over processes
+            share = self._weight(mine) / self._weight(indices)  # the batch loss: shares summed
             with torch.autocast(self.model.device.type, dtype=torch.bfloat16, enabled=bf16):
                 loss = self.step_loss(self.model, [self.examples[i] for i in mine], self.ctx)
             (loss.float() * share / len(group)).backward()  # type: ignore[no-untyped-call]

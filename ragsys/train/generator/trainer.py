@@ -58,6 +58,7 @@ from ragsys.train.generator.steps import (
     with_reference,
 )
 from ragsys.train.lora import attach_lora, save_adapter
+from ragsys.train.parallel import current_world
 from ragsys.types import Hit
 
 # config.py names PipelineConfig for type checkers only; the result is made here.
@@ -99,7 +100,7 @@ def train_generator(
     )  # fmt: skip
     spec = METHODS[train.method]
     try:
-        examples, meta = run.examples(spec)
+        examples, meta = _examples_once(run, spec)
     except BudgetExpired:  # stopped while generating or scoring: the work cache keeps what is done
         return run.result(LoopResult((), 0, True, None), [], {"stats": {}, "dropped": 0}, started)
     weights = (1.0, 1.0)
@@ -112,6 +113,19 @@ def train_generator(
         model, examples, spec.step, ctx, train, out / "checkpoints", run.fingerprint, run.budget, progress
     )
     return run.result(loop, examples, meta, started)
+
+
+def _examples_once(run: _Run, spec: MethodSpec) -> tuple[list[Example], dict[str, Any]]:
+    """Data-parallel (ragsys.train.parallel): the main process builds and saves the examples
+    (retrieval, generation, reference log-probs) and the others load its file."""
+    world = current_world()
+    if not world.main:
+        world.barrier()
+    try:
+        return run.examples(spec)
+    finally:
+        if world.main:
+            world.barrier()
 
 
 def _generator_config(config: PipelineConfig) -> GeneratorConfig:
@@ -237,7 +251,11 @@ class _Run:
         self, loop: LoopResult, examples: Sequence[Example], meta: dict[str, Any], started: float
     ) -> GeneratorTrainResult:
         """Saves the adapter (also after an early stop: a partial adapter can be evaluated)."""
-        adapter = save_adapter(self.model, self.out / "adapter").resolve()
+        world = current_world()
+        adapter = (self.out / "adapter").resolve()
+        if world.main:  # every process holds the same adapter
+            adapter = save_adapter(self.model, self.out / "adapter").resolve()
+        world.barrier()
         generator = self.gc.model_copy(update={"adapter": str(adapter)})
         return GeneratorTrainResult(
             method=self.train.method, adapter=adapter,

@@ -22,6 +22,7 @@ from ragsys.progress import PhaseReporter, Progress, counter
 from ragsys.train.examples import LMScored, TrainExample
 from ragsys.train.mining.hard_negatives import examples_for_pairs, labelled_examples
 from ragsys.train.mining.lm import lm_ranked_examples
+from ragsys.train.parallel import current_world
 from ragsys.train.reranker.config import RerankerTrainConfig, RerankerTrainResult
 from ragsys.train.reranker.trainer import train_reranker
 from ragsys.train.retriever import RetrieverTrainConfig, RetrieverTrainResult, train_retriever
@@ -91,7 +92,7 @@ def retriever_recipe(
         config, train, examples, out=out, lm_scored=lm_scored,
         progress=lambda done, total: progress("training the encoder", done, total),
     )  # fmt: skip
-    if reindex is None:
+    if reindex is None or not current_world().main:  # data-parallel: the main process re-indexes
         return RetrieverRun(result, None)
     reporter = PhaseReporter(progress, "re-embedding the corpus", log)
     return RetrieverRun(result, copy_index(index.path, reindex, result.pipeline.index_spec(), reporter))
