@@ -92,10 +92,14 @@ def retriever_recipe(
         config, train, examples, out=out, lm_scored=lm_scored,
         progress=lambda done, total: progress("training the encoder", done, total),
     )  # fmt: skip
-    if reindex is None or not current_world().main:  # data-parallel: the main process re-indexes
+    if reindex is None:
         return RetrieverRun(result, None)
-    reporter = PhaseReporter(progress, "re-embedding the corpus", log)
-    return RetrieverRun(result, copy_index(index.path, reindex, result.pipeline.index_spec(), reporter))
+    world, reindexed = current_world(), None
+    if world.main:  # data-parallel (ragsys.train.parallel): one process re-embeds, the others wait for it
+        reporter = PhaseReporter(progress, "re-embedding the corpus", log)
+        reindexed = copy_index(index.path, reindex, result.pipeline.index_spec(), reporter)
+    world.barrier()
+    return RetrieverRun(result, reindexed)
 
 
 def reranker_recipe(
