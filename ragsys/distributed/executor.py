@@ -76,6 +76,7 @@ class RayExecutor:
         self, paths: Sequence[Path], config: ExtractorConfig, chunking: ChunkConfig
     ) -> Iterator[ExtractResult]:
         """Each file extracted and chunked on a worker; the chunks wait here for the writer."""
+        self.chunks.clear()  # a run that failed before writing must not lend its chunks to the next
         self.sent.extend(str(p) for p in paths)
         outcomes = extract_on_ray(
             self.ray, paths, config, chunking, bound=self.bound, shared_path=self.options.shared_path,
