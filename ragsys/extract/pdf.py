@@ -269,8 +269,18 @@ def _lines(contents: Sequence[PageContent | None]) -> Iterator[Line]:
 
 
 def _has_graphics(page: pymupdf.Page) -> bool:
-    """Images or vector paths: something OCR could read (a blank page has neither)."""
-    return bool(page.get_images()) or bool(page.get_drawings())  # type: ignore[no-untyped-call]
+    """Images or vector paths: something OCR could read (a blank page has neither).
+
+    `get_images` looks the page up by number, which raises ValueError on a page tree that
+    the fuzzer broke (eval/bench/fuzz_pdfs.py) even though the page itself loaded.
+    """
+    for probe in (page.get_images, page.get_drawings):
+        try:
+            if probe():
+                return True
+        except (RuntimeError, ValueError):
+            continue
+    return False
 
 
 def _first_heading(pages: Sequence[Page]) -> str:

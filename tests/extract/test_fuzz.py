@@ -163,3 +163,19 @@ def test_workers_die_with_a_killed_parent(tmp_path: Path) -> None:
     while not all(_gone(w.pid) for w in workers) and time.monotonic() < deadline:
         time.sleep(0.2)
     assert all(_gone(w.pid) for w in workers)
+
+
+class _BrokenTreePage:
+    """A page that loaded, but whose number the broken page tree cannot look up (fuzz case 2226)."""
+
+    def get_images(self) -> list[object]:
+        raise ValueError("bad page number(s)")
+
+    def get_drawings(self) -> list[object]:
+        return [{"items": []}]
+
+
+def test_a_page_the_page_tree_cannot_find_still_counts_its_drawings() -> None:
+    from ragsys.extract.pdf import _has_graphics
+
+    assert _has_graphics(_BrokenTreePage())  # type: ignore[arg-type]
