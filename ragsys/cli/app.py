@@ -7,6 +7,9 @@ eval; `train`; `tune`; `serve`; `feedback`) and declares its options through `op
 
 from __future__ import annotations
 
+import re
+import sys
+
 import typer
 
 from ragsys.cli import ask, feedback, index, serve, train, tune
@@ -27,8 +30,38 @@ app.command()(serve.serve)
 app.add_typer(feedback.feedback_app, name="feedback")
 
 
+# What may follow `--ray` as its address (ragsys.distributed.parse_address checks it fully).
+_RAY_ADDRESS = re.compile(r"^(local|auto|ray://\S+|[\w.-]+:\d+)$")
+
+
+def ray_argv(argv: list[str]) -> list[str]:
+    """`--ray [ADDRESS]` as the issue's contract writes it: a bare `--ray` is a local Ray
+    instance, `--ray auto` / `--ray ray://HOST:PORT` / `--ray HOST:PORT` an existing cluster.
+    Typer has no option with an optional value, so the address is moved to `--ray-address`
+    here; a token after `--ray` that is no address (a path to index) is left as a path.
+
+    >>> ray_argv(["index", "docs", "--ray", "auto", "--index", "i"])
+    ['index', 'docs', '--ray-address', 'auto', '--index', 'i']
+    >>> ray_argv(["index", "--ray", "docs"])
+    ['index', '--ray', 'docs']
+    """
+    out: list[str] = []
+    i = 0
+    while i < len(argv):
+        token = argv[i]
+        if token.startswith("--ray="):
+            out += ["--ray-address", token.removeprefix("--ray=")]
+        elif token == "--ray" and i + 1 < len(argv) and _RAY_ADDRESS.match(argv[i + 1]):
+            out += ["--ray-address", argv[i + 1]]
+            i += 1
+        else:
+            out.append(token)
+        i += 1
+    return out
+
+
 def main() -> None:
-    app()
+    app(args=ray_argv(sys.argv[1:]))
 
 
 if __name__ == "__main__":

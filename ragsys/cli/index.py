@@ -33,9 +33,16 @@ def index(
     workers: Annotated[int, typer.Option(help="extraction processes")] = 2,
     strict: Annotated[bool, typer.Option("--strict", help="exit non-zero if any file fails")] = False,
     as_json: JsonOpt = False,
-    ray: Annotated[bool, typer.Option("--ray", help="extract, chunk, embed on local Ray")] = False,
+    ray: Annotated[
+        bool,
+        typer.Option(
+            "--ray",
+            help="extract, chunk, embed on Ray: --ray alone starts a local instance; "
+            "--ray auto, --ray ray://HOST:10001 or --ray HOST:PORT joins a cluster",
+        ),
+    ] = False,
     ray_address: Annotated[
-        str | None, typer.Option(help="an existing Ray cluster: auto or ray://HOST:10001 (implies --ray)")
+        str | None, typer.Option(help="the cluster --ray ADDRESS names (the same as --ray ADDRESS)")
     ] = None,
     ray_shared_path: Annotated[
         Path | None, typer.Option(help="files under this folder are at the same path on every Ray node")
