@@ -27,6 +27,12 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="print one JSON object as 
 EvalSetOpt = Annotated[Path, typer.Option("--eval-set", help="eval set JSONL (see README)")]
 SplitOpt = Annotated[str, typer.Option("--split", help="the split trained on (never the test split)")]
 FeedbackOpt = Annotated[Path | None, typer.Option("--feedback", help="feedback store (thumbs, revisions)")]
+FEEDBACK_VERSION_HELP = (
+    "whose --feedback records to learn from: 'current' (recorded against this --pipeline's version, "
+    "as `ragsys serve` records it), 'all', or one version string; the others are counted as "
+    "skipped_other_versions in the run's JSON"
+)
+FeedbackVersionOpt = Annotated[str, typer.Option("--feedback-version", help=FEEDBACK_VERSION_HELP)]
 FilterOpt = Annotated[
     list[str] | None,
     typer.Option(

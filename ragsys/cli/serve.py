@@ -41,7 +41,10 @@ def serve(
     ] = None,
     queue_size: Annotated[int, typer.Option(help="questions that may wait for the model; more get 503")] = 8,
 ) -> None:
-    """Serve an index over HTTP (/ask, /ask/stream, /feedback, /documents, /health, /metrics) and a page."""
+    """Serve an index over HTTP (/ask, /ask/stream, /feedback, /documents, /health, /metrics) and a page.
+
+    With a token, POST /admin/pipeline {"path": DIR} swaps in another saved pipeline without a restart.
+    """
     with user_errors():
         settings = _settings(host, port, token or os.environ.get(TOKEN_ENV) or None, queue_size)
         from ragsys.models import ModelLoadError  # after the check: refusing must not wait on imports

@@ -79,10 +79,9 @@ GENERATOR_FLAGS = {
     ),
     "beta": Flag("--beta", "preference methods: strength of the tie to the reference"),
     "k": Flag("-k", "passages retrieved per question"),
-    "max_new_tokens": Flag(
-        "--max-new-tokens", "kto/clair: length of the model's own answers (default: the generator's)"
-    ),
+    "max_new_tokens": Flag("--max-new-tokens", "kto/clair: own answers' length (default: the generator's)"),
     "reviser": Flag("--reviser", "clair: a stronger model that revises answers"),
+    "feedback_version": Flag("--feedback-version"),  # its help is the field's description
     "balance_labels": Flag(
         "--balance-labels/--no-balance-labels",
         "sft: draw each yes/no/maybe label equally often (skewed labels can collapse to one)",
@@ -253,10 +252,10 @@ def generator(
         if eval_set is None and feedback is None:
             raise ValueError("give --eval-set (answers, labels) and/or --feedback (thumbs, revisions)")
         items = EvalSetReader(eval_set).read([split]) if eval_set is not None else []
-        config = stack_on_adapter(load_pipeline(pipeline), out / "base")
+        loaded = load_pipeline(pipeline)  # feedback was recorded against its version, not the merged one's
         result = train_generator(
-            config, train, index=Index.open(index_dir), items=items[:limit] if limit else items,
-            feedback=feedback, out=out / "train",
+            stack_on_adapter(loaded, out / "base"), train.for_feedback_of(loaded), feedback=feedback,
+            index=Index.open(index_dir), items=items[: limit or None], out=out / "train",
             progress=lambda p: bars(f"{train.method} {p.phase}", p.done, p.total),
         )  # fmt: skip
         if not _main_process():

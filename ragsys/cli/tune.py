@@ -10,7 +10,11 @@ from typing import Annotated
 import typer
 
 from ragsys.cli.console import Bars, err, user_errors
-from ragsys.cli.options import EvalSetOpt, FeedbackOpt, IndexOpt, JsonOpt, PipelineOpt
+from ragsys.cli.options import EvalSetOpt, FeedbackOpt, FeedbackVersionOpt, IndexOpt, JsonOpt, PipelineOpt
+
+MethodsOpt = Annotated[
+    str, typer.Option(help="preference stage: methods run in order (kto: thumbs; clair: revisions)")
+]
 
 
 def tune(
@@ -19,6 +23,8 @@ def tune(
     out: Annotated[Path, typer.Option("--out", help="tuned pipeline directory (resumes if it holds a run)")],
     pipeline: PipelineOpt = None,
     feedback: FeedbackOpt = None,
+    feedback_version: FeedbackVersionOpt = "current",
+    preference_methods: MethodsOpt = "kto,clair",
     max_minutes: Annotated[float | None, typer.Option("--max-minutes", help="overall time budget")] = None,
     seed: Annotated[int, typer.Option("--seed")] = 0,
     stages: Annotated[str | None, typer.Option(help="comma-separated subset of the stages, in order")] = None,
@@ -52,7 +58,8 @@ def tune(
             raise ValueError(f"unknown stage(s) {unknown}; choose from {list(STAGE_ORDER)}")
         settings = TuneSettings(
             stages=tuple(s for s in STAGE_ORDER if s in chosen), alpha=alpha, dev_answers=dev_answers,
-            folds=folds, report_answers=report_answers, isolated=isolated,
+            folds=folds, report_answers=report_answers, isolated=isolated, feedback_version=feedback_version,
+            preference_methods=tuple(m.strip() for m in preference_methods.split(",") if m.strip()),
         )  # fmt: skip
         state = run_tune(
             load_pipeline(pipeline), index_dir, EvalSetReader(eval_set), out, settings=settings,

@@ -60,6 +60,10 @@ class FeedbackRecord(Frozen):
     rating: Rating
     revision: str | None = None
     comment: str | None = None
+    # The /ask answer judged (None in records imported from elsewhere): repeated thumbs on one
+    # answer are one judgement when training (`ragsys.feedback.select`). Last, so the column
+    # added to an older db by ALTER TABLE lands in field order.
+    answer_id: str | None = None
 
     @field_validator("question")
     @classmethod
@@ -126,11 +130,12 @@ def new_record(
     rating: Rating,
     revision: str | None = None,
     comment: str | None = None,
+    answer_id: str | None = None,
 ) -> FeedbackRecord:
     """A record with a fresh uuid4 id and the current UTC time."""
     return FeedbackRecord(
         question=question, answer=answer, contexts=tuple(contexts), pipeline_version=pipeline_version,
-        rating=rating, revision=revision, comment=comment,
+        rating=rating, revision=revision, comment=comment, answer_id=answer_id,
     )  # fmt: skip
 
 

@@ -40,7 +40,7 @@ from ragsys.feedback.records import (
 )
 
 BUSY_TIMEOUT_MS = 30_000  # a writer waits this long for another thread/process to commit
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: feedback.answer_id
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS feedback (
@@ -48,7 +48,7 @@ CREATE TABLE IF NOT EXISTS feedback (
     id TEXT NOT NULL UNIQUE, time TEXT NOT NULL, question TEXT NOT NULL, answer TEXT NOT NULL,
     contexts TEXT NOT NULL,                 -- JSON array of chunk ids
     pipeline_version TEXT NOT NULL, rating TEXT NOT NULL CHECK (rating IN ('up', 'down')),
-    revision TEXT, comment TEXT);
+    revision TEXT, comment TEXT, answer_id TEXT);
 CREATE INDEX IF NOT EXISTS feedback_pipeline_version ON feedback (pipeline_version);
 CREATE TABLE IF NOT EXISTS answers (
     answer_id TEXT PRIMARY KEY, time TEXT NOT NULL, question TEXT NOT NULL, answer TEXT NOT NULL,
@@ -56,7 +56,7 @@ CREATE TABLE IF NOT EXISTS answers (
 """
 _ANSWER_FIELDS = tuple(StoredAnswer.model_fields)
 _INSERT = f"INSERT INTO feedback ({', '.join(RECORD_FIELDS)}) VALUES ({', '.join('?' * len(RECORD_FIELDS))})"
-_SELECT = f"SELECT {', '.join(RECORD_FIELDS)} FROM feedback"
+ADDED_COLUMNS = ("answer_id",)  # feedback columns newer than the first schema: older dbs lack them
 
 Row = tuple[Any, ...]
 
@@ -77,6 +77,9 @@ class FeedbackStore:
 
     def __init__(self, path: Path, conn: sqlite3.Connection) -> None:
         self.path, self._conn, self._lock = path, conn, threading.Lock()
+        have = _columns(conn)  # a read-only older db lacks the newer columns: read them as NULL
+        cols = (f if f in have else f"NULL AS {f}" for f in RECORD_FIELDS)
+        self._select = f"SELECT {', '.join(cols)} FROM feedback"
 
     @classmethod
     def open(cls, path: Path, readonly: bool = False) -> FeedbackStore:
@@ -162,7 +165,7 @@ class FeedbackStore:
 
     def get(self, record_id: str) -> FeedbackRecord | None:
         with self._read() as conn:
-            row = conn.execute(_SELECT + " WHERE id = ?", (record_id,)).fetchone()
+            row = conn.execute(self._select + " WHERE id = ?", (record_id,)).fetchone()
         return None if row is None else FeedbackRecord.model_validate(_from_row(RECORD_FIELDS, row))
 
     def records(self, pipeline_version: str | None = None) -> list[FeedbackRecord]:
@@ -170,7 +173,7 @@ class FeedbackStore:
             ("", ()) if pipeline_version is None else (" WHERE pipeline_version = ?", (pipeline_version,))
         )
         with self._read() as conn:
-            rows = conn.execute(_SELECT + where + " ORDER BY seq", args).fetchall()
+            rows = conn.execute(self._select + where + " ORDER BY seq", args).fetchall()
         return [FeedbackRecord.model_validate(_from_row(RECORD_FIELDS, r)) for r in rows]
 
     def count(self) -> int:
@@ -217,7 +220,7 @@ class FeedbackStore:
                     "send the answer_id that /ask returned, to the server that returned it"
                 )
             record = new_record(stored.question, stored.answer, stored.contexts, stored.pipeline_version,
-                                rating, revision, comment)  # fmt: skip
+                                rating, revision, comment, answer_id)  # fmt: skip
             conn.execute(_INSERT, _to_row(record))
         return record
 
@@ -253,11 +256,29 @@ def _setup_writable(path: Path) -> sqlite3.Connection:
         conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
         conn.execute("PRAGMA journal_mode = WAL")  # persistent: stored in the file once set
         conn.execute("PRAGMA synchronous = FULL")  # per connection: fsync the WAL at every commit
-        conn.executescript(f"BEGIN IMMEDIATE; {_SCHEMA} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;")
+        conn.execute("BEGIN IMMEDIATE")  # closing the connection below rolls it back on an error
+        for statement in filter(str.strip, _SCHEMA.split(";")):
+            conn.execute(statement)
+        _migrate(conn)
+        conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        conn.execute("COMMIT")
     except BaseException:
         conn.close()
         raise
     return conn
+
+
+def _columns(conn: sqlite3.Connection) -> set[str]:
+    return {str(r[1]) for r in conn.execute("PRAGMA table_info(feedback)")}
+
+
+def _migrate(conn: sqlite3.Connection) -> None:
+    """Adds the columns an older db lacks (a new db's CREATE TABLE has them all), inside the
+    schema's write transaction, so two processes opening an older db at once add each only once."""
+    have = _columns(conn)
+    for column in ADDED_COLUMNS:
+        if column not in have:
+            conn.execute(f"ALTER TABLE feedback ADD COLUMN {column} TEXT")
 
 
 def _connect_readonly(path: Path) -> sqlite3.Connection:

@@ -1,6 +1,8 @@
 """Questions in, stored answers out: retrieval and generation run on the worker thread,
 and each answer is recorded in the feedback store before any client sees its id, so
 feedback on it can never name an answer the store does not know (even after a crash).
+Each answer is recorded against the version of the pipeline that produced it (the snapshot
+the request pinned), so a pipeline swapped in mid-stream never takes credit for the old one's.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from ragsys.feedback.records import StoredAnswer, StoreWriteError
 from ragsys.feedback.store import FeedbackStore
 from ragsys.index.filters import Filters
 from ragsys.jsonshape import answer_json
-from ragsys.serve.live import Answerer
+from ragsys.serve.live import LiveIndex
 from ragsys.serve.worker import GenerationWorker
 from ragsys.types import Answer
 
@@ -40,14 +42,18 @@ def stored_answer(question: str, answer: Answer, version: str) -> StoredAnswer:
 class Asker:
     """The /ask and /ask/stream logic, apart from HTTP so it can be read (and tested) alone."""
 
-    def __init__(self, pipeline: Answerer, store: FeedbackStore, worker: GenerationWorker, version: str):
-        self.pipeline, self.store, self.worker, self.version = pipeline, store, worker, version
+    def __init__(self, live: LiveIndex, store: FeedbackStore, worker: GenerationWorker):
+        self.live, self.store, self.worker = live, store, worker
 
     async def ask(self, question: str, k: int | None, filters: Filters | None = None) -> dict[str, object]:
         """Raises QueueFullError at once when the queue is full."""
-        future = self.worker.submit(lambda: self.pipeline.answer(question, k, filters))
-        answer = await asyncio.wrap_future(future)
-        return await run_in_threadpool(self._finish, question, answer)
+
+        def job() -> tuple[Answer, str]:
+            with self.live.pinned() as snap:
+                return snap.pipeline.answer(question, k, filters), snap.version
+
+        answer, version = await asyncio.wrap_future(self.worker.submit(job))
+        return await run_in_threadpool(self._finish, question, answer, version)
 
     def stream(
         self, question: str, k: int | None, filters: Filters | None = None
@@ -69,7 +75,8 @@ class Asker:
 
         def job() -> None:
             try:
-                push("done", self.pipeline.stream(question, k, on_text, filters))
+                with self.live.pinned() as snap:
+                    push("done", (snap.pipeline.stream(question, k, on_text, filters), snap.version))
             except ClientGone:
                 pass
             except Exception as e:  # reported in the stream: the 200 was already sent
@@ -95,7 +102,7 @@ class Asker:
                     yield _line({"event": "error", "detail": f"generation failed: {value}"})
                     return
                 try:
-                    result = await run_in_threadpool(self._finish, question, value)
+                    result = await run_in_threadpool(self._finish, question, *value)
                 except Exception as e:  # the client hears SQLite's reason, never the db's path
                     reason = e.reason if isinstance(e, StoreWriteError) else type(e).__name__
                     yield _line({"event": "error", "detail": f"the answer could not be stored ({reason}); "
@@ -107,10 +114,10 @@ class Asker:
             gone.set()
             future.cancel()
 
-    def _finish(self, question: str, answer: Answer) -> dict[str, object]:
-        stored = stored_answer(question, answer, self.version)
+    def _finish(self, question: str, answer: Answer, version: str) -> dict[str, object]:
+        stored = stored_answer(question, answer, version)
         self.store.record_answer(stored)  # durable before the id leaves the server
-        return answer_json(answer) | {"answer_id": stored.answer_id}
+        return answer_json(answer) | {"answer_id": stored.answer_id, "pipeline_version": version}
 
 
 def _line(obj: object) -> bytes:

@@ -2,7 +2,8 @@
 
 `create_app` takes a ready `Pipeline` (with its generator), an open `Index` and a
 `FeedbackStore`, so tests pass tiny models or fakes and the CLI passes real ones; it
-loads nothing itself. OpenAPI is published at /openapi.json (and /docs).
+loads nothing itself (but `POST /admin/pipeline` does, when an administrator swaps pipelines).
+OpenAPI is published at /openapi.json (and /docs).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from ragsys.feedback.records import StoreWriteError, UnknownAnswerError
 from ragsys.feedback.store import FeedbackStore
 from ragsys.index.reader import Index
 from ragsys.pipeline import Pipeline
+from ragsys.serve.admin import admin_routes
 from ragsys.serve.answering import Asker
 from ragsys.serve.documents import PageSource
 from ragsys.serve.live import LiveIndex
@@ -84,11 +86,11 @@ def create_app(
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(MetricsMiddleware, metrics=metrics)  # outermost: it also times 413s
     auth = [Depends(token_dependency(settings.token))]
-    version = pipeline.config.version()
-    _ask_routes(app, Asker(live, store, worker, version), settings, auth)
+    _ask_routes(app, Asker(live, store, worker), settings, auth)
     _feedback_route(app, store, settings, auth)
     _document_route(app, PageSource(live, settings.png_dpi), auth)
-    _ops_routes(app, live, version, worker, metrics, auth)
+    _ops_routes(app, live, worker, metrics, auth)
+    admin_routes(app, live, settings.token, auth)
     _page_routes(app)
     install_openapi(app, settings)
     return app
@@ -164,17 +166,16 @@ def _page_number(raw: str) -> tuple[int, bool]:
 
 
 def _ops_routes(
-    app: FastAPI, live: LiveIndex, version: str, worker: GenerationWorker, metrics: Metrics,
-    auth: list[Any],
-) -> None:  # fmt: skip
+    app: FastAPI, live: LiveIndex, worker: GenerationWorker, metrics: Metrics, auth: list[Any]
+) -> None:
     def queue_state() -> dict[str, object]:
         return {"depth": worker.depth(), "capacity": worker.capacity, "busy": worker.busy()}
 
     @app.get("/health", response_model=Health,
              summary="Liveness; never waits behind generation (no token needed)")  # fmt: skip
     def health() -> dict[str, object]:
-        snap = live.current()  # `generation`: the one new requests are answered from
-        return {"status": "ok", "pipeline": live.config.name, "pipeline_version": version,
+        snap = live.current()  # the generation and pipeline new requests are answered from
+        return {"status": "ok", "pipeline": snap.pipeline.config.name, "pipeline_version": snap.version,
                 "generation": snap.generation, "documents": len(snap.index.manifest.documents),
                 "queue": queue_state()}  # fmt: skip
 

@@ -1,13 +1,18 @@
-"""The generation `ragsys serve` answers from, swapped in without a restart after a re-index.
+"""The generation and pipeline `ragsys serve` answers from, swapped in without a restart after a
+re-index or a `POST /admin/pipeline`.
 
-Each request pins one `Snapshot` (an open `Index` and the `Pipeline` built over it) for its
-whole duration, so its hits, citations and pages all come from one generation, old or new,
-never a mix. Every pin stats `manifest.json` (microseconds); when the manifest changed, one
-background thread opens the generation it names, builds the retrievers over it (reranker and
-generator are shared, not reloaded) and swaps it in under a lock. Requests keep using the old
+Each request pins one `Snapshot` (an open `Index`, the `Pipeline` built over it and that
+pipeline's version) for its whole duration, so its hits, citations and pages all come from one
+generation and one whole pipeline, old or new, never a mix. Every pin stats `manifest.json`
+(microseconds); when the manifest changed, one background thread opens the generation it
+names, builds the retrievers over it (reranker and generator are shared, not reloaded) and
+swaps it in under a lock. Requests keep using the old
 snapshot meanwhile. A replaced snapshot is closed once the last request pinning it is done,
 which gives its generation's lease back (`ragsys.index.lease`), so the next `ragsys index` run
-may remove it.
+may remove it. A pipeline swap (`swap_pipeline`) builds the new pipeline over the current
+generation and swaps it in the same way; both swaps are serialized, so neither can install a
+snapshot built from what the other just replaced. Snapshots that share a generation share its
+lease: it is given back when the last of them is done.
 
 Example:
     >>> live = LiveIndex(config.build(index, generator=True), index)  # doctest: +SKIP
@@ -20,11 +25,10 @@ from __future__ import annotations
 import logging
 import os
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
 
 from ragsys.index.filters import Filters
 from ragsys.index.manifest import MANIFEST
@@ -37,16 +41,6 @@ log = logging.getLogger(__name__)
 Stamp = tuple[int, int, int] | None  # the manifest's inode, mtime and size: it is replaced, never edited
 
 
-class Answerer(Protocol):
-    """What answering needs: a `Pipeline` (one generation) or a `LiveIndex` (the newest)."""
-
-    def answer(self, query: str, k: int | None = None, filters: Filters | None = None) -> Answer: ...
-
-    def stream(
-        self, query: str, k: int | None, on_text: OnText | None, filters: Filters | None = None
-    ) -> Answer: ...
-
-
 @dataclass(eq=False)
 class Snapshot:
     """One generation, open, with the pipeline over it; `refs` requests use it now."""
@@ -54,8 +48,9 @@ class Snapshot:
     pipeline: Pipeline
     index: Index
     opened_here: bool
+    version: str  # pipeline.config.version(): what answers from this snapshot are recorded against
     refs: int = 0
-    retired: bool = False  # a newer snapshot replaced it: it closes when `refs` drops to 0
+    retired: bool = False  # a newer snapshot replaced it: it is done when `refs` drops to 0
 
     @property
     def generation(self) -> str:
@@ -67,8 +62,10 @@ class LiveIndex:
     when a newer generation replaced it and no request uses it any more."""
 
     def __init__(self, pipeline: Pipeline, index: Index) -> None:
-        self._current = Snapshot(pipeline, index, opened_here=False)
+        self._current = Snapshot(pipeline, index, opened_here=False, version=pipeline.config.version())
         self._lock = threading.Lock()
+        self._swap = threading.Lock()  # one swap (generation or pipeline) at a time
+        self._users = {id(index): 1}  # snapshots not yet done, per open index
         self._seen = _stamp(index.path)
         self._loading = False
         self.reload_error: str | None = None  # why the last new generation could not be opened
@@ -94,9 +91,9 @@ class LiveIndex:
         finally:
             with self._lock:
                 snap.refs -= 1
-                done = snap.retired and snap.refs == 0
-            if done:
-                snap.index.close()
+                gone = self._done(snap) if snap.retired and snap.refs == 0 else None
+            if gone is not None:
+                gone.close()
 
     def answer(self, query: str, k: int | None = None, filters: Filters | None = None) -> Answer:
         with self.pinned() as snap:
@@ -110,34 +107,62 @@ class LiveIndex:
 
     def refresh(self) -> bool:
         """Opens the generation the manifest names now and swaps it in; True when it was new."""
-        with self._lock:
-            current = self._current
-            self._seen = _stamp(current.index.path)  # a manifest that fails to open is not retried
-        index = Index.open(current.index.path)
-        if index.manifest.generation == current.generation:
-            index.close()
-            return False
-        try:
-            fresh = Snapshot(current.pipeline.over(index), index, opened_here=True)
-        except BaseException:
-            index.close()
-            raise
+        with self._swap:
+            with self._lock:
+                current = self._current
+                self._seen = _stamp(current.index.path)  # a manifest that fails to open is not retried
+            index = Index.open(current.index.path)
+            if index.manifest.generation == current.generation:
+                index.close()
+                return False
+            try:
+                fresh = Snapshot(
+                    current.pipeline.over(index), index, opened_here=True, version=current.version
+                )
+            except BaseException:
+                index.close()
+                raise
+            self._install(fresh)
+            return True
+
+    def swap_pipeline(self, build: Callable[[Index], Pipeline]) -> tuple[Snapshot, Snapshot]:
+        """Builds a pipeline over the current generation (`build`, the slow model load: requests
+        keep being answered by the old one meanwhile) and swaps it in; returns (old, new)."""
+        with self._swap:
+            current = self._current  # only swaps replace it, and this one holds the swap lock
+            pipeline = build(current.index)
+            fresh = Snapshot(pipeline, current.index, current.opened_here, version=pipeline.config.version())
+            with self._lock:
+                self._users[id(current.index)] += 1
+            self._install(fresh)
+            return current, fresh
+
+    def _install(self, fresh: Snapshot) -> None:
         with self._lock:
             old, self._current = self._current, fresh
+            self._users.setdefault(id(fresh.index), 1)
             old.retired = True
-            done = old.refs == 0
-        if done:
-            old.index.close()
-        return True
+            gone = self._done(old) if old.refs == 0 else None
+        if gone is not None:
+            gone.close()
+
+    def _done(self, snap: Snapshot) -> Index | None:
+        """Under the lock, once `snap` is retired and unused: its index, if no snapshot needs it now."""
+        key = id(snap.index)
+        self._users[key] -= 1
+        if self._users[key] > 0:
+            return None
+        del self._users[key]
+        return snap.index
 
     def close(self) -> None:
         """At shutdown: closes the current generation if this object opened it."""
         with self._lock:
             snap = self._current
             snap.retired = snap.opened_here  # the caller's own index stays the caller's to close
-            done = snap.retired and snap.refs == 0
-        if done:
-            snap.index.close()
+            gone = self._done(snap) if snap.retired and snap.refs == 0 else None
+        if gone is not None:
+            gone.close()
 
     def _check(self) -> None:
         stamp = _stamp(self._current.index.path)

@@ -66,6 +66,7 @@ class AskResponse(Frozen):
     timings: dict[str, float]
     backend: str | None
     answer_id: str
+    pipeline_version: str = Field(description="the version of the pipeline that answered (see /health)")
 
 
 class StreamText(Frozen):
@@ -95,7 +96,7 @@ class QueueState(Frozen):
 class Health(Frozen):
     status: Literal["ok"]
     pipeline: str
-    pipeline_version: str
+    pipeline_version: str = Field(description="the version of the pipeline new requests are answered by")
     generation: str | None = Field(
         default=None, description="the index generation new requests are answered from"
     )
@@ -129,10 +130,12 @@ class PageText(Frozen):
 _WHY = {
     400: "the body is not JSON",
     401: "missing or wrong API token (`Authorization: Bearer <token>`)",
-    404: "no such answer, document or page",
+    403: "admin routes are off: this server was started without a token (--token or RAGSYS_TOKEN)",
+    404: "no such answer, document, page or pipeline directory",
+    409: "the pipeline needs an index other than the one served: re-index, or serve it on its own",
     410: "the indexed file can no longer be rendered",
     413: "the body is larger than this server accepts",
-    422: "a field is missing, malformed or over this server's limit",
+    422: "a field is missing, malformed or over this server's limit; or the pipeline is not valid",
     500: "the generator failed on this question",
     503: "the generation queue is full, or the feedback store could not write (disk full, I/O error);"
     " nothing was stored: retry after `Retry-After` seconds",

@@ -15,10 +15,9 @@ from typing import Any
 from ragsys.eval.answers import LABELS, label_accuracy_and_macro_f1
 from ragsys.eval.evalset import EvalItem
 from ragsys.eval.split import carve_dev
-from ragsys.feedback.store import FeedbackStore
 from ragsys.pipeline import PipelineConfig
 from ragsys.train.generator.feedback import NoPreferenceSignal
-from ragsys.train.generator.trainer import train_generator
+from ragsys.train.generator.trainer import read_feedback, train_generator
 from ragsys.train.labels import LabelTrainConfig, train_labels
 from ragsys.train.merge import stack_on_adapter
 from ragsys.tune.context import Proposal, TuneContext, with_reference
@@ -129,20 +128,18 @@ def preference_stage(ctx: TuneContext, config: PipelineConfig, index_dir: Path, 
     """
     if config.generator is None:
         return "the pipeline has no generator"
-    answered = with_reference(ctx.train)
-    counts = {"up": 0, "down": 0, "revisions": 0}
+    answered, version = with_reference(ctx.train), ctx.settings.feedback_version
+    counts: dict[str, int] = {}
     if ctx.feedback is not None:
-        with FeedbackStore.open(ctx.feedback, readonly=True) as store:
-            records = store.records()
-        counts = {
-            "up": sum(r.rating == "up" for r in records),
-            "down": sum(r.rating == "down" for r in records),
-            "revisions": sum(bool(r.revision) for r in records),
-        }
-    if not answered and not any(counts.values()):
-        return "no train question has a reference answer or label, and no --feedback store given"
+        counts = read_feedback(ctx.feedback, version).counts()
+        ctx.log(f"preference: feedback of version {version}: {counts}")
+    if not answered and not counts.get("thumbs_up") and not counts.get("thumbs_down"):
+        return "no train question has a reference answer or label, and no --feedback of this version"
     current: PipelineConfig = config
-    extra: dict[str, Any] = {"feedback": counts, "own_mistakes_from": len(answered)}
+    # `feedback`: the store's records of `feedback_version`, deduplicated; each method's own
+    # `feedback` says what it consumed of them (KTO the thumbs, CLAIR the revisions)
+    extra: dict[str, Any] = {"feedback": counts, "feedback_version": version}
+    extra["own_mistakes_from"] = len(answered)
     skipped: dict[str, str] = {}
     for method in ctx.settings.preference_methods:
         train = ctx.settings.generator.model_copy(
@@ -151,6 +148,7 @@ def preference_stage(ctx: TuneContext, config: PipelineConfig, index_dir: Path, 
                 "seed": ctx.seed,
                 "max_minutes": ctx.minutes_left(),
                 "k": passages_for(config, ctx.settings.answer_k),
+                "feedback_version": version,
             }
         )
         try:

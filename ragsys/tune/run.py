@@ -28,7 +28,7 @@ from ragsys.tune.crossfit import Fold, fold_ids, folds_of
 from ragsys.tune.decide import Decision, closed_set_gold, decide, decide_labels
 from ragsys.tune.report import System, final_report
 from ragsys.tune.scoring import ANSWER, Scorer, Scores
-from ragsys.tune.settings import TuneSettings
+from ragsys.tune.settings import TuneSettings, for_pipeline
 from ragsys.tune.stages import DATA_STAGES, STAGES
 from ragsys.tune.state import StageRecord, TuneState, load_state, save_state, score_key
 
@@ -141,7 +141,7 @@ def tune(
     """Runs every stage in `settings.stages` that has not run yet, then (with `report`) builds
     the isolated control and writes the test report; returns the final state."""
     t0 = time.monotonic()
-    settings = settings or TuneSettings()
+    settings = for_pipeline(settings or TuneSettings(), config)  # feedback of the version it starts from
     seed_everything(seed)
     state, items = start_state(out, reader, config, index_dir, settings, seed)
     by_id = {it.id: it for it in items}

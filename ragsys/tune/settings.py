@@ -6,6 +6,8 @@ from typing import Literal
 
 from pydantic import Field, field_validator
 
+from ragsys.feedback.select import resolve_version
+from ragsys.pipeline import PipelineConfig
 from ragsys.train.generator.config import GeneratorTrainConfig
 from ragsys.train.mining.synthetic import SyntheticConfig
 from ragsys.train.reranker.config import RerankerTrainConfig
@@ -58,6 +60,10 @@ class TuneSettings(Frozen):
     preference_methods: tuple[Literal["kto", "clair", "apo-zero", "dpo"], ...] = Field(
         default=("kto", "clair"), description="preference stage: methods run in order, each on the last"
     )
+    feedback_version: str = Field(
+        default="current", min_length=1,
+        description="--feedback records used: 'current' (the tuned pipeline's input version), 'all', or one",
+    )  # fmt: skip
     lm_k: int = Field(default=5, ge=2, description="passages per question the LM judges")
     lm_questions: int = Field(default=300, ge=0, description="train questions given LM supervision")
     answer_k: int = Field(default=3, ge=1, description="passages given to the generator")
@@ -79,3 +85,10 @@ class TuneSettings(Frozen):
         if v == 1:
             raise ValueError("one fold cannot hold anything out; use 0 (a dev split) or 2 or more")
         return v
+
+
+def for_pipeline(settings: TuneSettings, config: PipelineConfig) -> TuneSettings:
+    """`feedback_version` "current" made concrete: the version of the pipeline tune starts from,
+    the one `ragsys serve` recorded its answers against (later stages change the version)."""
+    version = resolve_version(settings.feedback_version, config.version())
+    return settings.model_copy(update={"feedback_version": version})

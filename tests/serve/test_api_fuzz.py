@@ -35,7 +35,7 @@ from tests.fixtures.serve import TOKEN, make_client, pdf_doc
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 WRONG = {"Authorization": f"Bearer {TOKEN[:-1]}x"}
 OPERATIONS = ("POST /ask", "POST /ask/stream", "POST /feedback", "GET /documents/{doc}/pages/{page}",
-              "GET /health", "GET /metrics")  # fmt: skip
+              "GET /health", "GET /metrics", "POST /admin/pipeline")  # fmt: skip
 OPEN = {"GET /health"}  # liveness needs no token
 NO_INPUT = {"GET /health"}  # nothing to make invalid: no parameters, no body, no token
 EXAMPLES = 25  # per operation and mode: the whole file runs in about 40 s on 2 CPU cores

@@ -47,9 +47,23 @@ class GeneratorTrainConfig(Frozen):
     contexts: Literal["retrieved", "gold"] = "retrieved"  # sft: passages the model learns from
     # sft: resample so each closed-set label is drawn equally often (see data.balanced_items)
     balance_labels: bool = False
+    feedback_version: str = Field(
+        default="current", min_length=1,
+        description="whose --feedback records to learn from: 'current' (recorded against this --pipeline's "
+        "version, as `ragsys serve` records it), 'all', or one version string; the rest are counted as "
+        "skipped_other_versions in the run's JSON (ragsys.feedback.select)",
+    )  # fmt: skip
     bf16: bool = (
         False  # bf16 autocast for the policy's forward passes where the CPU has bf16 (train/precision.py)
     )
+
+    def for_feedback_of(self, config: PipelineConfig) -> GeneratorTrainConfig:
+        """`feedback_version` "current" made concrete: `config`'s version (the pipeline as served,
+        before any adapter merge changed it)."""
+        from ragsys.feedback.select import resolve_version
+
+        version = resolve_version(self.feedback_version, config.version())
+        return self.model_copy(update={"feedback_version": version})
 
 
 class GeneratorTrainResult(Frozen):
@@ -60,6 +74,10 @@ class GeneratorTrainResult(Frozen):
     examples: int
     dropped_too_long: int
     stats: dict[str, float]  # where the examples came from, KTO weights, ...
+    # the feedback store's records used: thumbs_up, thumbs_down, revisions, skipped_other_versions,
+    # duplicates (empty without a store), and the pipeline version they were recorded against
+    feedback: dict[str, int] = {}
+    feedback_version: str | None = None
     steps: int
     stopped_early: bool
     resumed_from: Path | None

@@ -64,6 +64,7 @@ class Example:
     seqs: tuple[Seq, ...]
     ref: tuple[float, ...] = ()  # reference log-prob of each seq, filled once before training
     desirable: bool = True  # kto only: thumb up
+    weight: float = 1.0  # kto only: this judgement's share of its question (feedback.select)
 
     @property
     def length(self) -> int:
@@ -220,6 +221,7 @@ def save_examples(path: Path, examples: Sequence[Example], meta: dict[str, Any])
             "seqs": [[list(s.ids), s.n_prompt, [list(span) for span in s.skip]] for s in e.seqs],
             "ref": list(e.ref),
             "desirable": e.desirable,
+            "weight": e.weight,
         }
         for e in examples
     ]
@@ -236,6 +238,7 @@ def load_examples(path: Path) -> tuple[list[Example], dict[str, Any]]:
             seqs=tuple(_seq_from_row(r) for r in row["seqs"]),
             ref=tuple(float(r) for r in row["ref"]),
             desirable=bool(row["desirable"]),
+            weight=float(row.get("weight", 1.0)),  # files written before weights: all 1
         )
         for row in data["examples"]
     ]

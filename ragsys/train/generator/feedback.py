@@ -31,6 +31,7 @@ from ragsys.eval.answers import map_yes_no_maybe, stated_decision, token_f1
 from ragsys.eval.evalset import EvalItem
 from ragsys.eval.numbers import numeric_match
 from ragsys.feedback.records import FeedbackRecord
+from ragsys.feedback.select import question_key, question_weights
 from ragsys.generate.citations import is_abstention
 from ragsys.generate.prompt import Prompt
 from ragsys.index.reader import Index
@@ -203,10 +204,11 @@ def kto_weights(
     """(w_desirable, w_undesirable); unset ones rebalance so w_d n_d / (w_u n_u) lies in [1, 4/3].
 
     That range is the KTO paper's recommendation (Ethayarajh et al. 2024): the
-    loss is tuned for slightly more desirable than undesirable weight in total.
+    loss is tuned for slightly more desirable than undesirable weight in total. n_d and n_u
+    count each example by its per-question weight, as the loss does.
     """
-    n_d = sum(e.desirable for e in examples)
-    n_u = len(examples) - n_d
+    n_d = sum(e.weight for e in examples if e.desirable)
+    n_u = sum(e.weight for e in examples if not e.desirable)
     if desirable is not None and undesirable is not None:
         return desirable, undesirable
     if not n_d or not n_u:
@@ -232,21 +234,24 @@ def _truncate(seq: Seq, max_length: int) -> Seq:
 
 def kto_examples(
     templater: Templater, records: Sequence[FeedbackRecord], prompts: Sequence[Prompt | None],
-    max_length: int, seed: int,
+    max_length: int, seed: int, weights: Sequence[float] | None = None,
 ) -> tuple[list[Example], int]:  # fmt: skip
     """KTO examples and how many were too long. Each carries a mismatched sequence for z0:
     its prompt with the next example's answer in a seeded shuffle (TRL pairs them the same
-    way, at data preparation, so the reference log-probs can be computed once)."""
+    way, at data preparation, so the reference log-probs can be computed once). `weights`:
+    each record's loss weight (default 1)."""
     # an empty answer stays: its completion is the end-of-turn token, a real (stop-at-once) output
-    base = [(p, r.answer, r.rating == "up") for r, p in zip(records, prompts, strict=True) if p is not None]
-    seqs = [templater.seq(p, a) for p, a, _ in base]
+    ws = weights if weights is not None else [1.0] * len(records)
+    base = [(p, r.answer, r.rating == "up", w)
+            for r, p, w in zip(records, prompts, ws, strict=True) if p is not None]  # fmt: skip
+    seqs = [templater.seq(b[0], b[1]) for b in base]
     order = [i for i, s in enumerate(seqs) if len(s) <= max_length]
     random.Random(seed).shuffle(order)
     examples = []
     for j, i in enumerate(order):
         partner = base[order[(j + 1) % len(order)]][1]
         mismatched = _truncate(templater.seq(base[i][0], partner), max_length)  # it only estimates z0
-        examples.append(Example(seqs=(seqs[i], mismatched), desirable=base[i][2]))
+        examples.append(Example(seqs=(seqs[i], mismatched), desirable=base[i][2], weight=base[i][3]))
     return examples, len(seqs) - len(order)
 
 
@@ -260,10 +265,14 @@ def kto_data(ctx: DataContext) -> Built:
             "kto needs thumbs: pass a feedback store, or train items with labels or reference answers"
         )
     prompts, stats = record_prompts(ctx, records)
-    examples, too_long = kto_examples(ctx.templater, records, prompts, ctx.max_length, ctx.seed)
+    # each user question weighs once however often it was judged; own-answer thumbs (one per
+    # train item) keep weight 1 before the weights are scaled to average 1
+    weights = question_weights([r.question for r in ctx.feedback], others=len(by_label) + len(by_reference))
+    examples, too_long = kto_examples(ctx.templater, records, prompts, ctx.max_length, ctx.seed, weights)
     stats.update(
         feedback_records=len(ctx.feedback), label_thumbs=len(by_label), reference_thumbs=len(by_reference),
         dropped_too_long_kto=too_long,
+        feedback_questions=len({question_key(r.question) for r in ctx.feedback}),
         desirable=sum(e.desirable for e in examples), undesirable=sum(not e.desirable for e in examples),
     )  # fmt: skip
     return examples, stats

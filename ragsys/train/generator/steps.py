@@ -146,4 +146,6 @@ def kto_step(model: Any, batch: Sequence[Example], ctx: StepContext) -> torch.Te
         policy, ref[:, 0], desirable, kl_policy, ref[:, 1], ctx.beta,
         desirable_weight=ctx.desirable_weight, undesirable_weight=ctx.undesirable_weight,
     )  # fmt: skip
-    return losses.mean()
+    # per-question weights average 1 over the data set, so all-1 weights give the plain mean
+    weight = torch.tensor([e.weight for e in batch], dtype=losses.dtype, device=losses.device)
+    return (losses * weight).mean()

@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from ragsys.eval.evalset import EvalItem
-from ragsys.feedback.records import FeedbackRecord
+from ragsys.feedback.select import FeedbackSelection, resolve_version, select_feedback
 from ragsys.generate.hf import GeneratorConfig, HFGenerator
 from ragsys.index.reader import Index
 from ragsys.pipeline import PipelineConfig
@@ -64,6 +64,7 @@ from ragsys.types import Hit
 # config.py names PipelineConfig for type checkers only; the result is made here.
 GeneratorTrainResult.model_rebuild(_types_namespace={"PipelineConfig": PipelineConfig})
 
+CONSUMES = {"kto": ("thumbs_up", "thumbs_down"), "clair": ("revisions",), "sft": ()}
 EXAMPLES = "examples.json"
 WORK = "work.jsonl"
 
@@ -92,6 +93,8 @@ def train_generator(
     """Train (or resume training) a LoRA adapter for `config.generator`; see the module docstring."""
     started = time.monotonic()
     gc = _generator_config(config)
+    version = resolve_version(train.feedback_version, config.version())
+    train = train.model_copy(update={"feedback_version": version})
     model, tokenizer = _load(gc, train)
     out.mkdir(parents=True, exist_ok=True)
     run = _Run(
@@ -102,7 +105,8 @@ def train_generator(
     try:
         examples, meta = _examples_once(run, spec)
     except BudgetExpired:  # stopped while generating or scoring: the work cache keeps what is done
-        return run.result(LoopResult((), 0, True, None), [], {"stats": {}, "dropped": 0}, started)
+        nothing = {"stats": {}, "dropped": 0, "feedback": {}}
+        return run.result(LoopResult((), 0, True, None), [], nothing, started)
     weights = (1.0, 1.0)
     if train.method == "kto":
         weights = kto_weights(examples, train.desirable_weight, train.undesirable_weight)
@@ -173,7 +177,10 @@ def run_fingerprint(
         "pipeline": config.model_dump(mode="json"),
         # balance_labels only when on: checkpoints written before the option existed still resume
         "train": train.model_dump(
-            mode="json", exclude={"max_minutes"} | (set() if train.balance_labels else {"balance_labels"})
+            mode="json",
+            exclude={"max_minutes"}
+            | (set() if train.balance_labels else {"balance_labels"})
+            | (set() if feedback is not None else {"feedback_version"}),  # unused without a store
         ),
         "index_generation": index.manifest.generation,
         "items": [i.model_dump(mode="json", exclude={"meta"}) for i in items],
@@ -226,13 +233,14 @@ class _Run:
         generator = HFGenerator(answering, self.model, self.tokenizer)
         report = _reporter(self.progress)
         cache = WorkCache(self.out / WORK, self.fingerprint, self.budget)
+        selected = read_feedback(self.feedback, self.train.feedback_version)
         ctx = DataContext(
             templater=Templater(
                 generator.prompt, self.tokenizer, end_of_turn(self.tokenizer), generator.config.system_text()
             ),
             model=self.model, generator=generator, index=self.index, items=self.items,
             search=_lazy_search(self.config, self.index, self.train.k or self.config.top_k, report),
-            feedback=_read_feedback(self.feedback), max_length=self.train.max_length, seed=self.train.seed,
+            feedback=selected.records, max_length=self.train.max_length, seed=self.train.seed,
             label_options=self.train.label_options, reviser=self.train.reviser, on_progress=report,
             cache=cache, contexts=self.train.contexts, k=self.train.k or self.config.top_k,
             balance_labels=self.train.balance_labels,
@@ -245,7 +253,8 @@ class _Run:
                 self.model, examples, _pad_id(self.tokenizer), self.train.batch_size,
                 lambda done, total: report("reference", done, total), cache,
             )  # fmt: skip
-        return examples, {"stats": dict(stats + Counter()), "dropped": dropped}
+        used = consumed(selected, self.train.method) if self.feedback is not None else {}
+        return examples, {"stats": dict(stats + Counter()), "dropped": dropped, "feedback": used}
 
     def result(
         self, loop: LoopResult, examples: Sequence[Example], meta: dict[str, Any], started: float
@@ -261,7 +270,9 @@ class _Run:
             method=self.train.method, adapter=adapter,
             pipeline=self.config.model_copy(update={"generator": generator}),
             epoch_losses=loop.epoch_losses, examples=len(examples), dropped_too_long=int(meta["dropped"]),
-            stats=dict(meta["stats"]), steps=loop.steps, stopped_early=loop.stopped_early,
+            stats=dict(meta["stats"]), feedback=dict(meta.get("feedback", {})),
+            feedback_version=self.train.feedback_version if self.feedback is not None else None,
+            steps=loop.steps, stopped_early=loop.stopped_early,
             resumed_from=loop.resumed_from, minutes=(time.monotonic() - started) / 60.0,
         )  # fmt: skip
 
@@ -296,12 +307,22 @@ def _lazy_search(
     return search
 
 
-def _read_feedback(path: Path | None) -> list[FeedbackRecord]:
+def consumed(selected: FeedbackSelection, method: str) -> dict[str, int]:
+    """The selection's counts, with what `method` does not learn from set to 0 (KTO reads the
+    thumbs, CLAIR the revisions, SFT neither; DPO and APO both: revisions and up/down pairs)."""
+    counts = selected.counts()
+    used = CONSUMES.get(method, ("thumbs_up", "thumbs_down", "revisions"))
+    return {k: v if k in used or k not in ("thumbs_up", "thumbs_down", "revisions") else 0
+            for k, v in counts.items()}  # fmt: skip
+
+
+def read_feedback(path: Path | None, version: str) -> FeedbackSelection:
+    """The store's records of `version` ("all": every one), deduplicated (ragsys.feedback.select)."""
     if path is None:
-        return []
+        return FeedbackSelection(records=(), version=version, skipped_other_versions=0, duplicates=0)
     from ragsys.feedback.store import FeedbackStore
 
     if not Path(path).exists():
         raise ValueError(f"feedback store {path} not found; pass the --feedback file the server writes")
     with FeedbackStore.open(Path(path), readonly=True) as store:
-        return list(store.records())
+        return select_feedback(store.records(), version)

@@ -52,23 +52,29 @@ def config(tiny_pipeline: PipelineConfig, tiny_lm_path: Path) -> PipelineConfig:
     return tiny_pipeline.model_copy(update={"generator": generator, "top_k": 2})
 
 
-def _store(path: Path, index: Index) -> Path:
+def _store(path: Path, index: Index, v: str) -> Path:
+    """Feedback on answers of version `v`, and one record of another version (never used)."""
     chunks = list(index.store.iter_chunks())
     with FeedbackStore.open(path) as store:
         store.add_many([
-            new_record(ITEMS[0].question, "Twelve kilograms [1].", (chunks[0].id,), "v", "up"),
-            new_record(ITEMS[0].question, "Eleven hundred.", (chunks[1].id,), "v", "down",
+            new_record(ITEMS[0].question, "Twelve kilograms [1].", (chunks[0].id,), v, "up"),
+            new_record(ITEMS[0].question, "Eleven hundred.", (chunks[1].id,), v, "down",
                        revision="Twelve kilograms [1]."),
-            new_record(ITEMS[1].question, "Spring floods.", (chunks[2].id, chunks[0].id), "v", "up"),
-            new_record(ITEMS[2].question, "Robots.", ("gone-chunk",), "v", "down"),
+            new_record(ITEMS[1].question, "Spring floods.", (chunks[2].id, chunks[0].id), v, "up"),
+            new_record(ITEMS[2].question, "Robots.", ("gone-chunk",), v, "down"),
+            new_record(ITEMS[1].question, "An older pipeline's answer.", (chunks[2].id,), "older-v", "down",
+                       revision="Spring floods [1]."),
         ])  # fmt: skip
     return path
 
 
 def test_kto_trains_from_the_feedback_store(config: PipelineConfig, index: Index, tmp_path: Path) -> None:
-    store = _store(tmp_path / "fb.sqlite", index)
+    store = _store(tmp_path / "fb.sqlite", index, config.version())
     train = GeneratorTrainConfig(method="kto", **FAST)
     result = train_generator(config, train, index=index, feedback=store, out=tmp_path / "out")
+    assert result.feedback == {"thumbs_up": 2, "thumbs_down": 2, "revisions": 0,  # kto reads thumbs
+                               "skipped_other_versions": 1, "duplicates": 0}  # fmt: skip
+    assert result.feedback_version == config.version()
     assert result.examples == 4 and result.steps == 2
     assert result.stats["contexts_stored"] == 3
     assert result.stats["contexts_re_retrieved"] == 1  # its chunk is not in the index: retrieved again
@@ -117,10 +123,11 @@ def test_kto_thumbs_from_eval_labels(
 def test_preference_methods_train_from_feedback(
     method: str, config: PipelineConfig, index: Index, tmp_path: Path
 ) -> None:
-    store = _store(tmp_path / "fb.sqlite", index)
+    store = _store(tmp_path / "fb.sqlite", index, config.version())
     train = GeneratorTrainConfig(method=method, **FAST)  # type: ignore[arg-type]
     result = train_generator(config, train, index=index, feedback=store, out=tmp_path / "out")
-    assert result.stats["pairs_revision"] == 1
+    assert result.stats["pairs_revision"] == 1  # the older version's revision is not among them
+    assert result.feedback["revisions"] == 1 and result.feedback["skipped_other_versions"] == 1
     assert result.examples == (1 if method == "clair" else 2)  # clair: revisions only
     assert result.steps == 1 and not result.stopped_early
 
