@@ -21,7 +21,6 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -254,7 +253,8 @@ class _Run:
                 lambda done, total: report("reference", done, total), cache,
             )  # fmt: skip
         used = consumed(selected, self.train.method) if self.feedback is not None else {}
-        return examples, {"stats": dict(stats + Counter()), "dropped": dropped, "feedback": used}
+        # zeros are kept: a KTO run whose thumbs all went one way still reports the other side as 0
+        return examples, {"stats": dict(stats), "dropped": dropped, "feedback": used}
 
     def result(
         self, loop: LoopResult, examples: Sequence[Example], meta: dict[str, Any], started: float
