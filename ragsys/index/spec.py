@@ -33,5 +33,6 @@ class IndexSpec(Frozen):
     dense: tuple[DenseConfig, ...] = ()
 
     def extractor_settings(self) -> dict[str, object]:
-        """The extractor's settings minus secrets and limits: passwords never reach disk."""
-        return self.extractor.model_dump(mode="json", exclude={"passwords", "timeout_s"})
+        """The extractor's settings minus secrets and limits: passwords never reach disk, and a
+        changed time or memory limit re-extracts nothing (it changes which files fail, not text)."""
+        return self.extractor.model_dump(mode="json", exclude={"passwords", "timeout_s", "max_memory_mb"})
