@@ -5,12 +5,15 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from ragsys.cli.console import Bars, err, user_errors
 from ragsys.cli.options import EvalSetOpt, FeedbackOpt, FeedbackVersionOpt, IndexOpt, JsonOpt, PipelineOpt
+
+if TYPE_CHECKING:
+    from ragsys.tune.state import TuneState
 
 MethodsOpt = Annotated[
     str, typer.Option(help="preference stage: methods run in order (kto: thumbs; clair: revisions)")
@@ -48,9 +51,12 @@ def tune(
     """Tune retriever, reranker, fusion and generator together on train/dev; report on test."""
     from ragsys.eval.evalset import EvalSetReader
     from ragsys.pipeline import load_pipeline
+    from ragsys.progress import no_progress
+    from ragsys.train.parallel import current_world
     from ragsys.tune.run import tune as run_tune
     from ragsys.tune.settings import STAGE_ORDER, TuneSettings
 
+    main = current_world().main  # under `accelerate launch`, only the main process reports
     with user_errors(), Bars(err, max_minutes) as bars:
         chosen = tuple(s.strip() for s in stages.split(",")) if stages else STAGE_ORDER
         unknown = [s for s in chosen if s not in STAGE_ORDER]
@@ -63,8 +69,15 @@ def tune(
         )  # fmt: skip
         state = run_tune(
             load_pipeline(pipeline), index_dir, EvalSetReader(eval_set), out, settings=settings,
-            feedback=feedback, seed=seed, max_minutes=max_minutes, progress=bars, log=bars.log,
+            feedback=feedback, seed=seed, max_minutes=max_minutes, progress=bars if main else no_progress,
+            log=bars.log if main else lambda line: None,
         )  # fmt: skip
+    if main:
+        _summary(state, out, as_json)
+
+
+def _summary(state: TuneState, out: Path, as_json: bool) -> None:
+    """Each stage's outcome and each system's test metrics, on stderr; the report with --json."""
     for rec in state.stages:
         err.print(f"  {rec.name:<11} {rec.status:<9} {rec.reason}", highlight=False)
     report_file = out / "report.json"

@@ -9,6 +9,7 @@ label cannot pass for a gain."""
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,7 @@ from ragsys.train.merge import stack_on_adapter
 from ragsys.tune.context import Proposal, TuneContext, with_reference
 from ragsys.tune.decide import closed_set_gold
 from ragsys.tune.scoring import ANSWER, passages_for
+from ragsys.tune.shared import on_main
 
 
 def context_stage(ctx: TuneContext, config: PipelineConfig, index_dir: Path, out: Path) -> Proposal | str:
@@ -79,7 +81,7 @@ def generator_stage(
     )
     calibrate = _calibration_ids(answered, ctx.settings.label_calibration, ctx.seed)
     result = train_generator(
-        ready_generator(config, out),
+        on_main(ctx.world, lambda: ready_generator(config, out)),  # merged once
         train,
         index=ctx.scorer.index(index_dir),
         items=[it for it in answered if it.id not in calibrate],
@@ -89,7 +91,7 @@ def generator_stage(
     extra = result.model_dump(mode="json", exclude={"pipeline"})
     if not calibrate:
         return Proposal(result.pipeline, index_dir, ANSWER, extra)
-    labels = train_labels(
+    labels = on_main(ctx.world, lambda: train_labels(  # answers and writes once
         result.pipeline,
         LabelTrainConfig(
             dev_fraction=0.0, limit=None, k=passages_for(config, ctx.settings.answer_k), seed=ctx.seed
@@ -98,7 +100,7 @@ def generator_stage(
         index=ctx.scorer.index(index_dir),
         out=out / "labels",
         progress=lambda done, total: ctx.progress("label calibration", done, total),
-    )
+    ))  # fmt: skip
     calibrated = PipelineConfig.load(out / "labels")
     return Proposal(calibrated, index_dir, ANSWER, {**extra, "labels": labels.model_dump(mode="json")})
 
@@ -153,7 +155,7 @@ def preference_stage(ctx: TuneContext, config: PipelineConfig, index_dir: Path, 
         )
         try:
             result = train_generator(
-                ready_generator(current, out / method),
+                on_main(ctx.world, partial(ready_generator, current, out / method)),
                 train,
                 index=ctx.scorer.index(index_dir),
                 items=answered,

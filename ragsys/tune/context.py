@@ -13,6 +13,7 @@ from ragsys.eval.evalset import EvalItem
 from ragsys.pipeline import PipelineConfig
 from ragsys.progress import Progress
 from ragsys.train.budget import TimeBudget
+from ragsys.train.parallel import World
 from ragsys.tune.scoring import Scorer
 from ragsys.tune.settings import TuneSettings
 from ragsys.types import Chunk
@@ -41,6 +42,9 @@ class TuneContext:
     progress: Progress
     log: Callable[[str], None]
     synthetic: list[tuple[str, Chunk]] = field(default_factory=list)
+    world: World = field(
+        default_factory=World
+    )  # the processes `accelerate launch` started (ragsys.tune.shared)
 
     def minutes_left(self) -> float | None:
         left = self.budget.remaining_s()

@@ -19,8 +19,10 @@ from ragsys.eval.evalset import EvalItem, EvalSetReader
 from ragsys.eval.report import build_run_record, compare_runs
 from ragsys.eval.split import TEST_SPLIT
 from ragsys.pipeline import PipelineConfig
+from ragsys.train.parallel import current_world
 from ragsys.tune.report_html import render
 from ragsys.tune.scoring import Scorer
+from ragsys.tune.shared import on_main
 from ragsys.tune.state import StageRecord, TuneState
 
 # Which pipeline fields each stage changes; removing a stage puts these back.
@@ -124,16 +126,21 @@ def _saved_scores_path(out: Path, system: System, test: Sequence[EvalItem], answ
 def scored_system(
     scorer: Scorer, system: System, test: Sequence[EvalItem], answers: int | None, out: Path
 ) -> tuple[SystemScores, bool]:
-    """`score_system`, through the saved scores; True when they were read back."""
+    """`score_system`, through the saved scores; True when they were read back. Under
+    `accelerate launch` main alone looks, scores (the scorer shares it) and writes."""
     path = _saved_scores_path(out, system, test, answers)
-    if path.exists():
+    if on_main(current_world(), path.exists):  # every process takes the same branch
         raw = json.loads(path.read_text(encoding="utf-8"))
         return SystemScores(raw["per_query"], raw["labels"]), True
     result = score_system(scorer, system, test, answers)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps({"system": system.name, **result._asdict()}), encoding="utf-8")
-    tmp.replace(path)
+
+    def write() -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps({"system": system.name, **result._asdict()}), encoding="utf-8")
+        tmp.replace(path)
+
+    on_main(current_world(), write)
     return result, False
 
 
@@ -208,8 +215,12 @@ def final_report(
     block = _label_macro_f1(labels, records, test, isolated, state.seed)
     if block is not None:
         report["label_macro_f1"] = block
-    (out / "report.json").write_text(json.dumps(report, indent=1), encoding="utf-8")
-    (out / "report.html").write_text(render(report), encoding="utf-8")
+
+    def write() -> None:
+        (out / "report.json").write_text(json.dumps(report, indent=1), encoding="utf-8")
+        (out / "report.html").write_text(render(report), encoding="utf-8")
+
+    on_main(current_world(), write)
     return report
 
 

@@ -22,6 +22,7 @@ from ragsys.train.mining.synthetic import cached_pairs
 from ragsys.train.mixture import fit_learned_mixture
 from ragsys.tune.context import Proposal, TuneContext, with_gold, with_reference
 from ragsys.tune.scoring import RETRIEVAL
+from ragsys.tune.shared import on_main
 
 
 def synthetic_stage(ctx: TuneContext, config: PipelineConfig, index_dir: Path, out: Path) -> Proposal | str:
@@ -29,11 +30,11 @@ def synthetic_stage(ctx: TuneContext, config: PipelineConfig, index_dir: Path, o
     n = len(with_gold(ctx.train))
     if n >= ctx.settings.synthetic_below:
         return f"the train split has {n} questions with gold evidence (>= {ctx.settings.synthetic_below})"
-    ctx.synthetic, result = cached_pairs(
+    ctx.synthetic, result = on_main(ctx.world, lambda: cached_pairs(
         out / "pairs.jsonl", ctx.scorer.index(index_dir),
         lambda: ctx.scorer.search(config, index_dir, generate=False), ctx.settings.synthetic,
         progress=lambda d, t: ctx.progress("synthetic queries", d, t),
-    )  # fmt: skip
+    ))  # fmt: skip  # generated and saved once; every process trains on the same pairs
     if result is None:
         return Proposal(config, index_dir, None, {"kept": len(ctx.synthetic), "reused": True})
     return Proposal(config, index_dir, None, result.model_dump(mode="json", exclude={"pairs"}))

@@ -16,6 +16,7 @@ from __future__ import annotations
 import dataclasses
 import time
 from collections.abc import Callable, Sequence
+from functools import partial
 from pathlib import Path
 
 from ragsys.eval.answers import LABELS
@@ -23,12 +24,14 @@ from ragsys.eval.evalset import EvalItem, EvalSetReader
 from ragsys.eval.split import non_test_items, split_train_dev
 from ragsys.pipeline import PipelineConfig
 from ragsys.train.budget import TimeBudget, seed_everything
+from ragsys.train.parallel import current_world
 from ragsys.tune.context import Proposal, Stage, TuneContext, with_gold, with_reference
 from ragsys.tune.crossfit import Fold, fold_ids, folds_of
 from ragsys.tune.decide import Decision, closed_set_gold, decide, decide_labels
 from ragsys.tune.report import System, final_report
 from ragsys.tune.scoring import ANSWER, Scorer, Scores
 from ragsys.tune.settings import TuneSettings, for_pipeline
+from ragsys.tune.shared import on_main, save_config, saved
 from ragsys.tune.stages import DATA_STAGES, STAGES
 from ragsys.tune.state import StageRecord, TuneState, load_state, save_state, score_key
 
@@ -138,14 +141,14 @@ def tune(
     report: bool = True,
     scorer: Scorer | None = None,
 ) -> TuneState:
-    """Runs every stage in `settings.stages` that has not run yet, then (with `report`) builds
-    the isolated control and writes the test report; returns the final state."""
-    t0 = time.monotonic()
+    """Runs every stage in `settings.stages` that has not run yet, then (with `report`) builds the
+    isolated control and writes the test report; returns the final state (`ragsys.tune.shared`)."""
+    t0, world = time.monotonic(), current_world()
     settings = for_pipeline(settings or TuneSettings(), config)  # feedback of the version it starts from
     seed_everything(seed)
-    state, items = start_state(out, reader, config, index_dir, settings, seed)
+    state, items = on_main(world, lambda: start_state(out, reader, config, index_dir, settings, seed))
     by_id = {it.id: it for it in items}
-    scorer = scorer or Scorer(settings.answer_k, progress)
+    scorer = scorer or Scorer(settings.answer_k, progress, world)
     ctx = TuneContext(
         settings=settings,
         seed=seed,
@@ -156,7 +159,10 @@ def tune(
         budget=TimeBudget(max_minutes),
         progress=progress,
         log=log,
+        world=world,
     )
+    if world.size > 1:
+        log(f"data-parallel over {world.size} processes (accelerate launch); the main one writes")
     log(f"train {len(ctx.train)} questions, dev {len(ctx.dev)} (seed {seed}); the test split is not read")
     if state.folds:
         k = len(state.folds)
@@ -170,10 +176,9 @@ def tune(
                 _restore(ctx, done)
                 continue
             state = _run_stage(ctx, state, name, table[name], out / "stages" / f"{number:02d}-{name}", scorer)
-            save_state(out, state)
+            state = on_main(world, partial(saved, out, state))  # every process goes on with main's
         state = state.model_copy(update={"minutes": state.minutes + (time.monotonic() - t0) / 60})
-        PipelineConfig.load(Path(state.current_pipeline)).save(out)
-        save_state(out, state)
+        state = on_main(world, lambda: saved(out, state, PipelineConfig.load(Path(state.current_pipeline))))
         if report:
             isolated = _isolated(ctx, state, out) if settings.isolated else None
             final_report(state, reader, out, scorer, isolated, settings.report_answers, log)
@@ -195,7 +200,7 @@ def _run_stage(
     ctx: TuneContext, state: TuneState, name: str, stage: Stage, stage_dir: Path, scorer: Scorer
 ) -> TuneState:
     t0 = time.monotonic()
-    if ctx.budget.expired:
+    if ctx.world.any(ctx.budget.expired):  # the same on every process: all skip, or none
         return _record(
             state, StageRecord(name=name, status="skipped", reason="the --max-minutes budget ran out")
         )
@@ -207,8 +212,7 @@ def _run_stage(
     if isinstance(proposal, str):
         ctx.log(f"stage {name}: skipped ({proposal})")
         return _record(state, StageRecord(name=name, status="skipped", reason=proposal, minutes=minutes))
-    stage_dir.mkdir(parents=True, exist_ok=True)
-    proposal.config.save(stage_dir)
+    save_config(ctx.world, proposal.config, stage_dir)
     return _judge(ctx, state, name, proposal, stage_dir, scorer, t0)
 
 
@@ -298,8 +302,7 @@ def _crossfit(
         reason = f"{decision.reason}; but trained on all questions the stage declined ({why}); reverted"
         ctx.log(f"stage {name}: reverted -- {reason}")
         return _record(state, record("reverted", reason, None))
-    stage_dir.mkdir(parents=True, exist_ok=True)
-    final.config.save(stage_dir)
+    save_config(ctx.world, final.config, stage_dir)
     ctx.log(f"stage {name}: kept -- {decision.reason}")
     state = _record(state, record("kept", decision.reason, final))
     return state.model_copy(
@@ -327,8 +330,7 @@ def _fold_runs(
             raise ValueError(
                 f"stage {name} returned a data proposal; list it in ragsys.tune.stages.DATA_STAGES"
             )
-        fold_dir.mkdir(parents=True, exist_ok=True)
-        proposal.config.save(fold_dir)
+        save_config(ctx.world, proposal.config, fold_dir)
         runs.append((fold, proposal, fold_dir))
     return runs
 

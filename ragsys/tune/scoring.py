@@ -22,6 +22,8 @@ from ragsys.index.reader import Index
 from ragsys.pipeline import Pipeline, PipelineConfig, weights_digest
 from ragsys.progress import Progress, counter, no_progress
 from ragsys.rerank import CrossEncoderReranker
+from ragsys.train.parallel import World
+from ragsys.tune.shared import on_main
 
 Scores = dict[str, float]
 RETRIEVAL = "ndcg@10"
@@ -66,10 +68,15 @@ def passages_for(config: PipelineConfig, default: int) -> int:
 
 
 class Scorer:
-    """Builds candidates (index + pipeline) once each and scores them; caches by (dir, metric, set)."""
+    """Builds candidates (index + pipeline) once each and scores them; caches by (dir, metric, set).
 
-    def __init__(self, answer_k: int, on_progress: Progress = no_progress) -> None:
-        self.answer_k = answer_k
+    Under `accelerate launch` (`world`), every process asks for the same scores and the main
+    process alone computes them (`ragsys.tune.shared`)."""
+
+    def __init__(
+        self, answer_k: int, on_progress: Progress = no_progress, world: World | None = None
+    ) -> None:
+        self.answer_k, self.world = answer_k, world or World()
         self._indexes: dict[str, Index] = {}
         # Raw logits per cross-encoder, keyed by the digest of its weights: a stage's saved
         # pipeline bundles a copy of the model its trainer wrote, and both copies share scores.
@@ -133,6 +140,9 @@ class Scorer:
         return self.score(config, index_dir, items, metric), {}
 
     def retrieval(self, config: PipelineConfig, index_dir: Path, items: Sequence[EvalItem]) -> Scores:
+        return on_main(self.world, lambda: self._retrieval(config, index_dir, items))
+
+    def _retrieval(self, config: PipelineConfig, index_dir: Path, items: Sequence[EvalItem]) -> Scores:
         scored = [it for it in items if it.gold_doc_ids]
         search = self.search(config, index_dir, generate=False)
         hits = search_all(
@@ -160,6 +170,11 @@ class Scorer:
     ) -> tuple[dict[str, dict[str, float]], dict[str, str]]:
         """Every per-question answer metric `ragsys eval` reports (numeric_match, no_citation_rate,
         citation precision, token F1, label accuracy, ...), and the labels chosen."""
+        return on_main(self.world, lambda: self._answer_metrics(config, index_dir, items))
+
+    def _answer_metrics(
+        self, config: PipelineConfig, index_dir: Path, items: Sequence[EvalItem]
+    ) -> tuple[dict[str, dict[str, float]], dict[str, str]]:
         from ragsys.eval.answering import generate_and_score
 
         search = self.search(config, index_dir, generate=True)
