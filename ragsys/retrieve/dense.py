@@ -239,7 +239,13 @@ class VectorIndex:
         dir.mkdir(parents=True, exist_ok=True)
         np.save(dir / VECTORS_FILE, self._vectors)
         if self.kind != "flat":
-            faiss.write_index(self._index, str(dir / INDEX_FILE))
+            # Serialized here and written by Python: faiss.write_index ignores errors when it
+            # closes its file, so a full disk could silently cut the file's tail; a Python write
+            # raises OSError (ENOSPC) on write or close, which the index writer turns into a
+            # typed disk-full error with the previous generation intact.
+            data = faiss.serialize_index(self._index)
+            with open(dir / INDEX_FILE, "wb") as f:
+                f.write(data.tobytes())
         meta = {"kind": self.kind, "config": self._config.model_dump(mode="json"), "faiss": faiss.__version__}
         (dir / META_FILE).write_text(json.dumps(meta, indent=1), encoding="utf-8")
 

@@ -269,3 +269,38 @@ def test_dense_retriever_with_a_tiny_model_finds_the_exact_text(tiny_st_path: Pa
     for i, text in enumerate(texts):
         top = retriever.retrieve(text, k=3)[0]
         assert top.chunk.id == chunks[i].id and top.score == pytest.approx(1.0, abs=1e-5)
+
+
+def test_a_full_disk_while_writing_the_faiss_file_raises_instead_of_cutting_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import builtins
+    import errno
+
+    rng = np.random.default_rng(0)
+    index = VectorIndex.build(rng.standard_normal((500, 16)).astype(np.float32), DenseConfig(index="hnsw"))
+    real_open = builtins.open
+
+    class FullDisk:
+        """A file whose writes fail the way a full disk makes them fail."""
+
+        def __init__(self, f: Any) -> None:
+            self._f = f
+
+        def __enter__(self) -> FullDisk:
+            return self
+
+        def __exit__(self, *exc: object) -> None:
+            self._f.close()
+
+        def write(self, data: bytes) -> int:
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+    def fake_open(file: Any, mode: str = "r", *args: Any, **kwargs: Any) -> Any:
+        f = real_open(file, mode, *args, **kwargs)
+        return FullDisk(f) if str(file).endswith("index.faiss") and "w" in mode else f
+
+    monkeypatch.setattr(builtins, "open", fake_open)
+    with pytest.raises(OSError) as raised:
+        index.save(tmp_path)
+    assert raised.value.errno == errno.ENOSPC
