@@ -7,7 +7,6 @@ eval; `train`; `tune`; `serve`; `feedback`) and declares its options through `op
 
 from __future__ import annotations
 
-import re
 import sys
 
 import typer
@@ -30,10 +29,6 @@ app.command()(serve.serve)
 app.add_typer(feedback.feedback_app, name="feedback")
 
 
-# What may follow `--ray` as its address (ragsys.distributed.parse_address checks it fully).
-_RAY_ADDRESS = re.compile(r"^(local|auto|ray://\S+|[\w.-]+:\d+)$")
-
-
 def ray_argv(argv: list[str]) -> list[str]:
     """`--ray [ADDRESS]` as the issue's contract writes it: a bare `--ray` is a local Ray
     instance, `--ray auto` / `--ray ray://HOST:PORT` / `--ray HOST:PORT` an existing cluster.
@@ -51,13 +46,24 @@ def ray_argv(argv: list[str]) -> list[str]:
         token = argv[i]
         if token.startswith("--ray="):
             out += ["--ray-address", token.removeprefix("--ray=")]
-        elif token == "--ray" and i + 1 < len(argv) and _RAY_ADDRESS.match(argv[i + 1]):
+        elif token == "--ray" and i + 1 < len(argv) and _is_ray_address(argv[i + 1]):
             out += ["--ray-address", argv[i + 1]]
             i += 1
         else:
             out.append(token)
         i += 1
     return out
+
+
+def _is_ray_address(token: str) -> bool:
+    """What `ragsys.distributed.parse_address` accepts (imported only when `--ray` is given)."""
+    from ragsys.distributed.cluster import ClusterError, parse_address
+
+    try:
+        parse_address(token)
+    except ClusterError:
+        return False
+    return True
 
 
 def main() -> None:
