@@ -9,36 +9,14 @@ from pathlib import Path
 from typer.testing import CliRunner
 
 from ragsys.cli.app import app
-from ragsys.eval.evalset import EvalItem, save_eval_set
-from ragsys.index.build import index_paths
 from ragsys.pipeline import PipelineConfig
-from tests.fixtures.corpus import write_corpus
+from tests.fixtures.corpus import write_tune_inputs
 
 
 def test_cli_tune_end_to_end_on_a_tiny_index(tmp_path: Path, tiny_pipeline: PipelineConfig) -> None:
-    corpus = write_corpus(tmp_path / "docs")
-    index_paths([corpus], tmp_path / "index", tiny_pipeline.index_spec(), workers=1)
-    tiny_pipeline.save(tmp_path / "pipe")
-    docs = {
-        "robots.md": ["picking arm lift", "harmonic drives grease", "arm works all night"],
-        "fruit.md": ["strawberries bruise", "harvest floods valley", "harvester per hour"],
-        "notes.txt": ["quarterly revenue rose", "gross margin improved", "new arm cheaper"],
-    }
-    items = [
-        EvalItem(id=f"{n}-{i}-{s}", question=q, split=s, gold_doc_ids=(str((corpus / n).resolve()),))
-        for n, qs in docs.items()
-        for i, q in enumerate(qs)
-        for s in ("train", "test")
-    ]
-    save_eval_set(items, tmp_path / "ev.jsonl")
     args = [
         "tune",
-        "--index",
-        str(tmp_path / "index"),
-        "--eval-set",
-        str(tmp_path / "ev.jsonl"),
-        "--pipeline",
-        str(tmp_path / "pipe"),
+        *write_tune_inputs(tmp_path, tiny_pipeline),
         "--out",
         str(tmp_path / "tuned"),
         "--stages",

@@ -13,33 +13,11 @@ from typing import Any
 
 import pytest
 
-from ragsys.eval.evalset import EvalItem, save_eval_set
-from ragsys.index.build import index_paths
 from ragsys.pipeline import PipelineConfig
-from tests.fixtures.corpus import write_corpus
+from tests.fixtures.corpus import write_tune_inputs
 
 ACCELERATE = Path(sys.executable).with_name("accelerate")
 pytestmark = pytest.mark.skipif(not ACCELERATE.exists(), reason="accelerate's launcher is not installed")
-QUESTIONS = {
-    "robots.md": ["picking arm lift", "harmonic drives grease", "arm works all night"],
-    "fruit.md": ["strawberries bruise", "harvest floods valley", "harvester per hour"],
-    "notes.txt": ["quarterly revenue rose", "gross margin improved", "new arm cheaper"],
-}
-
-
-def inputs(tmp_path: Path, pipeline: PipelineConfig) -> list[str]:
-    corpus = write_corpus(tmp_path / "docs")
-    index_paths([corpus], tmp_path / "index", pipeline.index_spec(), workers=1)
-    pipeline.save(tmp_path / "pipe")
-    items = [
-        EvalItem(id=f"{n}-{i}-{s}", question=q, split=s, gold_doc_ids=(str((corpus / n).resolve()),))
-        for n, qs in QUESTIONS.items()
-        for i, q in enumerate(qs)
-        for s in ("train", "test")
-    ]
-    save_eval_set(items, tmp_path / "ev.jsonl")
-    return ["--index", str(tmp_path / "index"), "--eval-set", str(tmp_path / "ev.jsonl"),
-            "--pipeline", str(tmp_path / "pipe")]  # fmt: skip
 
 
 def tune(processes: int, args: list[str], out: Path, stages: str) -> str:
@@ -72,7 +50,7 @@ def files(out: Path, under: str) -> set[str]:
 def test_two_processes_tune_as_one_writes_once_and_resume(
     tmp_path: Path, tiny_pipeline: PipelineConfig
 ) -> None:
-    args = inputs(tmp_path, tiny_pipeline)
+    args = write_tune_inputs(tmp_path, tiny_pipeline)
     one, two = tmp_path / "one", tmp_path / "two"
     log_one = tune(1, args, one, "scope,mixture")
     # two processes: the scope stage and its report, then a resumed run adds the mixture stage
