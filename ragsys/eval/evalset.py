@@ -16,6 +16,7 @@ Example::
 from __future__ import annotations
 
 import json
+from collections import Counter
 from collections.abc import Collection, Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -83,6 +84,11 @@ class EvalSetReader:
     def split_names(self) -> list[str]:
         """The split names in the file (nothing else about any item is returned)."""
         return sorted({item.split for item in _parse_lines(self.path)})
+
+    def split_sizes(self) -> dict[str, int]:
+        """How many items each split has (nothing else about any item is returned): what a
+        tune run plans its report's time by without reading the test split."""
+        return dict(sorted(Counter(item.split for item in _parse_lines(self.path)).items()))
 
 
 def load_eval_set(path: str | Path, splits: Collection[str] | None = None) -> list[EvalItem]:

@@ -23,9 +23,12 @@ from ragsys.tune.state import StageRecord, TuneState
 
 
 def build_isolated(ctx: TuneContext, state: TuneState, out: Path) -> System | None:
+    """The control, or None when no stage was kept. Built once: a re-run after an interruption
+    reuses what its trainers checkpointed under `out`."""
     kept = {r.name: r for r in state.stages if r.status == "kept" and r.metric is not None}
     if not kept:
         return None
+    ctx.log("building the isolated control (each component tuned alone on gold data)")
     base = PipelineConfig.load(Path(state.base_pipeline))
     base_index = Path(state.base_index)
     config, index, notes = base, base_index, []
@@ -63,6 +66,14 @@ def build_isolated(ctx: TuneContext, state: TuneState, out: Path) -> System | No
             base = base.model_copy(update={"generator": gen})
             config = config.model_copy(update={"generator": gen})
             notes.append(f"{chosen.passages} passages per prompt, as the joint context stage chose")
+    if "labels" in kept and "generator" not in kept and kept["labels"].pipeline_dir:
+        # offsets fitted on the train labels: the control uses the joint run's (an SFT'd
+        # control generator is calibrated by its own stage instead)
+        fitted = PipelineConfig.load(Path(kept["labels"].pipeline_dir)).generator
+        if fitted is not None and config.generator is not None:
+            gen = config.generator.model_copy(update={"label_bias": fitted.label_bias})
+            config = config.model_copy(update={"generator": gen})
+            notes.append("label offsets: the joint run's, reused")
     if "mixture" in kept:
         proposal = mixture_stage(ctx, base, base_index, out / "mixture")
         if not isinstance(proposal, str):

@@ -21,14 +21,16 @@ from pathlib import Path
 
 from ragsys.eval.answers import LABELS
 from ragsys.eval.evalset import EvalItem, EvalSetReader
-from ragsys.eval.split import non_test_items, split_train_dev
+from ragsys.eval.split import TEST_SPLIT, non_test_items, split_train_dev
 from ragsys.pipeline import PipelineConfig
 from ragsys.train.budget import TimeBudget, seed_everything
 from ragsys.train.parallel import current_world
 from ragsys.tune.context import Proposal, Stage, TuneContext, with_gold, with_reference
 from ragsys.tune.crossfit import Fold, fold_ids, folds_of
 from ragsys.tune.decide import Decision, closed_set_gold, decide, decide_labels
-from ragsys.tune.report import System, final_report
+from ragsys.tune.isolated import build_isolated
+from ragsys.tune.report import final_report
+from ragsys.tune.reserve import stage_budget
 from ragsys.tune.scoring import ANSWER, Scorer, Scores
 from ragsys.tune.settings import TuneSettings, for_pipeline
 from ragsys.tune.shared import on_main, save_config, saved
@@ -149,6 +151,8 @@ def tune(
     state, items = on_main(world, lambda: start_state(out, reader, config, index_dir, settings, seed))
     by_id = {it.id: it for it in items}
     scorer = scorer or Scorer(settings.answer_k, progress, world)
+    # the whole run ends within max_minutes: each stage gets what the report leaves (tune.reserve)
+    overall, tests = TimeBudget(max_minutes), on_main(world, lambda: reader.split_sizes().get(TEST_SPLIT, 0))
     ctx = TuneContext(
         settings=settings,
         seed=seed,
@@ -156,7 +160,7 @@ def tune(
         dev=[by_id[i] for i in state.dev_ids],
         feedback=feedback,
         scorer=scorer,
-        budget=TimeBudget(max_minutes),
+        budget=overall,
         progress=progress,
         log=log,
         world=world,
@@ -175,25 +179,19 @@ def tune(
                 log(f"stage {name}: already {done.status} (resumed)")
                 _restore(ctx, done)
                 continue
+            ctx.budget, line = stage_budget(ctx, state, name, overall, tests, name not in DATA_STAGES)
+            if line:
+                log(line)
             state = _run_stage(ctx, state, name, table[name], out / "stages" / f"{number:02d}-{name}", scorer)
             state = on_main(world, partial(saved, out, state))  # every process goes on with main's
         state = state.model_copy(update={"minutes": state.minutes + (time.monotonic() - t0) / 60})
         state = on_main(world, lambda: saved(out, state, PipelineConfig.load(Path(state.current_pipeline))))
         if report:
-            isolated = _isolated(ctx, state, out) if settings.isolated else None
+            isolated = build_isolated(ctx, state, out / "isolated") if settings.isolated else None
             final_report(state, reader, out, scorer, isolated, settings.report_answers, log)
     finally:
         scorer.close()
     return state
-
-
-def _isolated(ctx: TuneContext, state: TuneState, out: Path) -> System | None:
-    """The isolated control, built once: a re-run after an interruption reuses what its
-    trainers checkpointed under `out/isolated/`."""
-    from ragsys.tune.isolated import build_isolated
-
-    ctx.log("building the isolated control (each component tuned alone on gold data)")
-    return build_isolated(ctx, state, out / "isolated")
 
 
 def _run_stage(
@@ -201,9 +199,8 @@ def _run_stage(
 ) -> TuneState:
     t0 = time.monotonic()
     if ctx.world.any(ctx.budget.expired):  # the same on every process: all skip, or none
-        return _record(
-            state, StageRecord(name=name, status="skipped", reason="the --max-minutes budget ran out")
-        )
+        reason = "the --max-minutes budget ran out (what is left is kept for the report)"
+        return _record(state, StageRecord(name=name, status="skipped", reason=reason))
     current = PipelineConfig.load(Path(state.current_pipeline))
     if state.folds and name not in DATA_STAGES:
         return _crossfit(ctx, state, name, stage, stage_dir, scorer, t0)

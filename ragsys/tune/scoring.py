@@ -9,6 +9,7 @@ against the reference where it does not), which generates and is ~100x slower.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -83,6 +84,18 @@ class Scorer:
         self._pair_scores: dict[str, dict[Pair, float]] = {}
         self._digests: dict[tuple[str, tuple[tuple[str, int, int], ...]], str] = {}
         self._progress = on_progress
+        # seconds spent and questions done, per metric: what the report will cost (tune.reserve)
+        self._timed: dict[str, tuple[float, int]] = {}
+
+    def seconds_per(self, metric: str) -> float | None:
+        """Measured seconds per question for `metric` (an answer includes its search); None
+        before any question was scored that way on this process."""
+        spent, n = self._timed.get(metric, (0.0, 0))
+        return spent / n if n else None
+
+    def _time(self, metric: str, t0: float, n: int) -> None:
+        spent, done = self._timed.get(metric, (0.0, 0))
+        self._timed[metric] = (spent + time.monotonic() - t0, done + n)
 
     def index(self, path: Path) -> Index:
         key = str(path.resolve())
@@ -145,11 +158,13 @@ class Scorer:
     def _retrieval(self, config: PipelineConfig, index_dir: Path, items: Sequence[EvalItem]) -> Scores:
         scored = [it for it in items if it.gold_doc_ids]
         search = self.search(config, index_dir, generate=False)
+        t0 = time.monotonic()
         hits = search_all(
             search,
             [it.question for it in scored],
             on_progress=counter(self._progress, "retrieval", len(scored)),
         )
+        self._time(RETRIEVAL, t0, len(scored))
         _, per_query = score_retrieval(scored, hits)
         return {q: m[RETRIEVAL] for q, m in per_query.items()}
 
@@ -180,10 +195,12 @@ class Scorer:
         search = self.search(config, index_dir, generate=True)
         generator = search.require_generator()
         k = passages_for(config, self.answer_k)
+        t0 = time.monotonic()
         hits = search.search_many([it.question for it in items], k)
         per_query, extra = generate_and_score(
             generator, items, hits, k, on_progress=counter(self._progress, "answers", len(items))
         )
+        self._time(ANSWER, t0, len(items))
         labels = {q: str(a["label"]) for q, a in extra["answers"].items() if "label" in a}
         return per_query, labels
 

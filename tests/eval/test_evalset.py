@@ -53,6 +53,14 @@ def test_split_filter_and_reader_records_requests(tmp_path: Path) -> None:
     assert reader.requested_splits == [frozenset({"train", "dev"}), None]
 
 
+def test_split_sizes_count_without_recording_a_read(tmp_path: Path) -> None:
+    path = tmp_path / "set.jsonl"
+    save_eval_set(ITEMS, path)
+    reader = EvalSetReader(path)
+    assert reader.split_sizes() == {i.split: sum(j.split == i.split for j in ITEMS) for i in ITEMS}
+    assert reader.requested_splits == []  # a count returns no item
+
+
 def test_unknown_split_names_the_available_ones(tmp_path: Path) -> None:
     path = tmp_path / "set.jsonl"
     save_eval_set(ITEMS, path)

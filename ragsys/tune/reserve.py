@@ -1,0 +1,131 @@
+"""What `--max-minutes` keeps back for the work after the stages, so the whole run ends in time.
+
+The stages may spend only what is left once the work that must follow them is paid for:
+
+* the report answers the test questions once per system -- the baseline, the tuned pipeline,
+  one ablation per kept stage and the isolated control -- and on a CPU answering dominates
+  the run (a 135M generator takes seconds per question);
+* the isolated control retrains each kept trained component (retriever, reranker, generator)
+  for as long as the joint stage took (`ragsys.tune.isolated`).
+
+Before each stage the reserve is recomputed as if that stage will be kept (one more ablation
+to answer and, for a trained component, an isolated copy as long as the stage itself: such a
+stage gets half of what is left). The cost of one answer and one search is measured on this
+machine by the scorer (`Scorer.seconds_per`, first from a short probe on dev questions), never
+assumed.
+
+Example:
+    >>> cost = ReportCost(test_questions=78, answered=78, seconds_per_answer=6.0,
+    ...                   seconds_per_search=0.05)
+    >>> round(reserve_s(cost, kept=(), next_stage="generator", isolated=True) / 60, 1)
+    31.5
+    >>> stage_s(3600.0, 1800.0, "generator", isolated=True)
+    900.0
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from pathlib import Path
+
+from pydantic import Field
+
+from ragsys.pipeline import PipelineConfig
+from ragsys.train.budget import TimeBudget
+from ragsys.tune.context import TuneContext
+from ragsys.tune.scoring import ANSWER, RETRIEVAL
+from ragsys.tune.shared import on_main
+from ragsys.tune.state import StageRecord, TuneState
+from ragsys.types import Frozen
+
+TRAINED = frozenset({"retriever", "reranker", "generator"})  # the isolated control retrains these
+ISOLATED_FLOOR_S = 60.0  # `isolated._budgeted` gives every control at least a minute
+PROBE = 3  # dev questions answered to time the generator when nothing was measured yet
+
+
+class ReportCost(Frozen):
+    """What one system costs in the report, measured on this machine."""
+
+    test_questions: int = Field(ge=0)  # searched per system (a count; no test item is read)
+    answered: int = Field(ge=0)  # of those, answered end to end (`--report-answers`)
+    seconds_per_answer: float = Field(ge=0.0)  # 0 when the pipeline has no generator
+    seconds_per_search: float = Field(ge=0.0)
+
+    def per_system_s(self) -> float:
+        return self.test_questions * self.seconds_per_search + self.answered * self.seconds_per_answer
+
+
+def judged(records: Sequence[StageRecord]) -> list[StageRecord]:
+    """Kept stages that change the pipeline (each gets an ablation row); data stages do not."""
+    return [r for r in records if r.status == "kept" and r.metric is not None]
+
+
+def systems(kept: Sequence[StageRecord], next_stage: str | None, isolated: bool) -> int:
+    """Systems the report scores: baseline, tuned, one ablation per kept stage (`next_stage`
+    counted as kept), and the isolated control when anything was kept."""
+    n_kept = len(judged(kept)) + (next_stage is not None)
+    return 2 + n_kept + (isolated and n_kept > 0)
+
+
+def reserve_s(cost: ReportCost, kept: Sequence[StageRecord], next_stage: str | None, isolated: bool) -> float:
+    """Seconds the report and the isolated control will need, counting `next_stage` as kept."""
+    control = sum(max(r.minutes * 60.0, ISOLATED_FLOOR_S) for r in judged(kept) if r.name in TRAINED)
+    answering = systems(kept, next_stage, isolated) * cost.per_system_s()
+    return answering + (control if isolated else 0.0)
+
+
+def stage_s(remaining_s: float, reserve: float, next_stage: str, isolated: bool) -> float:
+    """What `next_stage` may spend: the time left after the reserve, halved for a trained
+    component when its isolated copy will train as long as it does."""
+    free = max(remaining_s - reserve, 0.0)
+    return free / 2 if isolated and next_stage in TRAINED else free
+
+
+def stage_budget(
+    ctx: TuneContext, state: TuneState, name: str, overall: TimeBudget, test_questions: int,
+    judged_stage: bool,
+) -> tuple[TimeBudget, str]:  # fmt: skip
+    """The budget stage `name` runs under, and a log line saying what was kept back. Without
+    `--max-minutes` the stage has no limit. Every process gets main's numbers (main measured)."""
+    if math.isinf(overall.remaining_s()):
+        return overall, ""
+    _probe(ctx, state)
+    isolated = ctx.settings.isolated
+    answered = min(ctx.settings.report_answers or test_questions, test_questions)
+    nxt = name if judged_stage else None
+
+    def plan() -> tuple[float, str]:
+        has_generator = PipelineConfig.load(Path(state.base_pipeline)).generator is not None
+        cost = ReportCost(
+            test_questions=test_questions, answered=answered if has_generator else 0,
+            seconds_per_answer=ctx.scorer.seconds_per(ANSWER) or 0.0,
+            seconds_per_search=ctx.scorer.seconds_per(RETRIEVAL) or 0.0,
+        )  # fmt: skip
+        reserve = reserve_s(cost, state.stages, nxt, isolated)
+        seconds = stage_s(overall.remaining_s(), reserve, name, isolated)
+        line = (
+            f"stage {name}: {seconds / 60:.1f} of {overall.remaining_s() / 60:.1f} min left; "
+            f"{reserve / 60:.1f} min kept back for the report ({systems(state.stages, nxt, isolated)} "
+            f"systems x ({cost.answered} answers at {cost.seconds_per_answer:.1f} s + "
+            f"{cost.test_questions} searches at {cost.seconds_per_search:.2f} s))"
+            + (" and the isolated control's training" if isolated else "")
+        )
+        return seconds, line
+
+    seconds, line = on_main(ctx.world, plan)
+    return TimeBudget(seconds / 60.0), line
+
+
+def _probe(ctx: TuneContext, state: TuneState) -> None:
+    """Times a search and an answer on a few dev questions with the untuned pipeline when the
+    scorer has measured neither yet (the probe's scores are not used for any decision)."""
+    config, index = PipelineConfig.load(Path(state.base_pipeline)), Path(state.base_index)
+    seen = on_main(ctx.world, lambda: (ctx.scorer.seconds_per(RETRIEVAL), ctx.scorer.seconds_per(ANSWER)))
+    gold = [it for it in ctx.dev if it.gold_doc_ids][:PROBE]
+    if seen[0] is None and gold:
+        ctx.scorer.retrieval(config, index, gold)
+    answered = [it for it in ctx.dev if it.answer or it.label][:PROBE]
+    if seen[1] is None and answered and config.generator is not None:
+        ctx.log(f"timing the generator on {len(answered)} dev questions (to plan the report's time)")
+        ctx.scorer.answers(config, index, answered)

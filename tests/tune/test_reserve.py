@@ -1,0 +1,126 @@
+"""`--max-minutes` bounds the whole tune run: each stage gets what the report and the isolated
+control leave, by the cost the scorer measured (tune.reserve)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import pytest
+
+from ragsys.eval.evalset import EvalItem
+from ragsys.generate.config import GeneratorConfig
+from ragsys.pipeline import PipelineConfig
+from ragsys.tune.context import Proposal, TuneContext
+from ragsys.tune.reserve import ReportCost, reserve_s, stage_s, systems
+from ragsys.tune.run import tune
+from ragsys.tune.scoring import ANSWER, RETRIEVAL
+from ragsys.tune.settings import TuneSettings
+from ragsys.tune.state import StageRecord
+from tests.fixtures.tune import FakeScorer, tune_setup
+
+COST = ReportCost(test_questions=10, answered=10, seconds_per_answer=6.0, seconds_per_search=0.1)
+
+
+def _kept(name: str, minutes: float) -> StageRecord:
+    return StageRecord(name=name, status="kept", reason="", metric="answer", minutes=minutes)
+
+
+def test_the_reserve_counts_every_system_and_the_isolated_controls_training() -> None:
+    per_system = 10 * 0.1 + 10 * 6.0
+    # nothing kept yet: baseline, tuned, the next stage's ablation, the control
+    assert systems((), "generator", isolated=True) == 4
+    assert reserve_s(COST, (), "generator", isolated=True) == pytest.approx(4 * per_system)
+    assert reserve_s(COST, (), "generator", isolated=False) == pytest.approx(3 * per_system)
+    kept = (
+        _kept("generator", 12.0),
+        _kept("scope", 0.1),  # not retrained by the control
+        StageRecord(name="synthetic", status="kept", reason="data stage"),  # no ablation row
+        StageRecord(name="retriever", status="reverted", reason="", metric="ndcg@10", minutes=30.0),
+    )
+    assert systems(kept, "preference", isolated=True) == 6
+    assert reserve_s(COST, kept, "preference", isolated=True) == pytest.approx(6 * per_system + 12 * 60)
+    assert reserve_s(COST, kept, None, isolated=True) == pytest.approx(5 * per_system + 12 * 60)
+
+
+def test_a_trained_stage_gets_half_of_what_is_left_when_its_control_trains_as_long() -> None:
+    assert stage_s(3600.0, 600.0, "generator", isolated=True) == 1500.0
+    assert stage_s(3600.0, 600.0, "generator", isolated=False) == 3000.0
+    assert stage_s(3600.0, 600.0, "scope", isolated=True) == 3000.0
+    assert stage_s(300.0, 600.0, "scope", isolated=True) == 0.0
+
+
+class TimedScorer(FakeScorer):
+    """FakeScorer that reports measured seconds per question once it has 'scored' some."""
+
+    def __init__(self, answer_s: float, search_s: float = 0.01) -> None:
+        super().__init__()
+        self.answer_s, self.search_s = answer_s, search_s
+        self.probed: list[tuple[str, list[str]]] = []
+
+    def seconds_per(self, metric: str) -> float | None:
+        done = {m for m, _ in self.probed}
+        return {ANSWER: self.answer_s, RETRIEVAL: self.search_s}[metric] if metric in done else None
+
+    def retrieval(self, config: PipelineConfig, index: Path, items: Sequence[EvalItem]) -> dict[str, float]:
+        self.probed.append((RETRIEVAL, [it.id for it in items]))
+        return {}
+
+    def answers(self, config: PipelineConfig, index: Path, items: Sequence[EvalItem]) -> dict[str, float]:
+        self.probed.append((ANSWER, [it.id for it in items]))
+        return {}
+
+
+def _run(tmp_path: Path, tiny_pipeline: PipelineConfig, scorer: TimedScorer, minutes: float):  # type: ignore[no-untyped-def]
+    reader, config = tune_setup(tmp_path, tiny_pipeline)
+    config = config.model_copy(update={"generator": GeneratorConfig(model="tiny-generator")})
+    seen: list[float | None] = []
+
+    def stage(ctx: TuneContext, cfg: PipelineConfig, index_dir: Path, out: Path) -> Proposal | str:
+        seen.append(ctx.minutes_left())
+        return Proposal(cfg.model_copy(update={"name": "good"}), index_dir, "answer")
+
+    logs: list[str] = []
+    state = tune(
+        config, tmp_path / "index", reader, tmp_path / "out", settings=TuneSettings(stages=("generator",)),
+        stages={"generator": stage}, report=False, scorer=scorer, log=logs.append, max_minutes=minutes,
+    )  # type: ignore[arg-type]  # fmt: skip
+    return state, seen, logs, reader
+
+
+def test_a_stage_runs_on_what_the_report_leaves(tmp_path: Path, tiny_pipeline: PipelineConfig) -> None:
+    scorer = TimedScorer(answer_s=6.0)
+    state, seen, logs, reader = _run(tmp_path, tiny_pipeline, scorer, minutes=20.0)
+    # 10 test questions (counted, never read): 4 systems x 10 answers x 6 s = 4.0 min (searches
+    # untimed: no dev question has gold documents); the generator's isolated copy trains as long
+    # as it does, so it gets half of the rest
+    (left,) = seen
+    assert left == pytest.approx((20.0 - 4.0) / 2, abs=0.05)
+    assert state.stages[0].status == "kept"
+    assert any("kept back for the report" in line for line in logs)
+    # the probe timed the untuned pipeline's answers once, on 3 dev questions, none from the test split
+    probed = [q for _, ids in scorer.probed for q in ids]
+    assert [(m, len(ids)) for m, ids in scorer.probed] == [(ANSWER, 3)]
+    assert set(probed) <= set(state.dev_ids)
+    assert all(s is not None and "test" not in s for s in reader.requested_splits)
+
+
+def test_a_stage_is_skipped_when_the_report_needs_the_whole_budget(
+    tmp_path: Path, tiny_pipeline: PipelineConfig
+) -> None:
+    state, seen, logs, _ = _run(tmp_path, tiny_pipeline, TimedScorer(answer_s=60.0), minutes=20.0)
+    assert seen == []  # 4 systems x 10 answers x 60 s = 40 min > 20
+    (rec,) = state.stages
+    assert rec.status == "skipped" and "budget ran out" in rec.reason
+
+
+def test_no_budget_no_probe(tmp_path: Path, tiny_pipeline: PipelineConfig) -> None:
+    scorer = TimedScorer(answer_s=60.0)
+    reader, config = tune_setup(tmp_path, tiny_pipeline)
+    good = config.model_copy(update={"name": "good"})
+    state = tune(
+        config, tmp_path / "index", reader, tmp_path / "out", settings=TuneSettings(stages=("generator",)),
+        stages={"generator": lambda c, cfg, i, o: Proposal(good, i, "answer")},
+        report=False, scorer=scorer, log=lambda m: None,
+    )  # type: ignore[arg-type]  # fmt: skip
+    assert scorer.probed == [] and state.stages[0].status == "kept"
