@@ -1,5 +1,6 @@
-"""The answer stages of `ragsys tune`: how many passages the generator reads, SFT of the
-generator, and preference tuning from feedback (KTO thumbs, CLAIR revisions).
+"""The answer stages of `ragsys tune`: how many passages the generator reads, the label step's
+calibration alone, SFT of the generator, and preference tuning from the model's own mistakes
+and feedback (KTO thumbs, CLAIR revisions).
 
 On closed-set questions (every reference a yes/no/maybe label) the generator stage also
 calibrates the label step (`ragsys.train.labels`): `label_calibration` train questions are
@@ -103,6 +104,25 @@ def generator_stage(
     ))  # fmt: skip
     calibrated = PipelineConfig.load(out / "labels")
     return Proposal(calibrated, index_dir, ANSWER, {**extra, "labels": labels.model_dump(mode="json")})
+
+
+def labels_stage(ctx: TuneContext, config: PipelineConfig, index_dir: Path, out: Path) -> Proposal | str:
+    """The label step calibrated, no weight trained: per-option offsets fitted on the current
+    pipeline's own answers to the closed-set train questions, to maximize their macro-F1
+    (`ragsys.train.labels`). Minutes where SFT takes an hour; judged like any answer stage."""
+    if config.generator is None:
+        return "the pipeline has no generator"
+    closed = [it for it in ctx.train if (it.label or "").strip().lower() in LABELS]
+    if len(closed) < 2:
+        return f"{len(closed)} train questions have a closed-set label ({'/'.join(LABELS)}): nothing to fit"
+    k = passages_for(config, ctx.settings.answer_k)
+    result = on_main(ctx.world, lambda: train_labels(  # answers and writes once
+        config,
+        LabelTrainConfig(dev_fraction=0.0, limit=ctx.settings.label_questions, k=k, seed=ctx.seed),
+        closed, index=ctx.scorer.index(index_dir), out=out / "labels",
+        progress=lambda done, total: ctx.progress("label calibration", done, total),
+    ))  # fmt: skip
+    return Proposal(PipelineConfig.load(out / "labels"), index_dir, ANSWER, result.model_dump(mode="json"))
 
 
 def _calibration_ids(answered: list[EvalItem], n: int, seed: int) -> set[str]:

@@ -32,9 +32,12 @@ STAGE_FIELDS: dict[str, tuple[str, ...]] = {
     "reranker": ("reranker",),
     "mixture": ("fusion",),
     "context": ("generator",),  # only its `passages` (see `without_stage`)
+    "labels": ("generator",),  # only its `label_bias`
     "generator": ("generator",),
     "preference": ("generator",),
 }
+# stages that set one field of the generator: removing one restores that field alone
+KEPT_FIELD = {"context": "passages", "labels": "label_bias"}
 
 
 class System:
@@ -59,8 +62,9 @@ def without_stage(state: TuneState, rec: StageRecord) -> System:
     before_dir, before_index = stage_inputs(state)[rec.name]
     before = PipelineConfig.load(Path(before_dir))
     update = {f: getattr(before, f) for f in STAGE_FIELDS[rec.name]}
-    if rec.name == "context" and final.generator is not None and before.generator is not None:
-        update = {"generator": final.generator.model_copy(update={"passages": before.generator.passages})}
+    if rec.name in KEPT_FIELD and final.generator is not None and before.generator is not None:
+        field = KEPT_FIELD[rec.name]
+        update = {"generator": final.generator.model_copy(update={field: getattr(before.generator, field)})}
     index = Path(before_index) if rec.name == "retriever" else Path(state.current_index)
     note = "later stages built on it stay" if rec.name != "generator" else "removes preference tuning too"
     return System(f"tuned - {rec.name}", final.model_copy(update=update), index, note)

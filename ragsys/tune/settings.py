@@ -15,7 +15,7 @@ from ragsys.train.retriever import RetrieverTrainConfig
 from ragsys.types import Frozen
 
 StageName = Literal[
-    "scope", "synthetic", "retriever", "reranker", "mixture", "context", "generator", "preference"
+    "scope", "synthetic", "retriever", "reranker", "mixture", "context", "labels", "generator", "preference"
 ]
 STAGE_ORDER: tuple[StageName, ...] = (
     "scope",
@@ -24,6 +24,7 @@ STAGE_ORDER: tuple[StageName, ...] = (
     "reranker",
     "mixture",
     "context",
+    "labels",
     "generator",
     "preference",
 )
@@ -56,6 +57,9 @@ class TuneSettings(Frozen):
     generator: GeneratorTrainConfig = GeneratorTrainConfig(batch_size=1, balance_labels=True)
     label_calibration: int = Field(
         default=60, ge=0, description="closed-set train questions held out of SFT to calibrate the label step"
+    )
+    label_questions: int = Field(
+        default=200, ge=2, description="labels stage: closed-set train questions answered to fit the offsets"
     )
     preference_methods: tuple[Literal["kto", "clair", "apo-zero", "dpo"], ...] = Field(
         default=("kto", "clair"), description="preference stage: methods run in order, each on the last"

@@ -9,7 +9,7 @@ The retrieval stages are in `retrieval_stages`, the answer stages in `answer_sta
 
 from __future__ import annotations
 
-from ragsys.tune.answer_stages import context_stage, generator_stage, preference_stage
+from ragsys.tune.answer_stages import context_stage, generator_stage, labels_stage, preference_stage
 from ragsys.tune.context import Stage
 from ragsys.tune.retrieval_stages import (
     mixture_stage,
@@ -30,6 +30,7 @@ STAGES: dict[str, Stage] = {
     "reranker": reranker_stage,
     "mixture": mixture_stage,
     "context": context_stage,
+    "labels": labels_stage,
     "generator": generator_stage,
     "preference": preference_stage,
 }
