@@ -115,14 +115,30 @@ def labels_stage(ctx: TuneContext, config: PipelineConfig, index_dir: Path, out:
     closed = [it for it in ctx.train if (it.label or "").strip().lower() in LABELS]
     if len(closed) < 2:
         return f"{len(closed)} train questions have a closed-set label ({'/'.join(LABELS)}): nothing to fit"
+    limit = _answers_that_fit(ctx, ctx.settings.label_questions)
+    if limit < 2:
+        return f"the budget leaves time to answer {limit} train questions: too few to fit offsets on"
     k = passages_for(config, ctx.settings.answer_k)
     result = on_main(ctx.world, lambda: train_labels(  # answers and writes once
         config,
-        LabelTrainConfig(dev_fraction=0.0, limit=ctx.settings.label_questions, k=k, seed=ctx.seed),
+        LabelTrainConfig(dev_fraction=0.0, limit=limit, k=k, seed=ctx.seed),
         closed, index=ctx.scorer.index(index_dir), out=out / "labels",
         progress=lambda done, total: ctx.progress("label calibration", done, total),
     ))  # fmt: skip
     return Proposal(PipelineConfig.load(out / "labels"), index_dir, ANSWER, result.model_dump(mode="json"))
+
+
+def _answers_that_fit(ctx: TuneContext, wanted: int) -> int:
+    """How many of `wanted` answers fit the stage's budget once its dev judging (two candidates'
+    answers) is paid for, at the seconds per answer the scorer measured; `wanted` when unknown."""
+    per, left = on_main(ctx.world, lambda: ctx.scorer.seconds_per(ANSWER)), ctx.minutes_left()
+    if not per or left is None:
+        return wanted
+    judging = 2 * min(ctx.settings.dev_answers, len(ctx.dev)) * per
+    fits = max(int((left * 60.0 - judging) / per), 0)
+    if fits < wanted:
+        ctx.log(f"labels: {fits} of {wanted} train answers fit the budget ({per:.1f} s each)")
+    return min(fits, wanted)
 
 
 def _calibration_ids(answered: list[EvalItem], n: int, seed: int) -> set[str]:

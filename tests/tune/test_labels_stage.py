@@ -22,14 +22,25 @@ BIAS = (("yes", -0.5), ("no", 0.0), ("maybe", 0.8))
 
 
 class IndexlessScorer(FakeScorer):
+    def __init__(self, per_answer: float | None = None) -> None:
+        super().__init__()
+        self.per_answer = per_answer
+
     def index(self, path: Path) -> None:
         return None
 
+    def seconds_per(self, metric: str) -> float | None:
+        return self.per_answer
 
-def _ctx(train: list[EvalItem], questions: int = 200) -> TuneContext:
+
+def _ctx(
+    train: list[EvalItem], questions: int = 200, per_answer: float | None = None, minutes: float | None = None
+) -> TuneContext:
+    dev = [EvalItem(id=f"d{i}", question=f"d{i}", split="train", label="yes") for i in range(10)]
     return TuneContext(
-        settings=TuneSettings(label_questions=questions), seed=0, train=train, dev=[], feedback=None,
-        scorer=IndexlessScorer(), budget=TimeBudget(None), progress=lambda *a: None, log=lambda m: None,  # type: ignore[arg-type]
+        settings=TuneSettings(label_questions=questions), seed=0, train=train, dev=dev, feedback=None,
+        scorer=IndexlessScorer(per_answer), budget=TimeBudget(minutes, clock=lambda: 0.0),  # type: ignore[arg-type]
+        progress=lambda *a: None, log=lambda m: None,
     )  # fmt: skip
 
 
@@ -62,6 +73,11 @@ def test_the_labels_stage_fits_offsets_on_closed_set_train_questions(
     assert settings.limit == 40 and settings.k == 2 and settings.dev_fraction == 0.0  # type: ignore[attr-defined]
     assert proposal.config.generator is not None and proposal.config.generator.label_bias == BIAS
     assert proposal.extra["bias"][2] == ["maybe", 0.8]
+    # 2 minutes at 3 s per answer, 2 x 10 dev answers to judge: 20 train answers fit
+    answer_stages.labels_stage(_ctx(train, 40, per_answer=3.0, minutes=2.0), config, Path("idx"), tmp_path)
+    assert given["settings"].limit == 20  # type: ignore[attr-defined]
+    short = _ctx(train, 40, per_answer=3.0, minutes=1.0)
+    assert "too few" in str(answer_stages.labels_stage(short, config, Path("idx"), tmp_path))
     # no closed-set train question, no generator: the stage says why and trains nothing
     assert "nothing to fit" in str(answer_stages.labels_stage(_ctx(free), config, Path("idx"), tmp_path))
     assert "no generator" in str(
