@@ -255,23 +255,38 @@ def kto_examples(
     return examples, len(seqs) - len(order)
 
 
+def revised_thumbs(records: Sequence[FeedbackRecord]) -> list[FeedbackRecord]:
+    """Each revised answer's revision as an up thumb on the same prompt: the corrected answer is
+    a desirable completion (KTO's unpaired reading of a preference pair). Without these, a
+    model whose own answers are all wrong gives KTO only down thumbs, nothing to move toward."""
+    return [
+        r.model_copy(update={"answer": r.revision, "rating": "up", "revision": None})
+        for r in records
+        if r.rating == "down" and r.revision and r.revision.strip() != r.answer.strip()
+    ]
+
+
 def kto_data(ctx: DataContext) -> Built:
-    """KTO from the feedback store's thumbs, plus thumbs on own answers to train items: by
-    label for labelled ones, against the reference answer for the others."""
+    """KTO from the feedback store's thumbs, plus thumbs on own answers to train items (by label
+    for labelled ones, against the reference answer for the others), plus every revision as an
+    up thumb on its prompt (`revised_thumbs`)."""
     by_label, by_reference = labelled_thumbs(ctx), reference_feedback(ctx)
-    records: list[FeedbackRecord] = [*ctx.feedback, *by_label, *by_reference]
+    users, own = revised_thumbs(ctx.feedback), revised_thumbs(by_reference)
+    records: list[FeedbackRecord] = [*ctx.feedback, *users, *by_label, *by_reference, *own]
     if not records:
         raise ValueError(
             "kto needs thumbs: pass a feedback store, or train items with labels or reference answers"
         )
     prompts, stats = record_prompts(ctx, records)
-    # each user question weighs once however often it was judged; own-answer thumbs (one per
-    # train item) keep weight 1 before the weights are scaled to average 1
-    weights = question_weights([r.question for r in ctx.feedback], others=len(by_label) + len(by_reference))
+    # each user question weighs once however often it was judged (a revision is a second judgement
+    # of its question); own-answer thumbs keep weight 1 before the weights are scaled to average 1
+    weights = question_weights(
+        [r.question for r in (*ctx.feedback, *users)], others=len(by_label) + len(by_reference) + len(own)
+    )
     examples, too_long = kto_examples(ctx.templater, records, prompts, ctx.max_length, ctx.seed, weights)
     stats.update(
         feedback_records=len(ctx.feedback), label_thumbs=len(by_label), reference_thumbs=len(by_reference),
-        dropped_too_long_kto=too_long,
+        revision_thumbs=len(users) + len(own), dropped_too_long_kto=too_long,
         feedback_questions=len({question_key(r.question) for r in ctx.feedback}),
         desirable=sum(e.desirable for e in examples), undesirable=sum(not e.desirable for e in examples),
     )  # fmt: skip

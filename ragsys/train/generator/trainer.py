@@ -63,7 +63,7 @@ from ragsys.types import Hit
 # config.py names PipelineConfig for type checkers only; the result is made here.
 GeneratorTrainResult.model_rebuild(_types_namespace={"PipelineConfig": PipelineConfig})
 
-CONSUMES = {"kto": ("thumbs_up", "thumbs_down"), "clair": ("revisions",), "sft": ()}
+CONSUMES = {"kto": ("thumbs_up", "thumbs_down", "revisions"), "clair": ("revisions",), "sft": ()}
 EXAMPLES = "examples.json"
 WORK = "work.jsonl"
 

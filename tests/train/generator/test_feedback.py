@@ -185,3 +185,17 @@ def test_own_mistakes_become_down_thumbs_revised_to_the_sft_target(lm: tuple[Any
     again = reference_feedback(ctx)
     assert Generator.calls == 2  # answers are cached (a stopped run resumes), not regenerated
     assert [(r.rating, r.revision) for r in again] == [(r.rating, r.revision) for r in records]
+
+
+def test_a_revision_is_also_an_up_thumb_on_the_revised_answers_prompt() -> None:
+    from ragsys.feedback.records import FeedbackRecord
+    from ragsys.train.generator.feedback import revised_thumbs
+
+    def rec(answer: str, rating: str, revision: str | None = None) -> FeedbackRecord:
+        return FeedbackRecord(question="q?", answer=answer, contexts=("c1", "c2"), pipeline_version="v",
+                              rating=rating, revision=revision)  # type: ignore[arg-type]  # fmt: skip
+
+    records = [rec("$5 million.", "down", "$7 million [1]."), rec("Fine [1].", "up"), rec("No.", "down"),
+               rec("Same.", "down", " Same. ")]  # fmt: skip
+    (up,) = revised_thumbs(records)
+    assert (up.answer, up.rating, up.revision, up.contexts) == ("$7 million [1].", "up", None, ("c1", "c2"))

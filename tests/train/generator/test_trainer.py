@@ -72,14 +72,14 @@ def test_kto_trains_from_the_feedback_store(config: PipelineConfig, index: Index
     store = _store(tmp_path / "fb.sqlite", index, config.version())
     train = GeneratorTrainConfig(method="kto", **FAST)
     result = train_generator(config, train, index=index, feedback=store, out=tmp_path / "out")
-    assert result.feedback == {"thumbs_up": 2, "thumbs_down": 2, "revisions": 0,  # kto reads thumbs
+    assert result.feedback == {"thumbs_up": 2, "thumbs_down": 2, "revisions": 1,
                                "skipped_other_versions": 1, "duplicates": 0}  # fmt: skip
     assert result.feedback_version == config.version()
-    assert result.examples == 4 and result.steps == 2
-    assert result.stats["contexts_stored"] == 3
+    # 4 thumbs, and the revision as an up thumb on its answer's prompt
+    assert result.examples == 5 and result.steps == 3 and result.stats["revision_thumbs"] == 1
+    assert result.stats["contexts_stored"] == 4
     assert result.stats["contexts_re_retrieved"] == 1  # its chunk is not in the index: retrieved again
-    assert (result.stats["desirable"], result.stats["undesirable"]) == (2, 2)
-    assert (result.stats["desirable_weight"], result.stats["undesirable_weight"]) == (1.0, 1.0)
+    assert (result.stats["desirable"], result.stats["undesirable"]) == (3, 2)
     assert all(loss == loss for loss in result.epoch_losses)  # not NaN
 
 
@@ -111,7 +111,9 @@ def test_kto_thumbs_from_eval_labels(
     result = train_generator(lively, train, index=index, items=ITEMS, out=tmp_path / "out")
     assert result.stats["label_thumbs"] == 2  # the two labelled items, judged by their label
     assert result.stats["reference_thumbs"] == 1  # the other, judged against its reference answer
-    assert result.stats["desirable"] + result.stats["undesirable"] == result.examples == 3
+    # ... wrong, so its revision (the SFT target) is an up thumb too
+    assert result.stats["revision_thumbs"] == 1
+    assert result.stats["desirable"] + result.stats["undesirable"] == result.examples == 4
     rows = [json.loads(line) for line in (tmp_path / "out" / "work.jsonl").read_text().splitlines()[1:]]
     thumbs = [r["value"] for r in rows if r["kind"] == "thumb"]
     assert len([r for r in rows if r["kind"] == "mistake"]) == 1
