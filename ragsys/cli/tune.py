@@ -28,7 +28,9 @@ def tune(
     feedback: FeedbackOpt = None,
     feedback_version: FeedbackVersionOpt = "current",
     preference_methods: MethodsOpt = "kto,clair",
-    max_minutes: Annotated[float | None, typer.Option("--max-minutes", help="budget for the whole run, report included")] = None,
+    max_minutes: Annotated[
+        float | None, typer.Option("--max-minutes", help="budget for the whole run, report included")
+    ] = None,
     seed: Annotated[int, typer.Option("--seed")] = 0,
     stages: Annotated[str | None, typer.Option(help="comma-separated subset of the stages, in order")] = None,
     alpha: Annotated[float, typer.Option(help="keep a stage only if its dev gain has p below this")] = 0.1,
