@@ -66,14 +66,7 @@ def build_isolated(ctx: TuneContext, state: TuneState, out: Path) -> System | No
             base = base.model_copy(update={"generator": gen})
             config = config.model_copy(update={"generator": gen})
             notes.append(f"{chosen.passages} passages per prompt, as the joint context stage chose")
-    if "labels" in kept and "generator" not in kept and kept["labels"].pipeline_dir:
-        # offsets fitted on the train labels: the control uses the joint run's (an SFT'd
-        # control generator is calibrated by its own stage instead)
-        fitted = PipelineConfig.load(Path(kept["labels"].pipeline_dir)).generator
-        if fitted is not None and config.generator is not None:
-            gen = config.generator.model_copy(update={"label_bias": fitted.label_bias})
-            config = config.model_copy(update={"generator": gen})
-            notes.append("label offsets: the joint run's, reused")
+    config = _label_offsets(kept, config, notes)
     if "mixture" in kept:
         proposal = mixture_stage(ctx, base, base_index, out / "mixture")
         if not isinstance(proposal, str):
@@ -89,6 +82,20 @@ def build_isolated(ctx: TuneContext, state: TuneState, out: Path) -> System | No
     if "preference" in kept:
         notes.append("preference tuning is not repeated in isolation")
     return System("isolated", config, index, "; ".join(notes))
+
+
+def _label_offsets(kept: dict[str, StageRecord], config: PipelineConfig, notes: list[str]) -> PipelineConfig:
+    """The joint run's label offsets (fitted on the train labels) when no generator stage was kept;
+    an SFT'd control generator is calibrated by its own stage instead."""
+    rec = kept.get("labels")
+    if rec is None or "generator" in kept or not rec.pipeline_dir or config.generator is None:
+        return config
+    fitted = PipelineConfig.load(Path(rec.pipeline_dir)).generator
+    if fitted is None:
+        return config
+    notes.append("label offsets: the joint run's, reused")
+    gen = config.generator.model_copy(update={"label_bias": fitted.label_bias})
+    return config.model_copy(update={"generator": gen})
 
 
 def _retriever(

@@ -154,17 +154,10 @@ def tune(
     # the whole run ends within max_minutes: each stage gets what the report leaves (tune.reserve)
     overall, tests = TimeBudget(max_minutes), on_main(world, lambda: reader.split_sizes().get(TEST_SPLIT, 0))
     ctx = TuneContext(
-        settings=settings,
-        seed=seed,
-        train=[by_id[i] for i in state.train_ids],
-        dev=[by_id[i] for i in state.dev_ids],
-        feedback=feedback,
-        scorer=scorer,
-        budget=overall,
-        progress=progress,
-        log=log,
-        world=world,
-    )
+        settings=settings, seed=seed, train=[by_id[i] for i in state.train_ids],
+        dev=[by_id[i] for i in state.dev_ids], feedback=feedback, scorer=scorer, budget=overall,
+        progress=progress, log=log, world=world,
+    )  # fmt: skip
     if world.size > 1:
         log(f"data-parallel over {world.size} processes (accelerate launch); the main one writes")
     log(f"train {len(ctx.train)} questions, dev {len(ctx.dev)} (seed {seed}); the test split is not read")

@@ -98,7 +98,7 @@ def test_training_reads_the_stores_records_of_one_version(tmp_path: Path) -> Non
             store.add(r)
     picked = read_feedback(tmp_path / "fb.db", "v1")
     assert [r.question for r in picked.records] == ["q1", "q2"] and picked.skipped_other_versions == 1
-    assert consumed(picked, "kto") == {"thumbs_up": 1, "thumbs_down": 1, "revisions": 0,
+    assert consumed(picked, "kto") == {"thumbs_up": 1, "thumbs_down": 1, "revisions": 1,  # as up thumbs
                                        "skipped_other_versions": 1, "duplicates": 0}  # fmt: skip
     assert consumed(picked, "clair")["revisions"] == 1 and consumed(picked, "clair")["thumbs_up"] == 0
     assert read_feedback(None, "v1").records == ()

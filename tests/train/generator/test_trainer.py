@@ -271,7 +271,7 @@ def test_budget_expiring_while_generating_thumbs_stops_and_the_next_call_finishe
     assert (tmp_path / "out" / "work.jsonl").is_file()
     done = train_generator(config, train.model_copy(update={"max_minutes": None}), index=index, items=ITEMS,
                            out=tmp_path / "out")  # fmt: skip
-    assert not done.stopped_early and done.examples == 3
+    assert not done.stopped_early and done.examples == 4  # 3 thumbs and the mistake's revision
     kinds = [
         json.loads(line).get("kind") for line in (tmp_path / "out" / "work.jsonl").read_text().splitlines()
     ]
