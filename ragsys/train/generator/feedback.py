@@ -260,9 +260,9 @@ def revised_thumbs(records: Sequence[FeedbackRecord]) -> list[FeedbackRecord]:
     a desirable completion (KTO's unpaired reading of a preference pair). Without these, a
     model whose own answers are all wrong gives KTO only down thumbs, nothing to move toward."""
     return [
-        r.model_copy(update={"answer": r.revision, "rating": "up", "revision": None})
-        for r in records
-        if r.rating == "down" and r.revision and r.revision.strip() != r.answer.strip()
+        p.source.model_copy(update={"answer": p.chosen, "rating": "up", "revision": None})
+        for p in preference_pairs(records, thumbs=False)
+        if p.source.rating == "down"
     ]
 
 
