@@ -19,13 +19,13 @@ from ragsys.tune.answer_stages import generator_stage
 from ragsys.tune.context import TuneContext, with_reference
 from ragsys.tune.report import System, stage_inputs
 from ragsys.tune.retrieval_stages import mixture_stage, reranker_stage, retriever_stage
-from ragsys.tune.state import StageRecord, TuneState
+from ragsys.tune.state import StageRecord, TuneState, kept_stages
 
 
 def build_isolated(ctx: TuneContext, state: TuneState, out: Path) -> System | None:
     """The control, or None when no stage was kept. Built once: a re-run after an interruption
     reuses what its trainers checkpointed under `out`."""
-    kept = {r.name: r for r in state.stages if r.status == "kept" and r.metric is not None}
+    kept = {r.name: r for r in kept_stages(state.stages)}
     if not kept:
         return None
     ctx.log("building the isolated control (each component tuned alone on gold data)")

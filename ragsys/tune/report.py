@@ -23,7 +23,7 @@ from ragsys.train.parallel import current_world
 from ragsys.tune.report_html import render
 from ragsys.tune.scoring import Scorer
 from ragsys.tune.shared import on_main
-from ragsys.tune.state import StageRecord, TuneState
+from ragsys.tune.state import StageRecord, TuneState, kept_stages
 
 # Which pipeline fields each stage changes; removing a stage puts these back.
 STAGE_FIELDS: dict[str, tuple[str, ...]] = {
@@ -75,9 +75,7 @@ def systems_for(state: TuneState, isolated: System | None) -> list[System]:
         System("baseline", PipelineConfig.load(Path(state.base_pipeline)), Path(state.base_index)),
         System("tuned (joint)", PipelineConfig.load(Path(state.current_pipeline)), Path(state.current_index)),
     ]
-    for rec in state.stages:
-        if rec.status == "kept" and rec.metric is not None and rec.name in STAGE_FIELDS:
-            systems.append(without_stage(state, rec))
+    systems += [without_stage(state, rec) for rec in kept_stages(state.stages) if rec.name in STAGE_FIELDS]
     if isolated is not None:
         systems.append(isolated)
     return systems

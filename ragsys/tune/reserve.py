@@ -36,7 +36,7 @@ from ragsys.train.budget import TimeBudget
 from ragsys.tune.context import TuneContext
 from ragsys.tune.scoring import ANSWER, RETRIEVAL
 from ragsys.tune.shared import on_main
-from ragsys.tune.state import StageRecord, TuneState
+from ragsys.tune.state import StageRecord, TuneState, kept_stages
 from ragsys.types import Frozen
 
 TRAINED = frozenset({"retriever", "reranker", "generator"})  # the isolated control retrains these
@@ -56,21 +56,16 @@ class ReportCost(Frozen):
         return self.test_questions * self.seconds_per_search + self.answered * self.seconds_per_answer
 
 
-def judged(records: Sequence[StageRecord]) -> list[StageRecord]:
-    """Kept stages that change the pipeline (each gets an ablation row); data stages do not."""
-    return [r for r in records if r.status == "kept" and r.metric is not None]
-
-
 def systems(kept: Sequence[StageRecord], next_stage: str | None, isolated: bool) -> int:
     """Systems the report scores: baseline, tuned, one ablation per kept stage (`next_stage`
     counted as kept), and the isolated control when anything was kept."""
-    n_kept = len(judged(kept)) + (next_stage is not None)
+    n_kept = len(kept_stages(kept)) + (next_stage is not None)
     return 2 + n_kept + (isolated and n_kept > 0)
 
 
 def reserve_s(cost: ReportCost, kept: Sequence[StageRecord], next_stage: str | None, isolated: bool) -> float:
     """Seconds the report and the isolated control will need, counting `next_stage` as kept."""
-    control = sum(max(r.minutes * 60.0, ISOLATED_FLOOR_S) for r in judged(kept) if r.name in TRAINED)
+    control = sum(max(r.minutes * 60.0, ISOLATED_FLOOR_S) for r in kept_stages(kept) if r.name in TRAINED)
     answering = systems(kept, next_stage, isolated) * cost.per_system_s()
     return answering + (control if isolated else 0.0)
 
@@ -90,15 +85,15 @@ def stage_budget(
     `--max-minutes` the stage has no limit. Every process gets main's numbers (main measured)."""
     if math.isinf(overall.remaining_s()):
         return overall, ""
-    _probe(ctx, state)
+    base, base_index = PipelineConfig.load(Path(state.base_pipeline)), Path(state.base_index)
+    _probe(ctx, base, base_index)
     isolated = ctx.settings.isolated
     answered = min(ctx.settings.report_answers or test_questions, test_questions)
     nxt = name if judged_stage else None
 
     def plan() -> tuple[float, str]:
-        has_generator = PipelineConfig.load(Path(state.base_pipeline)).generator is not None
         cost = ReportCost(
-            test_questions=test_questions, answered=answered if has_generator else 0,
+            test_questions=test_questions, answered=answered if base.generator is not None else 0,
             seconds_per_answer=ctx.scorer.seconds_per(ANSWER) or 0.0,
             seconds_per_search=ctx.scorer.seconds_per(RETRIEVAL) or 0.0,
         )  # fmt: skip
@@ -117,10 +112,9 @@ def stage_budget(
     return TimeBudget(seconds / 60.0), line
 
 
-def _probe(ctx: TuneContext, state: TuneState) -> None:
+def _probe(ctx: TuneContext, config: PipelineConfig, index: Path) -> None:
     """Times a search and an answer on a few dev questions with the untuned pipeline when the
     scorer has measured neither yet (the probe's scores are not used for any decision)."""
-    config, index = PipelineConfig.load(Path(state.base_pipeline)), Path(state.base_index)
     seen = on_main(ctx.world, lambda: (ctx.scorer.seconds_per(RETRIEVAL), ctx.scorer.seconds_per(ANSWER)))
     gold = [it for it in ctx.dev if it.gold_doc_ids][:PROBE]
     if seen[0] is None and gold:

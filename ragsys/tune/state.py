@@ -9,6 +9,7 @@ checkpoints in the stage's folder.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal
 
@@ -30,6 +31,12 @@ class StageRecord(Frozen):
     pipeline_dir: str | None = None  # what the stage produced, kept or not (the ablation uses it)
     index_dir: str | None = None
     extra: dict[str, Any] = {}
+
+
+def kept_stages(records: Sequence[StageRecord]) -> list[StageRecord]:
+    """Kept stages that changed the pipeline: each has an ablation row in the report and a part
+    in the isolated control (data stages such as synthetic queries do not)."""
+    return [r for r in records if r.status == "kept" and r.metric is not None]
 
 
 class TuneState(Frozen):
