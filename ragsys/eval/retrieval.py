@@ -1,7 +1,10 @@
 """`ragsys eval`: run a pipeline over an eval set's questions and score the rankings.
 
 Retrieval is scored at the document level (a chunk hit counts for its document,
-at its best rank) with ir-measures; CIs are percentile bootstraps over queries.
+at its best rank) with ir-measures; CIs are percentile bootstraps over queries. Where a
+question's reference answer states figures, the passages are scored too: `figure_recall@5` and
+`figure_recall@10`, the share of those figures the first 5 and 10 chunks state
+(`ragsys.eval.evidence`), since document-level gold cannot tell the chunk that answers.
 """
 
 from __future__ import annotations
@@ -10,6 +13,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from ragsys.eval.evalset import EvalItem
+from ragsys.eval.evidence import RECALL_AT, figure_recall_at
 from ragsys.eval.metrics import doc_ranking, items_to_qrels, retrieval_metrics
 from ragsys.pipeline import Pipeline
 from ragsys.types import Hit
@@ -68,5 +72,9 @@ def score_retrieval(
     if not qrels:
         raise ValueError("no item of this split has gold_doc_ids; retrieval cannot be scored")
     run = retrieval_run(items, hits)
-    result = retrieval_metrics({q: run.get(q, []) for q in qrels}, qrels)
-    return {"run": {q: [[d, s] for d, s in r] for q, r in run.items()}}, result.by_query()
+    per_query = retrieval_metrics({q: run.get(q, []) for q in qrels}, qrels).by_query()
+    for item, item_hits in zip(items, hits, strict=True):
+        if item.id in per_query and item.answer:
+            texts = [h.chunk.text for h in item_hits[: max(RECALL_AT)]]
+            per_query[item.id].update(figure_recall_at(item.answer, texts))
+    return {"run": {q: [[d, s] for d, s in r] for q, r in run.items()}}, per_query
