@@ -14,7 +14,7 @@ from ragsys.pipeline import PipelineConfig
 from ragsys.progress import Progress
 from ragsys.train.budget import TimeBudget
 from ragsys.train.parallel import World
-from ragsys.tune.scoring import Scorer
+from ragsys.tune.scoring import Scorer, retrieval_metric
 from ragsys.tune.settings import TuneSettings
 from ragsys.types import Chunk
 
@@ -45,6 +45,11 @@ class TuneContext:
     world: World = field(
         default_factory=World
     )  # the processes `accelerate launch` started (ragsys.tune.shared)
+
+    @property
+    def ranking_metric(self) -> str:
+        """How the ranking stages (encoder, reranker, mixture) are judged (`retrieval_metric`)."""
+        return retrieval_metric(self.train)
 
     def minutes_left(self) -> float | None:
         left = self.budget.remaining_s()

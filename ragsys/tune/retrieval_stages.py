@@ -21,7 +21,7 @@ from ragsys.train.mining.recipe import NoTrainingSignal, Pairs, reranker_recipe,
 from ragsys.train.mining.synthetic import cached_pairs
 from ragsys.train.mixture import fit_learned_mixture
 from ragsys.tune.context import Proposal, TuneContext, with_gold, with_reference
-from ragsys.tune.scoring import RETRIEVAL
+from ragsys.tune.scoring import EVIDENCE, RETRIEVAL, passages_for
 from ragsys.tune.shared import on_main
 
 
@@ -79,7 +79,7 @@ def retriever_stage(
     except NoTrainingSignal as e:
         return str(e)
     extra = run.result.model_dump(mode="json", exclude={"pipeline"})
-    return Proposal(run.result.pipeline, out / "index", RETRIEVAL, extra)
+    return Proposal(run.result.pipeline, out / "index", ctx.ranking_metric, extra)
 
 
 def reranker_stage(
@@ -88,7 +88,10 @@ def reranker_stage(
     """Train a cross-encoder on the current retrieval's mistakes (plus inverse-cloze pseudo-queries,
     and jointly synthetic queries and LM targets); proposed only if its dev check passes."""
     index = ctx.scorer.index(index_dir)
-    train = ctx.settings.reranker.model_copy(update={"seed": ctx.seed, "max_minutes": ctx.minutes_left()})
+    judged = passages_for(config, ctx.settings.answer_k) if ctx.ranking_metric == EVIDENCE else None
+    train = ctx.settings.reranker.model_copy(
+        update={"seed": ctx.seed, "max_minutes": ctx.minutes_left(), "dev_evidence_k": judged}
+    )
     pairs: list[tuple[str, Pairs]] = []
     if ctx.settings.reranker_ict:  # free, label-less signal: the isolated control gets it too
         pairs.append(("pseudo-queries", ict_pairs(index, ctx.settings.reranker_ict, ctx.seed)))
@@ -105,11 +108,12 @@ def reranker_stage(
         return str(e)
     extra = result.model_dump(mode="json", exclude={"pipeline"})
     if result.used:
-        return Proposal(result.pipeline, index_dir, RETRIEVAL, extra)
+        return Proposal(result.pipeline, index_dir, ctx.ranking_metric, extra)
     without = result.dev.without if result.dev is not None else float("nan")
-    reason = (f"no interpolation weight beat the candidates as retrieved on dev (nDCG@10 {without:.4f}); "
+    measure = "nDCG@10" if judged is None else f"figure recall@{judged}"
+    reason = (f"no interpolation weight beat the candidates as retrieved on dev ({measure} {without:.4f}); "
               "the reranker is not used")  # fmt: skip
-    return Proposal(config, index_dir, RETRIEVAL, extra, rejected=reason)
+    return Proposal(config, index_dir, ctx.ranking_metric, extra, rejected=reason)
 
 
 ROUTED_FIELDS = ("company", "ticker", "period", "period_end", "form")

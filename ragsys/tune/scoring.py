@@ -1,8 +1,13 @@
 """Per-question scores of a candidate pipeline on a set of questions (dev while tuning, test
 in the final report), with the loaded components and the expensive scores cached.
 
-Two metrics: `ndcg@10` (retrieval, document level, as `ragsys eval` scores it) and
-`answer` (`answer_score`: label accuracy when the questions have closed-set labels such as
+Three metrics: `ndcg@10` (retrieval, document level, as `ragsys eval` scores it);
+`evidence` (retrieval judged by what the generator will read: where a question's reference
+states figures, the share of them its first passages state -- `figure_recall` at the passages
+the generator is given -- and `ndcg@10` where it states none; `retrieval_metric` picks it for
+eval sets whose references mostly state figures, such as filings, where scoping already puts
+every hit in a gold document and document nDCG cannot tell a better ranking of its chunks);
+and `answer` (`answer_score`: label accuracy when the questions have closed-set labels such as
 yes/no/maybe, otherwise `numeric_match` where the reference states a figure and token F1
 against the reference where it does not), which generates and is ~100x slower.
 """
@@ -18,6 +23,8 @@ from typing import Any
 import numpy as np
 
 from ragsys.eval.evalset import EvalItem
+from ragsys.eval.evidence import figure_recall
+from ragsys.eval.numbers import figures
 from ragsys.eval.retrieval import score_retrieval, search_all
 from ragsys.index.reader import Index
 from ragsys.pipeline import Pipeline, PipelineConfig, weights_digest
@@ -28,6 +35,7 @@ from ragsys.tune.shared import on_main
 
 Scores = dict[str, float]
 RETRIEVAL = "ndcg@10"
+EVIDENCE = "evidence"
 ANSWER = "answer"
 
 
@@ -59,6 +67,14 @@ def answer_score(metrics: Mapping[str, float], closed: bool) -> float:
     if "numeric_match" in metrics:
         return metrics["numeric_match"]
     return metrics.get("token_f1", 0.0)
+
+
+def retrieval_metric(items: Sequence[EvalItem]) -> str:
+    """How the ranking stages are judged: `evidence` when at least half of the questions with
+    gold documents have a reference that states a figure, else `ndcg@10`."""
+    gold = [it for it in items if it.gold_doc_ids or it.gold_chunk_ids]
+    numeric = sum(bool(it.answer and figures(it.answer)) for it in gold)
+    return EVIDENCE if gold and 2 * numeric >= len(gold) else RETRIEVAL
 
 
 def passages_for(config: PipelineConfig, default: int) -> int:
@@ -137,8 +153,8 @@ class Scorer:
     def score(
         self, config: PipelineConfig, index_dir: Path, items: Sequence[EvalItem], metric: str
     ) -> Scores:
-        if metric == RETRIEVAL:
-            return self.retrieval(config, index_dir, items)
+        if metric in (RETRIEVAL, EVIDENCE):
+            return self.retrieval(config, index_dir, items, evidence=metric == EVIDENCE)
         if metric == ANSWER:
             return self.answers(config, index_dir, items)
         raise ValueError(f"unknown tuning metric {metric!r}")
@@ -152,10 +168,16 @@ class Scorer:
             return self.answers_and_labels(config, index_dir, items)
         return self.score(config, index_dir, items, metric), {}
 
-    def retrieval(self, config: PipelineConfig, index_dir: Path, items: Sequence[EvalItem]) -> Scores:
-        return on_main(self.world, lambda: self._retrieval(config, index_dir, items))
+    def retrieval(
+        self, config: PipelineConfig, index_dir: Path, items: Sequence[EvalItem], evidence: bool = False
+    ) -> Scores:
+        return on_main(self.world, lambda: self._retrieval(config, index_dir, items, evidence))
 
-    def _retrieval(self, config: PipelineConfig, index_dir: Path, items: Sequence[EvalItem]) -> Scores:
+    def _retrieval(
+        self, config: PipelineConfig, index_dir: Path, items: Sequence[EvalItem], evidence: bool
+    ) -> Scores:
+        """nDCG@10 per question; with `evidence`, figure recall in the passages the generator
+        reads wherever the reference states a figure."""
         scored = [it for it in items if it.gold_doc_ids]
         search = self.search(config, index_dir, generate=False)
         t0 = time.monotonic()
@@ -166,7 +188,14 @@ class Scorer:
         )
         self._time(RETRIEVAL, t0, len(scored))
         _, per_query = score_retrieval(scored, hits)
-        return {q: m[RETRIEVAL] for q, m in per_query.items()}
+        out = {q: m[RETRIEVAL] for q, m in per_query.items()}
+        if evidence:
+            k = passages_for(config, self.answer_k)
+            for item, item_hits in zip(scored, hits, strict=True):
+                recall = figure_recall(item.answer or "", [h.chunk.text for h in item_hits[:k]])
+                if recall is not None and item.id in out:
+                    out[item.id] = recall
+        return out
 
     def answers(self, config: PipelineConfig, index_dir: Path, items: Sequence[EvalItem]) -> Scores:
         return self.answers_and_labels(config, index_dir, items)[0]

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from ragsys.eval.evalset import EvalItem
+from ragsys.eval.evidence import figure_recall
 from ragsys.eval.metrics import items_to_qrels, retrieval_metrics
 from ragsys.eval.retrieval import retrieval_run
 from ragsys.eval.stats import paired_randomization_test
@@ -46,10 +47,21 @@ def choose_weight(
     return weight if score > without + min_gain else None
 
 
-def dev_ndcg(items: Sequence[EvalItem], runs: Sequence[Sequence[Hit]]) -> list[float]:
-    """Document-level nDCG@10 per item (in order), as `ragsys eval` scores it."""
+def dev_ndcg(
+    items: Sequence[EvalItem], runs: Sequence[Sequence[Hit]], evidence_k: int | None = None
+) -> list[float]:
+    """Document-level nDCG@10 per item (in order), as `ragsys eval` scores it; with `evidence_k`,
+    the share of the reference's figures its first `evidence_k` passages state wherever the
+    reference states one (`ragsys.eval.evidence`)."""
     result = retrieval_metrics(retrieval_run(items, runs), items_to_qrels(items), (DEV_MEASURE,))
-    return [result.per_query[DEV_MEASURE][it.id] for it in items]
+    scores = [result.per_query[DEV_MEASURE][it.id] for it in items]
+    if evidence_k is None:
+        return scores
+    recalls = [
+        figure_recall(it.answer or "", [h.chunk.text for h in hits[:evidence_k]])
+        for it, hits in zip(items, runs, strict=True)
+    ]
+    return [s if r is None else r for s, r in zip(scores, recalls, strict=True)]
 
 
 def check_on_dev(
@@ -75,8 +87,9 @@ def check_on_dev(
     if on_scores is not None:
         on_scores(table.scores)
     weights = (train.interpolate,) if train.interpolate is not None else train.grid
-    per_weight = {w: dev_ndcg(items, _reranked(questions, heads, table, train, w)) for w in weights}
-    base_scores = dev_ndcg(items, heads)
+    judged = train.dev_evidence_k
+    per_weight = {w: dev_ndcg(items, _reranked(questions, heads, table, train, w), judged) for w in weights}
+    base_scores = dev_ndcg(items, heads, judged)
     without = statistics.fmean(base_scores)
     by_weight = tuple((w, statistics.fmean(v)) for w, v in per_weight.items())
     best = choose_weight(without, by_weight, train.min_gain)

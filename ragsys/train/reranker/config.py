@@ -43,10 +43,17 @@ class RerankerTrainConfig(Frozen):
     # 0.002 on 60 SciFact questions), so it must add a visible amount to be kept.
     min_gain: float = Field(default=0.005, ge=0, description="dev nDCG@10 the reranker must add")
     bf16: bool = Field(default=False, description="bf16 autocast where the CPU has bf16 (train/precision.py)")
+    # Filings: after scoping every candidate is in a gold document, so dev nDCG@10 cannot move;
+    # what can is whether the first passages state the reference's figures (ragsys.eval.evidence).
+    dev_evidence_k: int | None = Field(
+        default=None, ge=1,
+        description="dev check: figure recall in this many passages where the reference states figures",
+    )  # fmt: skip
 
 
 class DevCheck(Frozen):
-    """Dev nDCG@10 of the candidates as retrieved (`without`) and reranked at each weight."""
+    """Dev nDCG@10 (or, with `dev_evidence_k`, figure recall where the reference states figures)
+    of the candidates as retrieved (`without`) and reranked at each weight."""
 
     questions: int
     without: float

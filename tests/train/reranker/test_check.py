@@ -5,9 +5,12 @@ from __future__ import annotations
 import pytest
 
 from ragsys.eval.evalset import EvalItem
+from ragsys.pipeline import Pipeline, PipelineConfig
+from ragsys.retrieve.bm25 import BM25Config
 from ragsys.train.reranker.check import ScoreTable, check_on_dev, choose_weight
 from ragsys.train.reranker.config import RerankerTrainConfig
-from tests.fixtures.rerank_dev import FakeScorer, dev_setup
+from tests.fixtures.factories import make_hit
+from tests.fixtures.rerank_dev import FakeScorer, FixedRetriever, dev_setup
 
 
 def test_choose_weight_needs_to_beat_no_reranker() -> None:
@@ -61,3 +64,23 @@ def test_dev_check_tries_only_a_fixed_weight_and_skips_unjudged_items() -> None:
     assert check is not None and check.questions == 6
     assert [w for w, _ in check.by_weight] == [0.3]
     assert check_on_dev([unjudged], search, oracle, RerankerTrainConfig()) is None
+
+
+def test_dev_check_judges_by_figure_recall_when_every_candidate_is_in_the_gold_filing() -> None:
+    """Filings after scoping: every candidate is in the gold document, so nDCG@10 ties whatever
+    the order; with `dev_evidence_k` the check sees the reranker lift the figure-stating chunk."""
+    items, runs = [], {}
+    for i in range(6):
+        q = f"question {i}?"
+        texts = [f"filing {i} passage {r}" for r in range(5)]
+        texts[3] = f"|Net sales|{1000 + i}.5|"
+        runs[q] = [make_hit(f"c{i}-{r}", t, score=5.0 - r, doc_id=f"g{i}") for r, t in enumerate(texts)]
+        answer = f"Net sales were ${1000 + i}.5 million."
+        items.append(EvalItem(id=f"q{i}", question=q, split="dev", gold_doc_ids=(f"g{i}",), answer=answer))
+    search = Pipeline(config=PipelineConfig(retrievers=(BM25Config(),)), retrievers=[FixedRetriever(runs)])
+    oracle = FakeScorer(lambda q, p: 1.0 if p.startswith("|Net sales|") else 0.0)
+    by_ndcg = check_on_dev(items, search, oracle, RerankerTrainConfig())
+    assert by_ndcg is not None and by_ndcg.best is None and by_ndcg.without == pytest.approx(1.0)
+    by_figures = check_on_dev(items, search, oracle, RerankerTrainConfig(dev_evidence_k=1))
+    assert by_figures is not None and by_figures.without == pytest.approx(0.0)
+    assert by_figures.best is not None and by_figures.with_best == pytest.approx(1.0)
