@@ -42,6 +42,9 @@ class RetrieverTrainConfig(Frozen):
     depth: int = Field(default=50, ge=1, description="retrieved candidates negatives are mined from")
     skip: int = Field(default=0, ge=0, description="top ranks never used as negatives")
     epochs: float = Field(default=1.0, gt=0)
+    # One epoch of a hundred filing questions is 4 steps of 32; measured on the 10-Q train split
+    # (dev figure recall in 3 passages): 1 epoch 0.056 -> 0.146, 4 epochs (16 steps) -> 0.274.
+    min_steps: int = Field(default=0, ge=0, description="at least this many steps: more epochs")
     learning_rate: float = Field(default=5e-5, gt=0)
     batch_size: int = Field(default=32, ge=2)
     mini_batch_size: int = Field(default=16, ge=1, description="cached-mnrl only: memory per step")
@@ -95,6 +98,12 @@ def dense_retriever(config: PipelineConfig) -> tuple[int, DenseConfig]:
         if isinstance(r, DenseConfig):
             return i, r
     raise ValueError(f"pipeline {config.name!r} has no dense retriever to train; add a DenseConfig")
+
+
+def epochs_for(train: RetrieverTrainConfig, examples: int) -> float:
+    """`train.epochs`, or more when that many epochs of `examples` take fewer than `min_steps`."""
+    steps_per_epoch = max(1, -(-examples // train.batch_size))
+    return max(train.epochs, train.min_steps / steps_per_epoch)
 
 
 def with_dense_model(config: PipelineConfig, model: str) -> PipelineConfig:
@@ -161,9 +170,10 @@ def train_retriever(
     if train.max_seq_length is not None:
         model.max_seq_length = train.max_seq_length
     dataset, loss = _data_and_loss(model, train, cols, dense, lm_scored)
+    epochs = epochs_for(train, len(cols["anchor"]) + len(lm_scored))
     stats = fit(
         SentenceTransformerTrainer, SentenceTransformerTrainingArguments, model,
-        Schedule.of(train),
+        Schedule.of(train.model_copy(update={"epochs": epochs})),
         out / "checkpoints", BudgetCallback(TimeBudget(train.max_minutes)), progress,
         train_dataset=dataset, loss=loss,
         batch_sampler=BatchSamplers.NO_DUPLICATES,  # the same text twice in a batch is a false negative

@@ -95,3 +95,12 @@ def test_lm_supervision_scores_passages_and_trains(
     train = RetrieverTrainConfig(batch_size=2, epochs=1, n_negatives=1)
     result = train_retriever(tiny_pipeline, train, examples, out=tmp_path / "out", lm_scored=scored)
     assert result.lm_examples == len(scored) and result.steps == 6
+
+
+def test_few_examples_get_more_epochs_up_to_min_steps() -> None:
+    from ragsys.train.retriever import RetrieverTrainConfig, epochs_for
+
+    train = RetrieverTrainConfig(batch_size=32, epochs=1.0, min_steps=16)
+    assert epochs_for(train, 107) == 4.0  # 4 steps an epoch
+    assert epochs_for(train, 1000) == 1.0  # 32 steps an epoch already
+    assert epochs_for(RetrieverTrainConfig(batch_size=32, epochs=2.0), 10) == 2.0  # min_steps 0
