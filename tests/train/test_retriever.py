@@ -3,6 +3,7 @@ and LM-supervised targets."""
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 from ragsys.eval.evalset import EvalItem
@@ -91,6 +92,7 @@ def test_lm_supervision_scores_passages_and_trains(
     assert cols["anchor"][0].startswith("q: ")
     unanswered = lm_score_passages(generator, items, hits, k=3)  # no reference answers: nothing to score
     assert unanswered == []
+    assert lm_score_passages(generator, answered, hits, k=3, deadline=time.monotonic() - 1.0) == []
     examples = labelled_examples(items, index, search, n_negatives=1, depth=20)
     train = RetrieverTrainConfig(batch_size=2, epochs=1, n_negatives=1)
     result = train_retriever(tiny_pipeline, train, examples, out=tmp_path / "out", lm_scored=scored)

@@ -7,10 +7,15 @@ over passages -- what the *generator* finds useful, not what a label file says -
 retriever is trained to match it (`ragsys.losses.lm_supervised_retrieval_loss`, a KL).
 The answer is scored exactly as the generator would be asked (same system prompt, chat
 template and end-of-turn), with the label first when the item has one.
+
+Scoring costs K forward passes over prompt and reference per question: ~8 s a question on the
+10-Q filings' multi-paragraph references (2-core CPU), so a deadline can stop it early with the
+questions scored so far.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, cast
 
@@ -37,8 +42,10 @@ def lm_score_passages(
     hits: Sequence[Sequence[Hit]],
     k: int,
     on_progress: Callable[[int], None] | None = None,
+    deadline: float | None = None,
 ) -> list[LMScored]:
-    """Scores the top-`k` passages of every item that has a reference answer (others are skipped)."""
+    """Scores the top-`k` passages of every item that has a reference answer (others are skipped),
+    stopping before the next item once `time.monotonic()` passes `deadline`."""
     import torch
 
     model, tokenizer = generator.model, cast(Any, generator.tokenizer)
@@ -47,6 +54,8 @@ def lm_score_passages(
     out: list[LMScored] = []
     with torch.inference_mode():
         for item, item_hits in zip(items, hits, strict=True):
+            if deadline is not None and time.monotonic() > deadline:
+                break
             ref = reference_text(item)
             top = list(item_hits[:k])
             if ref is not None and len(top) >= 2:
