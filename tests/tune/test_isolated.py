@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from ragsys.eval.evalset import EvalItem
 from ragsys.pipeline import PipelineConfig
 from ragsys.tune.context import TuneContext
@@ -56,3 +58,43 @@ def test_isolated_control_reuses_identical_reranker_data_and_gets_the_joint_minu
     assert spent.budget.expired
     control = _budgeted(spent, state("reverted").stages[1])
     assert not control.budget.expired and 6.9 < (control.minutes_left() or 0) <= 7.0
+
+
+def test_isolated_control_keeps_scoping_when_the_retriever_is_also_kept(
+    tiny_pipeline: PipelineConfig, tmp_path: Path
+) -> None:
+    """Scoping and a tuned retriever both kept: the control routes like the joint run and searches
+    with the retriever trained apart (here the joint one, whose data was gold-only)."""
+    from ragsys.retrieve.dense import DenseConfig
+    from ragsys.scope import ScopeConfig
+    from ragsys.train.budget import TimeBudget
+    from ragsys.tune.isolated import build_isolated
+    from ragsys.tune.state import StageRecord
+
+    base_dir = tmp_path / "base"
+    tiny_pipeline.save(base_dir)
+    scoped = tiny_pipeline.model_copy(update={"scoping": ScopeConfig(min_confidence=1.0)})
+    scoped.save(tmp_path / "s01")
+    tuned_dense = DenseConfig(model=str(tmp_path / "tuned-encoder"))
+    retrieved = scoped.model_copy(update={"retrievers": (tiny_pipeline.retrievers[0], tuned_dense)})
+    retrieved.save(tmp_path / "s02")
+    stages = (
+        StageRecord(name="scope", status="kept", reason="", metric="ndcg@10",
+                    pipeline_dir=str(tmp_path / "s01"), index_dir="base-index"),
+        StageRecord(name="retriever", status="kept", reason="", metric="evidence", minutes=3.0,
+                    pipeline_dir=str(tmp_path / "s02"), index_dir=str(tmp_path / "s02-index"),
+                    extra={"lm_examples": 0}),
+    )  # fmt: skip
+    state = TuneState(
+        seed=0, eval_set="e", train_ids=(), dev_ids=(), base_pipeline=str(base_dir), base_index="base-index",
+        current_pipeline=str(tmp_path / "s02"), current_index=str(tmp_path / "s02-index"), stages=stages,
+    )  # fmt: skip
+    ctx = TuneContext(
+        settings=TuneSettings(), seed=0, train=[], dev=[], feedback=None, scorer=FakeScorer(),  # type: ignore[arg-type]
+        budget=TimeBudget(None), progress=lambda *a: None, log=lambda m: None,
+    )  # fmt: skip
+    control = build_isolated(ctx, state, tmp_path / "isolated")
+    assert control is not None
+    assert control.config.scoping == ScopeConfig(min_confidence=1.0)
+    assert control.config.retrievers[1] == tuned_dense
+    assert control.index_dir == tmp_path / "s02-index"
