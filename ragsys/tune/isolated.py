@@ -13,7 +13,7 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
-from ragsys.pipeline import PipelineConfig, RetrieverConfig
+from ragsys.pipeline import PipelineConfig
 from ragsys.train.budget import TimeBudget
 from ragsys.tune.answer_stages import generator_stage
 from ragsys.tune.context import TuneContext, with_reference
@@ -40,8 +40,7 @@ def build_isolated(ctx: TuneContext, state: TuneState, out: Path) -> System | No
         )
         notes.append("scoping: learned on gold documents alone either way, reused")
     if "retriever" in kept:  # trained from the base pipeline, put into the control built so far
-        retrievers, index, note = _retriever(ctx, kept["retriever"], base, base_index, out / "retriever")
-        config = config.model_copy(update={"retrievers": retrievers})
+        config, index, note = _retriever(ctx, kept["retriever"], base, base_index, out / "retriever", config)
         notes.append(note)
     if "reranker" in kept:
         rec = kept["reranker"]
@@ -100,19 +99,25 @@ def _label_offsets(kept: dict[str, StageRecord], config: PipelineConfig, notes: 
 
 
 def _retriever(
-    ctx: TuneContext, joint: StageRecord, base: PipelineConfig, base_index: Path, out: Path
-) -> tuple[tuple[RetrieverConfig, ...], Path, str]:
-    """The control's retrievers and the index they search: trained from `base` on gold pairs
-    alone (or the joint run's, when its data was exactly that)."""
+    ctx: TuneContext,
+    joint: StageRecord,
+    base: PipelineConfig,
+    base_index: Path,
+    out: Path,
+    into: PipelineConfig,
+) -> tuple[PipelineConfig, Path, str]:
+    """`into` (the control so far: its scoping, ...) with retrievers trained from `base` on gold
+    pairs alone (or the joint run's, when its data was exactly that), and the index they search."""
     joint_lm = int(joint.extra.get("lm_examples", 0) or 0)
     if joint_lm == 0 and not ctx.synthetic and joint.pipeline_dir and joint.index_dir:
         tuned = PipelineConfig.load(Path(joint.pipeline_dir))
         note = "retriever: same gold-only data as the joint run, reused"
-        return tuned.retrievers, Path(joint.index_dir), note
+        return into.model_copy(update={"retrievers": tuned.retrievers}), Path(joint.index_dir), note
     proposal = retriever_stage(_budgeted(ctx, joint), base, base_index, out, joint=False)
     if isinstance(proposal, str):
-        return base.retrievers, base_index, f"retriever not trained in isolation: {proposal}"
-    return proposal.config.retrievers, proposal.index_dir, "retriever trained on gold pairs only"
+        return into, base_index, f"retriever not trained in isolation: {proposal}"
+    trained = into.model_copy(update={"retrievers": proposal.config.retrievers})
+    return trained, proposal.index_dir, "retriever trained on gold pairs only"
 
 
 def _budgeted(ctx: TuneContext, joint: StageRecord) -> TuneContext:
