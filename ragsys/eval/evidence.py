@@ -12,6 +12,9 @@ is found in a table's "98,024").
 * `figure_recall(reference, passages)`: the share of the reference's figures that some passage
   states; `ragsys eval` reports it at 5 and 10 passages (`figure_recall@5`, `figure_recall@10`),
   on the questions whose reference states a figure.
+* `evidence_scores(items, runs, k, fallback)`: per question, figure recall in its first `k`
+  passages where the reference states a figure, else its `fallback` score (nDCG@10) -- how
+  `ragsys tune` and the reranker's dev check judge a ranking over filings.
 * `answer_bearing(reference, chunks)`: the chunks that state the most of the reference's
   distinctive figures (at least one), in the order given -- positives for the rankers'
   training. A bare integer under 100 ("Note 2", "7 years") is not distinctive: half the
@@ -30,8 +33,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TypeVar
 
+from ragsys.eval.evalset import EvalItem
 from ragsys.eval.numbers import Figure, figures, same_figure
-from ragsys.types import Chunk
+from ragsys.types import Chunk, Hit
 
 RECALL_AT = (5, 10)  # passages: what a generator reads (3-5) and a deeper look
 
@@ -68,6 +72,18 @@ def figure_recall_at(
         if value is None:
             return {}
         out[f"figure_recall@{k}"] = value
+    return out
+
+
+def evidence_scores(
+    items: Sequence[EvalItem], runs: Sequence[Sequence[Hit]], k: int, fallback: Sequence[float]
+) -> list[float]:
+    """Per item (in order): figure recall in its run's first `k` passages where its reference
+    states a figure, else its `fallback` score."""
+    out: list[float] = []
+    for item, hits, other in zip(items, runs, fallback, strict=True):
+        recall = figure_recall(item.answer or "", [h.chunk.text for h in hits[:k]])
+        out.append(other if recall is None else recall)
     return out
 
 

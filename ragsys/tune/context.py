@@ -48,7 +48,7 @@ class TuneContext:
 
     @property
     def ranking_metric(self) -> str:
-        """How the ranking stages (encoder, reranker, mixture) are judged (`retrieval_metric`)."""
+        """How the ranking stages (encoder, reranker) are judged (`retrieval_metric`)."""
         return retrieval_metric(self.train)
 
     def minutes_left(self) -> float | None:

@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from ragsys.eval.evalset import EvalItem
-from ragsys.eval.evidence import figure_recall
+from ragsys.eval.evidence import evidence_scores
 from ragsys.eval.numbers import figures
 from ragsys.eval.retrieval import score_retrieval, search_all
 from ragsys.index.reader import Index
@@ -188,14 +188,12 @@ class Scorer:
         )
         self._time(RETRIEVAL, t0, len(scored))
         _, per_query = score_retrieval(scored, hits)
-        out = {q: m[RETRIEVAL] for q, m in per_query.items()}
+        judged = [(it, h) for it, h in zip(scored, hits, strict=True) if it.id in per_query]
+        ndcg = [per_query[it.id][RETRIEVAL] for it, _ in judged]
         if evidence:
             k = passages_for(config, self.answer_k)
-            for item, item_hits in zip(scored, hits, strict=True):
-                recall = figure_recall(item.answer or "", [h.chunk.text for h in item_hits[:k]])
-                if recall is not None and item.id in out:
-                    out[item.id] = recall
-        return out
+            ndcg = evidence_scores([it for it, _ in judged], [h for _, h in judged], k, ndcg)
+        return {it.id: v for (it, _), v in zip(judged, ndcg, strict=True)}
 
     def answers(self, config: PipelineConfig, index_dir: Path, items: Sequence[EvalItem]) -> Scores:
         return self.answers_and_labels(config, index_dir, items)[0]

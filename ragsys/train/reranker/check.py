@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from ragsys.eval.evalset import EvalItem
-from ragsys.eval.evidence import figure_recall
+from ragsys.eval.evidence import evidence_scores
 from ragsys.eval.metrics import items_to_qrels, retrieval_metrics
 from ragsys.eval.retrieval import retrieval_run
 from ragsys.eval.stats import paired_randomization_test
@@ -47,21 +47,15 @@ def choose_weight(
     return weight if score > without + min_gain else None
 
 
-def dev_ndcg(
+def dev_scores(
     items: Sequence[EvalItem], runs: Sequence[Sequence[Hit]], evidence_k: int | None = None
 ) -> list[float]:
     """Document-level nDCG@10 per item (in order), as `ragsys eval` scores it; with `evidence_k`,
-    the share of the reference's figures its first `evidence_k` passages state wherever the
-    reference states one (`ragsys.eval.evidence`)."""
+    figure recall in the first `evidence_k` passages wherever the reference states a figure
+    (`ragsys.eval.evidence.evidence_scores`)."""
     result = retrieval_metrics(retrieval_run(items, runs), items_to_qrels(items), (DEV_MEASURE,))
-    scores = [result.per_query[DEV_MEASURE][it.id] for it in items]
-    if evidence_k is None:
-        return scores
-    recalls = [
-        figure_recall(it.answer or "", [h.chunk.text for h in hits[:evidence_k]])
-        for it, hits in zip(items, runs, strict=True)
-    ]
-    return [s if r is None else r for s, r in zip(scores, recalls, strict=True)]
+    ndcg = [result.per_query[DEV_MEASURE][it.id] for it in items]
+    return ndcg if evidence_k is None else evidence_scores(items, runs, evidence_k, ndcg)
 
 
 def check_on_dev(
@@ -88,8 +82,8 @@ def check_on_dev(
         on_scores(table.scores)
     weights = (train.interpolate,) if train.interpolate is not None else train.grid
     judged = train.dev_evidence_k
-    per_weight = {w: dev_ndcg(items, _reranked(questions, heads, table, train, w), judged) for w in weights}
-    base_scores = dev_ndcg(items, heads, judged)
+    per_weight = {w: dev_scores(items, _reranked(questions, heads, table, train, w), judged) for w in weights}
+    base_scores = dev_scores(items, heads, judged)
     without = statistics.fmean(base_scores)
     by_weight = tuple((w, statistics.fmean(v)) for w, v in per_weight.items())
     best = choose_weight(without, by_weight, train.min_gain)
