@@ -45,6 +45,12 @@ class GeneratorTrainConfig(Frozen):
     group_by_length: bool = True
     gradient_checkpointing: bool = False
     contexts: Literal["retrieved", "gold"] = "retrieved"  # sft: passages the model learns from
+    targets: Literal["supported", "reference"] = Field(
+        default="supported",
+        description="sft targets and own-mistake revisions: 'supported' cuts a reference that states figures "
+        "to the sentences whose figures the prompt's passages state, cited (ragsys.train.generator.targets); "
+        "'reference' teaches the whole reference",
+    )
     # sft: resample so each closed-set label is drawn equally often (see data.balanced_items)
     balance_labels: bool = False
     feedback_version: str = Field(

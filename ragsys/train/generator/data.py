@@ -11,7 +11,7 @@ reference log-probs of its sequences, computed once before training with the ada
 
 Example:
     >>> t = Templater(generator.prompt, tokenizer, end_of_turn(tokenizer))  # doctest: +SKIP
-    >>> examples, stats = sft_examples(t, items, hits, abstain_text=DEFAULT_ABSTAIN)  # doctest: +SKIP
+    >>> examples, stats = sft_examples(t, items, hits, abstain_text="...")  # doctest: +SKIP
 """
 
 from __future__ import annotations
@@ -24,11 +24,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ragsys.eval.evalset import EvalItem, doc_matches
+from ragsys.eval.evalset import EvalItem
 from ragsys.feedback.records import FeedbackRecord
-from ragsys.generate.config import DEFAULT_ABSTAIN
 from ragsys.generate.prompt import ChatTokenizer, Prompt
 from ragsys.train.generator.cache import WorkCache
+from ragsys.train.generator.targets import Targets, sft_target
 from ragsys.train.lora import reference
 from ragsys.types import Answer, Hit
 
@@ -140,49 +140,21 @@ class Templater:
         )
 
 
-def gold_passages(item: EvalItem, prompt: Prompt) -> list[int]:
-    """Numbers of the prompt's passages that come from one of the item's gold documents."""
-    return [
-        p.n for p in prompt.passages if any(doc_matches(g, p.hit.chunk.doc_id) for g in item.gold_doc_ids)
-    ]
-
-
-def sft_target(item: EvalItem, prompt: Prompt, abstain_text: str = DEFAULT_ABSTAIN) -> str:
-    """The answer the generator should have written for `item` given exactly this prompt.
-
-    "Label. Reference answer [n][m]": the capitalized label and a period when the item
-    has one (PubMedQA's yes/no/maybe, so the verdict comes first, where `map_yes_no_maybe`
-    reads it), then the reference answer, then a citation of every passage from a gold
-    document. When the item names gold documents and none of them made it into the
-    prompt, the passages cannot support the answer: the target is `abstain_text`, which
-    teaches the model to abstain rather than answer from memory. Items without gold
-    documents are trusted as answerable. Nothing to say (no label, no answer) also abstains.
-    """
-    cited = gold_passages(item, prompt)
-    if item.gold_doc_ids and not cited:
-        return abstain_text
-    parts = [f"{item.label.strip().capitalize()}."] if item.label and item.label.strip() else []
-    if item.answer and item.answer.strip():
-        parts.append(item.answer.strip())
-    if not parts:
-        return abstain_text
-    body = " ".join(parts)
-    return f"{body} {''.join(f'[{n}]' for n in cited)}" if cited else body
-
-
 def sft_examples(
     templater: Templater,
     items: Sequence[EvalItem],
     hits: Sequence[Sequence[Hit]],
     abstain_text: str,
     label_options: Sequence[str] = (),
+    targets: Targets = "supported",
 ) -> tuple[list[Example], Counter[str]]:
     """One example per item with a reference (answer or label) and retrieved context.
 
     Items without retrieved context are skipped: at inference the generator abstains
     without calling the model, so there is nothing to learn there. An item whose label is
     one of `label_options` also trains the constrained label step after its answer
-    (`Templater.label_seq`), in the same sequence.
+    (`Templater.label_seq`), in the same sequence. Items whose reference states figures none of
+    the passages state are skipped (`targets.sft_target`).
     """
     options = [o.lower() for o in label_options]
     examples: list[Example] = []
@@ -195,7 +167,10 @@ def sft_examples(
             stats["skipped_no_context"] += 1
             continue
         prompt = templater.prompt(item.question, item_hits)
-        target = sft_target(item, prompt, abstain_text)
+        target = sft_target(item, prompt, abstain_text, targets)
+        if target is None:
+            stats["skipped_unsupported"] += 1
+            continue
         stats["target_abstain" if target == abstain_text else "target_answer"] += 1
         seq = None
         if item.label and item.label.strip().lower() in options:
@@ -275,6 +250,7 @@ class DataContext:
     contexts: str = "retrieved"  # sft: "gold" trains on the gold documents' chunks instead (isolated control)
     k: int = 3
     balance_labels: bool = False  # sft: draw each closed-set label equally often (`balanced_items`)
+    targets: Targets = "supported"  # sft and own-mistake revisions: the reference cut to the passages
 
     @property
     def abstain_text(self) -> str:
@@ -296,7 +272,7 @@ def sft_data(ctx: DataContext) -> Built:
         unique = list(dict.fromkeys(item.question for item in items))
         found = dict(zip(unique, ctx.search(unique), strict=True))
         hits = [found[item.question] for item in items]
-    return sft_examples(ctx.templater, items, hits, ctx.abstain_text, ctx.label_options)
+    return sft_examples(ctx.templater, items, hits, ctx.abstain_text, ctx.label_options, ctx.targets)
 
 
 def balanced_items(items: Sequence[EvalItem], label_options: Sequence[str], seed: int) -> list[EvalItem]:

@@ -42,9 +42,9 @@ from ragsys.train.generator.data import (
     Seq,
     Templater,
     own_answer,
-    sft_target,
 )
 from ragsys.train.generator.revise import reviser_pairs
+from ragsys.train.generator.targets import sft_target
 from ragsys.train.lora import reference
 from ragsys.types import Answer, Hit
 
@@ -185,8 +185,9 @@ def reference_feedback(ctx: DataContext) -> list[FeedbackRecord]:
         right = answer_is_right(item, answer)
         revision = None
         if not right and answer.contexts:
-            target = sft_target(item, ctx.generator.prompt(item.question, answer.contexts), ctx.abstain_text)
-            revision = target if target.strip() != answer.text.strip() else None
+            prompt = ctx.generator.prompt(item.question, answer.contexts)
+            target = sft_target(item, prompt, ctx.abstain_text, ctx.targets)
+            revision = target if target is not None and target.strip() != answer.text.strip() else None
         records.append(
             FeedbackRecord(
                 question=item.question, answer=answer.text,

@@ -19,7 +19,8 @@ from typing import Any
 from ragsys.eval.evalset import EvalItem
 from ragsys.generate.prompt import Passage, decode, render_chat, user_message
 from ragsys.generate.watch import visible_text
-from ragsys.train.generator.data import DataContext, Example, own_answer, sft_target
+from ragsys.train.generator.data import DataContext, Example, own_answer
+from ragsys.train.generator.targets import sft_target
 from ragsys.types import Hit
 
 REVISER_SYSTEM = (
@@ -73,9 +74,9 @@ def reviser_pairs(ctx: DataContext) -> tuple[list[Example], Counter[str]]:
         if not reviser:
             reviser.append(_load_reviser(ctx))
         prompt = ctx.templater.prompt(item.question, item_hits)
-        request = revision_request(
-            prompt.passages, item.question, sft_target(item, prompt, config.abstain_text), draft
-        )
+        # the reference cut to what the passages support; the whole one where none of it is
+        target = sft_target(item, prompt, config.abstain_text, ctx.targets) or (item.answer or "").strip()
+        request = revision_request(prompt.passages, item.question, target, draft)
         return {"answer": draft, "revision": revise(*reviser[0], request, config.max_new_tokens, config.stop)}
 
     stats: Counter[str] = Counter(revise_skipped_no_context=len(items) - len(kept))

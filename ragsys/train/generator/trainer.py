@@ -242,7 +242,7 @@ class _Run:
             feedback=selected.records, max_length=self.train.max_length, seed=self.train.seed,
             label_options=self.train.label_options, reviser=self.train.reviser, on_progress=report,
             cache=cache, contexts=self.train.contexts, k=self.train.k or self.config.top_k,
-            balance_labels=self.train.balance_labels,
+            balance_labels=self.train.balance_labels, targets=self.train.targets,
         )  # fmt: skip
         self.model.train(False)
         examples, stats = spec.data(ctx)

@@ -23,9 +23,9 @@ from ragsys.train.generator.data import (
     load_examples,
     save_examples,
     sft_examples,
-    sft_target,
 )
 from ragsys.train.generator.steps import pad
+from ragsys.train.generator.targets import sft_target
 from ragsys.types import Hit
 from tests.fixtures.train_generator import ABSTAIN, ITEMS, SYSTEM, make_hits, make_prompt
 

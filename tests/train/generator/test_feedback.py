@@ -161,6 +161,7 @@ def test_own_mistakes_become_down_thumbs_revised_to_the_sft_target(lm: tuple[Any
         model = Model()
         cache = WorkCache()
         abstain_text = "I do not know."
+        targets = "supported"
 
         def __init__(self) -> None:
             self.items = items

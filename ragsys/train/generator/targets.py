@@ -1,0 +1,122 @@
+"""The answer the generator is taught to write for a question, given exactly its prompt.
+
+`sft_target` is what SFT imitates and what a wrong own answer is revised to (KTO's and CLAIR's
+data from the model's own mistakes). An eval set's reference answer was written from whole
+documents, not from the three passages the generator is shown: a 10-Q reference lists four
+quarters' net sales from four filings, and the prompt holds one or two of them. Taught the whole
+reference, a 135M model learns to write figures its passages do not state -- the failure a
+finance user cannot forgive. So by default (`targets="supported"`) the reference is cut to what
+the prompt supports (`supported_answer`):
+
+* each sentence of the reference that states figures is kept only when every figure is stated by
+  some passage (read by value, as `numeric_match` reads them: "$98,024 million" is a table's
+  "98,024"), and it is followed by `[n]` for the passages stating them -- the citation that a
+  reader can check;
+* sentences that state no figure are kept as written;
+* when no figure sentence is left (the reference states figures, the prompt states none of its
+  sentences' figures), there is no target: SFT skips the question rather than teach the model to
+  make the figures up, or to answer a figure question with the reference's framing alone.
+
+References that state no figure (PubMedQA's conclusions) are unchanged: the reference with `[n]`
+for every passage from a gold document. `targets="reference"` is the whole reference always.
+
+Example:
+    >>> supported_answer("Sales were $5,210 million. Costs were $3,120 million.", ["|Net sales|5,210|"])
+    ('Sales were $5,210 million. [1]', True)
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from typing import Literal
+
+from ragsys.eval.evalset import EvalItem, doc_matches
+from ragsys.eval.evidence import stated
+from ragsys.eval.numbers import Figure, figures
+from ragsys.generate.config import DEFAULT_ABSTAIN
+from ragsys.generate.prompt import Prompt
+
+Targets = Literal["supported", "reference"]
+# a sentence ends at . ! or ? before a capital letter or a list marker; "(SOURCE: ...)" after a
+# period stays with the sentence it sources
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z\-*\u2022])")
+
+
+def gold_passages(item: EvalItem, prompt: Prompt) -> list[int]:
+    """Numbers of the prompt's passages that come from one of the item's gold documents."""
+    return [
+        p.n for p in prompt.passages if any(doc_matches(g, p.hit.chunk.doc_id) for g in item.gold_doc_ids)
+    ]
+
+
+def supported_answer(reference: str, passages: Sequence[str]) -> tuple[str, bool]:
+    """`reference` cut to the sentences whose figures the passages state, each figure sentence
+    cited by the numbers (from 1) of the passages that state its figures; and whether any figure
+    sentence is left. Empty text when nothing is left."""
+    lines: list[str] = []
+    any_figure = False
+    for line in reference.strip().splitlines():
+        kept: list[str] = []
+        for sentence in _SENTENCE_END.split(line.strip()):
+            wanted = figures(sentence)
+            if not wanted:
+                kept.append(sentence)
+                continue
+            sources = _sources(wanted, passages)
+            if sources is not None:
+                kept.append(f"{sentence} {''.join(f'[{n}]' for n in sources)}")
+                any_figure = True
+        if kept or not line.strip():
+            lines.append(" ".join(kept))
+    text = re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip()
+    return text, any_figure
+
+
+def _sources(wanted: Sequence[Figure], passages: Sequence[str]) -> list[int] | None:
+    """The fewest passages, first found first, that together state every wanted figure; None
+    when some figure is stated by none."""
+    missing = set(range(len(wanted)))
+    sources: list[int] = []
+    for n, text in enumerate(passages, start=1):
+        found = stated(wanted, text) & missing
+        if found:
+            sources.append(n)
+            missing -= found
+        if not missing:
+            return sources
+    return None
+
+
+def sft_target(
+    item: EvalItem, prompt: Prompt, abstain_text: str = DEFAULT_ABSTAIN, targets: Targets = "supported"
+) -> str | None:
+    """The answer the generator should have written for `item` given exactly this prompt.
+
+    "Label. Answer [n][m]": the capitalized label and a period when the item has one
+    (PubMedQA's yes/no/maybe, so the verdict comes first, where `map_yes_no_maybe` reads it),
+    then the answer (see the module docstring for how the reference is cut to what the passages
+    support), cited. When the item names gold documents and none of them made it into the
+    prompt, the passages cannot support the answer: the target is `abstain_text`, which teaches
+    the model to abstain rather than answer from memory. Items without gold documents are
+    trusted as answerable. Nothing to say (no label, no answer) also abstains. None when the
+    reference states figures and no sentence of it is supported (and there is no label).
+    """
+    cited = gold_passages(item, prompt)
+    if item.gold_doc_ids and not cited:
+        return abstain_text
+    label = [f"{item.label.strip().capitalize()}."] if item.label and item.label.strip() else []
+    answer = (item.answer or "").strip()
+    if not answer:
+        return _cite(" ".join(label), cited) if label else abstain_text
+    if targets == "supported" and figures(answer):
+        text, cites_itself = supported_answer(answer, [p.text for p in prompt.passages])
+        if not cites_itself and not label:
+            return None
+        body = " ".join([*label, text]).strip()
+        return body if cites_itself else _cite(body, cited)
+    return _cite(" ".join([*label, answer]), cited)
+
+
+def _cite(body: str, cited: Sequence[int]) -> str:
+    return f"{body} {''.join(f'[{n}]' for n in cited)}" if cited else body
