@@ -26,7 +26,8 @@ class TimeBudget:
 
     def __init__(self, max_minutes: float | None, clock: Callable[[], float] = time.monotonic) -> None:
         self._clock = clock
-        self._deadline = math.inf if max_minutes is None else clock() + 60.0 * max_minutes
+        self._start = clock()
+        self._deadline = math.inf if max_minutes is None else self._start + 60.0 * max_minutes
 
     @property
     def expired(self) -> bool:
@@ -34,6 +35,12 @@ class TimeBudget:
 
     def remaining_s(self) -> float:
         return max(0.0, self._deadline - self._clock())
+
+    def spent_share(self) -> float:
+        """The share of the budget used so far (0 without a limit)."""
+        if math.isinf(self._deadline):
+            return 0.0
+        return min(1.0, (self._clock() - self._start) / max(self._deadline - self._start, 1e-9))
 
 
 class BudgetCallback(TrainerCallback):  # type: ignore[misc]

@@ -55,6 +55,9 @@ class WorkCache:
     def __len__(self) -> int:
         return len(self._done)
 
+    def has(self, kind: str, key: str) -> bool:
+        return (kind, key) in self._done
+
     def get(self, kind: str, key: str, compute: Callable[[], T]) -> T:
         """The stored value, else `compute()` (after checking the budget), stored before returning."""
         if (kind, key) in self._done:

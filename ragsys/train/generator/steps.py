@@ -82,18 +82,26 @@ def sequence_logps(model: Any, seqs: Sequence[Seq], pad_id: int) -> torch.Tensor
 def with_reference(
     model: Any, examples: Sequence[Example], pad_id: int, batch_size: int,
     on_progress: Callable[[int, int], None] | None = None, cache: WorkCache | None = None,
+    stop: Callable[[], bool] | None = None,
 ) -> list[Example]:  # fmt: skip
     """Every example with the reference log-probs of its sequences (adapter off, eval mode).
 
     Done once before training: the reference never changes, so recomputing it each step
     (or keeping a second model to do so) would only cost time and memory. Each batch's
     values go through `cache`, so a run stopped here keeps what it computed.
+
+    `stop`, checked before each batch once some example is scored, ends the pass early: the
+    examples scored so far are returned and the rest dropped, so a run on a budget keeps time
+    to train. The examples are then scored in the order given (first ones kept), each one's
+    sequences together; without it, sequences of similar length are batched together.
     """
     import torch
 
     flat = [(i, j, s) for i, e in enumerate(examples) for j, s in enumerate(e.seqs)]
-    flat.sort(key=lambda t: (len(t[2]), t[0], t[1]))  # similar lengths together: little padding
+    if stop is None:
+        flat.sort(key=lambda t: (len(t[2]), t[0], t[1]))  # similar lengths together: little padding
     refs: dict[tuple[int, int], float] = {}
+    complete = 0  # examples whose every sequence is scored (counted for the example-major order)
     memo = cache if cache is not None else WorkCache()
     was_training = model.training
     model.train(False)
@@ -105,12 +113,19 @@ def with_reference(
     for start in range(0, len(flat), batch_size):
         part = flat[start : start + batch_size]
         key = ",".join(f"{i}.{j}" for i, j, _ in part)
+        if stop is not None and complete and stop() and not memo.has("reference", key):
+            break
         values = memo.get("reference", key, lambda: score(part))  # noqa: B023 (called at once)
         refs.update({(i, j): float(v) for (i, j, _), v in zip(part, values, strict=True)})
+        complete += sum(j == len(examples[i].seqs) - 1 for i, j, _ in part)  # in example order, its last
         if on_progress is not None:
             on_progress(min(start + batch_size, len(flat)), len(flat))
     model.train(was_training)
-    return [replace(e, ref=tuple(refs[(i, j)] for j in range(len(e.seqs)))) for i, e in enumerate(examples)]
+    return [
+        replace(e, ref=tuple(refs[(i, j)] for j in range(len(e.seqs))))
+        for i, e in enumerate(examples)
+        if all((i, j) in refs for j in range(len(e.seqs)))
+    ]
 
 
 def sft_step(model: Any, batch: Sequence[Example], ctx: StepContext) -> torch.Tensor:

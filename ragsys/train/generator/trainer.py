@@ -2,8 +2,9 @@
 
 `train_generator` loads the pipeline's generator model, attaches a fresh adapter, builds
 the examples of the chosen method (`METHODS`: data builder, step loss, whether it needs
-reference log-probs), computes reference log-probs once with the adapter off, trains,
-and returns the pipeline config with `generator.adapter` pointing at the result.
+reference log-probs), computes reference log-probs once with the adapter off (up to
+`DATA_SHARE` of the budget: the examples not scored by then are dropped), trains, and returns
+the pipeline config with `generator.adapter` pointing at the result.
 
 Output folder: `adapter/` (the adapter, also after a run stopped by its budget),
 `checkpoints/` (see `ragsys.train.generator.checkpoint`), `examples.json` (the built examples with their
@@ -65,6 +66,11 @@ GeneratorTrainResult.model_rebuild(_types_namespace={"PipelineConfig": PipelineC
 
 CONSUMES = {"kto": ("thumbs_up", "thumbs_down", "revisions"), "clair": ("revisions",), "sft": ()}
 EXAMPLES = "examples.json"
+# preference methods: the reference pass stops once this share of --max-minutes is spent (with at
+# least one example scored), so the run trains on what was scored. On the 10-Q feedback loop,
+# KTO's data (own answers, then ~2 s of reference scoring per sequence for 840 sequences) took
+# all 30 of its minutes and the run trained 0 steps.
+DATA_SHARE = 0.5
 WORK = "work.jsonl"
 
 
@@ -248,10 +254,14 @@ class _Run:
         examples, stats = spec.data(ctx)
         examples, dropped = drop_too_long(examples, self.train.max_length)
         if spec.reference and examples:
+            built = len(examples)
             examples = with_reference(
                 self.model, examples, _pad_id(self.tokenizer), self.train.batch_size,
                 lambda done, total: report("reference", done, total), cache,
+                stop=lambda: self.budget.spent_share() >= DATA_SHARE,
             )  # fmt: skip
+            if len(examples) < built:
+                stats["dropped_for_time"] = built - len(examples)
         used = consumed(selected, self.train.method) if self.feedback is not None else {}
         # zeros are kept: a KTO run whose thumbs all went one way still reports the other side as 0
         return examples, {"stats": dict(stats), "dropped": dropped, "feedback": used}

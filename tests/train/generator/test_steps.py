@@ -69,3 +69,30 @@ def test_one_step_moves_the_adapter_and_lowers_the_loss(method: str, tiny_lm_pat
     moved = [n for n, p in adapter_parameters(model).items() if not torch.equal(p, before[n])]
     assert moved
     assert loss1.item() < loss0.item()
+
+
+def test_a_stopped_reference_pass_keeps_the_first_whole_examples(tiny_lm_path: Path) -> None:
+    base, tokenizer = load_causal_lm(str(tiny_lm_path))
+    model = attach_lora(base, LoraSettings(r=4, alpha=8, dropout=0.0))
+    examples = _examples("kto", tokenizer) * 3  # six examples of two sequences each
+    asked: list[int] = []
+
+    def stop() -> bool:  # first asked once example 0 is whole; says stop at the second check, mid example 1
+        asked.append(1)
+        return len(asked) >= 2
+
+    kept = with_reference(model, examples, pad_id=0, batch_size=1, stop=stop)
+    assert len(kept) == 1 and kept[0].seqs == examples[0].seqs and len(kept[0].ref) == 2  # never half of one
+    full = with_reference(model, examples, pad_id=0, batch_size=1)
+    assert kept[0].ref == full[0].ref  # the same values as an unstopped pass
+    assert len(with_reference(model, examples, pad_id=0, batch_size=1, stop=lambda: False)) == 6
+
+
+def test_the_budget_reports_the_share_spent() -> None:
+    from ragsys.train.budget import TimeBudget
+
+    now = [100.0]
+    budget = TimeBudget(10.0, clock=lambda: now[0])
+    now[0] += 150.0
+    assert budget.spent_share() == pytest.approx(0.25)
+    assert TimeBudget(None).spent_share() == 0.0
