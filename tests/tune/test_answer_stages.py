@@ -198,3 +198,43 @@ def test_answer_scores_are_figures_where_the_reference_has_them() -> None:
     assert answer_score({"label_accuracy": 1.0, "token_f1": 0.2}, closed=True) == 1.0
     assert answer_score({"numeric_match": 0.0, "token_f1": 0.9}, closed=False) == 0.0  # fluent, wrong figure
     assert answer_score({"token_f1": 0.4}, closed=False) == 0.4
+
+
+def test_each_preference_method_gets_an_equal_share_of_what_is_left(
+    tmp_path: Path, tiny_pipeline: PipelineConfig, monkeypatch: object
+) -> None:
+    import pytest
+
+    from ragsys.generate.config import GeneratorConfig
+    from ragsys.train.budget import TimeBudget
+    from ragsys.tune import answer_stages
+
+    mp: pytest.MonkeyPatch = monkeypatch  # type: ignore[assignment]
+    train = [it.model_copy(update={"label": None, "answer": f"answer {it.id}"}) for it in tune_items()[:4]]
+    with_gen = tiny_pipeline.model_copy(update={"generator": GeneratorConfig(model="m")})
+    now = [0.0]
+    budgets: list[float] = []
+
+    class Result:
+        pipeline = with_gen
+
+        def model_dump(self, **kwargs: object) -> dict[str, object]:
+            return {}
+
+    def fake_train(config: PipelineConfig, settings: Any, **kw: object) -> Result:
+        budgets.append(settings.max_minutes)
+        now[0] += 60.0 * settings.max_minutes  # each method spends all it was given
+        return Result()
+
+    class Scorer(FakeScorer):
+        def index(self, path: Path) -> None:
+            return None
+
+    mp.setattr(answer_stages, "train_generator", fake_train)
+    mp.setattr(answer_stages, "ready_generator", lambda config, out: config)
+    ctx = TuneContext(
+        settings=TuneSettings(), seed=0, train=train, dev=[], feedback=None, scorer=Scorer(),
+        budget=TimeBudget(30.0, clock=lambda: now[0]), progress=lambda *a: None, log=lambda m: None,  # type: ignore[arg-type]
+    )  # fmt: skip
+    answer_stages.preference_stage(ctx, with_gen, Path("idx"), tmp_path)
+    assert budgets == pytest.approx([15.0, 15.0])  # KTO used to take all 30 and leave CLAIR nothing
