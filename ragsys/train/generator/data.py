@@ -251,6 +251,8 @@ class DataContext:
     k: int = 3
     balance_labels: bool = False  # sft: draw each closed-set label equally often (`balanced_items`)
     targets: Targets = "supported"  # sft and own-mistake revisions: the reference cut to the passages
+    # own answers (KTO/CLAIR data from own mistakes) stop once this says so; the answered ones are used
+    stop_answering: Callable[[], bool] = lambda: False
 
     @property
     def abstain_text(self) -> str:

@@ -172,13 +172,16 @@ def answer_is_right(item: EvalItem, answer: Answer) -> bool:
 
 def reference_feedback(ctx: DataContext) -> list[FeedbackRecord]:
     """Judged own answers to the train items with free-text references (closed-set items are
-    `labelled_thumbs`'s): up if right, else down with the SFT target as its revision."""
+    `labelled_thumbs`'s): up if right, else down with the SFT target as its revision. Answering
+    stops early when `ctx.stop_answering()` says so (the items answered by then are used)."""
     items = [i for i in ctx.items if (i.answer or not i.answerable) and not i.label]
     if not items:
         return []
     hits = ctx.search([i.question for i in items])
     records: list[FeedbackRecord] = []
     for n, (item, item_hits) in enumerate(zip(items, hits, strict=True), start=1):
+        if records and not ctx.cache.has("mistake", item.id) and ctx.stop_answering():
+            break  # out of time for answering: learn from the answers so far
         fresh = lambda q=item.question, h=item_hits: answer_entry(own_answer(ctx, q, h))  # noqa: E731
         entry = ctx.cache.get("mistake", item.id, fresh)
         answer = answer_from_entry(ctx, item.question, item_hits, entry)

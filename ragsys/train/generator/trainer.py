@@ -71,6 +71,7 @@ EXAMPLES = "examples.json"
 # KTO's data (own answers, then ~2 s of reference scoring per sequence for 840 sequences) took
 # all 30 of its minutes and the run trained 0 steps.
 DATA_SHARE = 0.5
+ANSWER_SHARE = 0.25  # and the model's own answers (data from its mistakes) stop at this share
 WORK = "work.jsonl"
 
 
@@ -249,6 +250,7 @@ class _Run:
             label_options=self.train.label_options, reviser=self.train.reviser, on_progress=report,
             cache=cache, contexts=self.train.contexts, k=self.train.k or self.config.top_k,
             balance_labels=self.train.balance_labels, targets=self.train.targets,
+            stop_answering=lambda: self.budget.spent_share() >= ANSWER_SHARE,
         )  # fmt: skip
         self.model.train(False)
         examples, stats = spec.data(ctx)

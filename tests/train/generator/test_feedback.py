@@ -162,9 +162,13 @@ def test_own_mistakes_become_down_thumbs_revised_to_the_sft_target(lm: tuple[Any
         cache = WorkCache()
         abstain_text = "I do not know."
         targets = "supported"
+        out_of_time = False
 
         def __init__(self) -> None:
             self.items = items
+
+        def stop_answering(self) -> bool:
+            return self.out_of_time
 
         def search(self, questions: Sequence[str]) -> list[list[Hit]]:
             return [hits for _ in questions]
@@ -186,6 +190,12 @@ def test_own_mistakes_become_down_thumbs_revised_to_the_sft_target(lm: tuple[Any
     again = reference_feedback(ctx)
     assert Generator.calls == 2  # answers are cached (a stopped run resumes), not regenerated
     assert [(r.rating, r.revision) for r in again] == [(r.rating, r.revision) for r in records]
+    late: Any = Ctx()
+    late.cache, late.out_of_time = WorkCache(), True  # out of time: one answer, then no more
+    assert [r.question for r in reference_feedback(late)] == [items[0].question]
+    assert Generator.calls == 3
+    late.cache = ctx.cache  # answers already made are used whatever the time
+    assert len(reference_feedback(late)) == 2 and Generator.calls == 3
 
 
 def test_a_revision_is_also_an_up_thumb_on_the_revised_answers_prompt() -> None:
