@@ -210,11 +210,11 @@ def test_interrupted_conversion_leaves_nothing_and_is_redone(
     out = tmp_path / "models" / "m"
     calls: list[Path] = []
 
-    def crash(src: Path, gguf_file: str, dest: Path) -> None:
+    def crash(src: Path, gguf_file: str, dest: Path, chat_template: str | None) -> None:
         (dest / "model.safetensors").write_bytes(b"half")
         raise KeyboardInterrupt
 
-    def write(src: Path, gguf_file: str, dest: Path) -> None:
+    def write(src: Path, gguf_file: str, dest: Path, chat_template: str | None) -> None:
         calls.append(dest)
         (dest / "model.safetensors").write_bytes(b"whole")
 
@@ -269,8 +269,10 @@ def test_the_gemma_template_puts_the_system_text_in_the_first_turn_and_ends_turn
     tokenizer.chat_template = GEMMA
     chat = [{"role": "system", "content": "Cite."}, {"role": "user", "content": "Q?"}]
     prompt = tokenizer.apply_chat_template(chat, tokenize=False, add_generation_prompt=True)
-    assert prompt == f"{tokenizer.bos_token}<start_of_turn>user\nCite.\n\nQ?<end_of_turn>\n<start_of_turn>model\n"
-    answered = tokenizer.apply_chat_template([*chat, {"role": "assistant", "content": " A. "}], tokenize=False)
+    turns = "<start_of_turn>user\nCite.\n\nQ?<end_of_turn>\n<start_of_turn>model\n"
+    assert prompt == f"{tokenizer.bos_token}{turns}"
+    reply = {"role": "assistant", "content": " A. "}
+    answered = tokenizer.apply_chat_template([*chat, reply], tokenize=False)
     assert answered.endswith("<start_of_turn>model\nA.<end_of_turn>\n")
     assert end_of_turn(tokenizer) == TURN_ENDS[0]  # what SFT appends and generation stops at
     assert "gemma3-270m" in models.ALIASES

@@ -186,8 +186,7 @@ def preference_stage(ctx: TuneContext, config: PipelineConfig, index_dir: Path, 
             update={
                 "method": method,
                 "seed": ctx.seed,
-                # an equal share of what is left for each method still to run: the first one
-                # used to take it all (on the 10-Q feedback loop CLAIR got 0.04 of 31.9 minutes)
+                # an equal share of what is left for each method still to run (the first took it all)
                 "max_minutes": None if left is None else left / (len(methods) - i),
                 "k": passages_for(config, ctx.settings.answer_k),
                 "feedback_version": version,
