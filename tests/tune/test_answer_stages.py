@@ -13,6 +13,27 @@ from ragsys.tune.settings import TuneSettings
 from tests.fixtures.tune import FakeScorer, tune_items
 
 
+class IndexlessScorer(FakeScorer):
+    """A scorer whose index is never opened: the stages under test only pass it on."""
+
+    def index(self, path: Path) -> None:
+        return None
+
+
+def preference_context(
+    mp: Any, fake_train: Any, train: list[EvalItem], budget: Any, log: Any = lambda m: None
+) -> TuneContext:
+    """A tune context for `preference_stage` with `train_generator` replaced by `fake_train`."""
+    from ragsys.tune import answer_stages
+
+    mp.setattr(answer_stages, "train_generator", fake_train)
+    mp.setattr(answer_stages, "ready_generator", lambda config, out: config)
+    return TuneContext(
+        settings=TuneSettings(), seed=0, train=train, dev=[], feedback=None,
+        scorer=IndexlessScorer(), budget=budget, progress=lambda *a: None, log=log,  # type: ignore[arg-type]
+    )  # fmt: skip
+
+
 class PassagesScorer(FakeScorer):
     """Answers improve with the passages the generator reads, up to `best`; closed-set labels."""
 
@@ -119,13 +140,9 @@ def test_the_generator_stage_calibrates_labels_on_questions_sft_never_saw(
     mp.setattr(answer_stages, "train_labels", fake_labels)
     mp.setattr(answer_stages, "ready_generator", lambda config, out: config)
 
-    class Scorer(FakeScorer):
-        def index(self, path: Path) -> None:
-            return None
-
     ctx = TuneContext(
         settings=TuneSettings(label_calibration=15), seed=0, train=train, dev=[], feedback=None,
-        scorer=Scorer(), budget=TimeBudget(None), progress=lambda *a: None, log=lambda m: None,  # type: ignore[arg-type]
+        scorer=IndexlessScorer(), budget=TimeBudget(None), progress=lambda *a: None, log=lambda m: None,  # type: ignore[arg-type]
     )  # fmt: skip
     proposal = answer_stages.generator_stage(ctx, with_gen, Path("idx"), tmp_path)
     assert isinstance(proposal, Proposal)
@@ -171,17 +188,8 @@ def test_the_preference_stage_learns_from_own_mistakes_without_feedback(
             raise NoPreferenceSignal("no training examples; check the eval set / feedback source")
         return Result(f"after-{settings.method}")
 
-    class Scorer(FakeScorer):
-        def index(self, path: Path) -> None:
-            return None
-
-    mp.setattr(answer_stages, "train_generator", fake_train)
-    mp.setattr(answer_stages, "ready_generator", lambda config, out: config)
     logs: list[str] = []
-    ctx = TuneContext(
-        settings=TuneSettings(), seed=0, train=train, dev=[], feedback=None, scorer=Scorer(),
-        budget=TimeBudget(None), progress=lambda *a: None, log=logs.append,  # type: ignore[arg-type]
-    )  # fmt: skip
+    ctx = preference_context(mp, fake_train, train, TimeBudget(None), logs.append)
     proposal = answer_stages.preference_stage(ctx, with_gen, Path("idx"), tmp_path)
     assert calls == [("kto", 20, None), ("clair", 20, None)]  # the train references, no store needed
     assert isinstance(proposal, Proposal) and proposal.config.name == "after-clair"
@@ -226,15 +234,6 @@ def test_each_preference_method_gets_an_equal_share_of_what_is_left(
         now[0] += 60.0 * settings.max_minutes  # each method spends all it was given
         return Result()
 
-    class Scorer(FakeScorer):
-        def index(self, path: Path) -> None:
-            return None
-
-    mp.setattr(answer_stages, "train_generator", fake_train)
-    mp.setattr(answer_stages, "ready_generator", lambda config, out: config)
-    ctx = TuneContext(
-        settings=TuneSettings(), seed=0, train=train, dev=[], feedback=None, scorer=Scorer(),
-        budget=TimeBudget(30.0, clock=lambda: now[0]), progress=lambda *a: None, log=lambda m: None,  # type: ignore[arg-type]
-    )  # fmt: skip
+    ctx = preference_context(mp, fake_train, train, TimeBudget(30.0, clock=lambda: now[0]))
     answer_stages.preference_stage(ctx, with_gen, Path("idx"), tmp_path)
     assert budgets == pytest.approx([15.0, 15.0])  # KTO used to take all 30 and leave CLAIR nothing
