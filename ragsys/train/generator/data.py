@@ -28,7 +28,7 @@ from ragsys.eval.evalset import EvalItem
 from ragsys.feedback.records import FeedbackRecord
 from ragsys.generate.prompt import ChatTokenizer, Prompt
 from ragsys.train.generator.cache import WorkCache
-from ragsys.train.generator.targets import Targets, sft_target
+from ragsys.train.generator.targets import Targets, fit_target, sft_target
 from ragsys.train.lora import reference
 from ragsys.types import Answer, Hit
 
@@ -104,6 +104,15 @@ class Templater:
     tokenizer: ChatTokenizer
     eot: str
     system: str | None = None  # the generator's system text; needed for the label turn only
+    max_new_tokens: int | None = None  # what the generator may write: targets are cut to fit it
+
+    def fit(self, completion: str) -> str | None:
+        """`completion` cut to whole sentences the generator can write before `max_new_tokens`
+        (its end-of-turn token counted), citation kept (`targets.fit_target`); None if none fits."""
+        if self.max_new_tokens is None:
+            return completion
+        count = lambda text: len(self.tokenizer.encode(text.strip() + self.eot, add_special_tokens=False))  # noqa: E731
+        return fit_target(completion, self.max_new_tokens, count)
 
     def seq(self, prompt: Prompt, completion: str) -> Seq:
         ids = self.tokenizer.encode(completion.strip() + self.eot, add_special_tokens=False)
@@ -154,7 +163,8 @@ def sft_examples(
     without calling the model, so there is nothing to learn there. An item whose label is
     one of `label_options` also trains the constrained label step after its answer
     (`Templater.label_seq`), in the same sequence. Items whose reference states figures none of
-    the passages state are skipped (`targets.sft_target`).
+    the passages state are skipped (`targets.sft_target`); targets longer than the generator
+    may write are cut to whole sentences that fit (`Templater.fit`).
     """
     options = [o.lower() for o in label_options]
     examples: list[Example] = []
@@ -171,6 +181,12 @@ def sft_examples(
         if target is None:
             stats["skipped_unsupported"] += 1
             continue
+        fitted = templater.fit(target)
+        if fitted is None:
+            stats["skipped_too_long_target"] += 1
+            continue
+        stats["target_cut_to_fit"] += fitted != target
+        target = fitted
         stats["target_abstain" if target == abstain_text else "target_answer"] += 1
         seq = None
         if item.label and item.label.strip().lower() in options:

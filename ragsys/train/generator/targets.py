@@ -20,6 +20,12 @@ the prompt supports (`supported_answer`):
 References that state no figure (PubMedQA's conclusions) are unchanged: the reference with `[n]`
 for every passage from a gold document. `targets="reference"` is the whole reference always.
 
+A target must also fit what the generator may write (`fit_target`): cut to its first whole
+sentences within `max_new_tokens`, keeping its citation. Untrimmed, a 10-Q target of 230 tokens
+taught answers that the 192-token limit cut before their closing `[n]` (`no_citation_rate` rose
+from 0.013 to 0.154 on test). A user's revision from the feedback store is cited the same way
+(`cite_revision`): an expert corrects the answer's words, not its `[n]` markers.
+
 Example:
     >>> supported_answer("Sales were $5,210 million. Costs were $3,120 million.", ["|Net sales|5,210|"])
     ('Sales were $5,210 million. [1]', True)
@@ -28,9 +34,10 @@ Example:
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Literal
 
+from ragsys.eval.answers import normalize_answer
 from ragsys.eval.evalset import EvalItem, doc_matches
 from ragsys.eval.evidence import stated
 from ragsys.eval.numbers import Figure, figures
@@ -41,6 +48,11 @@ Targets = Literal["supported", "reference"]
 # a sentence ends at . ! or ? before a capital letter or a list marker; "(SOURCE: ...)" after a
 # period stays with the sentence it sources
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z\-*\u2022])")
+# a target's pieces: sentences (a citation after the period stays with its sentence) and lines
+_PIECE_END = re.compile(r"((?<=[.!?\]])[ \t]+(?=[A-Z\-*\u2022])|[ \t]*\n\s*)")
+_CLOSING_CITES = re.compile(r"(?:\s*\[\d+\])+\s*$")
+_CITE = re.compile(r"\[\d+\]")
+OVERLAP = 0.5  # share of a figure-free revision's words a passage must state to be cited for it
 
 
 def gold_passages(item: EvalItem, prompt: Prompt) -> list[int]:
@@ -120,3 +132,61 @@ def sft_target(
 
 def _cite(body: str, cited: Sequence[int]) -> str:
     return f"{body} {''.join(f'[{n}]' for n in cited)}" if cited else body
+
+
+def fit_target(target: str, budget: int, count: Callable[[str], int]) -> str | None:
+    """`target` cut to its first whole sentences (or lines) whose tokens (`count`) fit `budget`,
+    with the target's closing citation appended when the kept sentences cite nothing; None when
+    not even the first sentence fits. A target that fits is returned as it is.
+
+        >>> fit_target("One two. Three four. [1]", 4, lambda t: len(t.split()))
+        'One two. [1]'
+    """
+    if count(target) <= budget:
+        return target
+    closing = _CLOSING_CITES.search(target)
+    suffix = closing.group(0).strip() if closing else ""
+    parts = _PIECE_END.split(target[: closing.start()] if closing else target)
+    best, text = None, ""
+    for i in range(0, len(parts), 2):
+        text += (parts[i - 1] if i else "") + parts[i]
+        candidate = text.strip() if _CITE.search(text) or not suffix else f"{text.strip()} {suffix}"
+        if count(candidate) > budget:
+            break
+        best = candidate
+    return best
+
+
+def cite_revision(revision: str, passages: Sequence[str]) -> str | None:
+    """A user's revision with the citations its passages support: one that cites already is
+    kept; one that states figures is cut as an SFT target is (`supported_answer`: each figure
+    sentence cited by the passages stating its figures, unsupported ones dropped); a figure-free
+    one is cited by the passages that state at least `OVERLAP` of its words. None when no
+    passage supports it: taught on this prompt it would teach answers the passages do not back."""
+    if _CITE.search(revision):
+        return revision
+    if figures(revision):
+        text, supported = supported_answer(revision, passages)
+        return text if supported else None
+    words = set(normalize_answer(revision).split())
+    if not words:
+        return None
+    shares = [len(words & set(normalize_answer(p).split())) / len(words) for p in passages]
+    cited = [n for n, share in enumerate(shares, start=1) if share >= OVERLAP]
+    return _cite(revision.strip(), cited) if cited else None
+
+
+def ground_revision(
+    revision: str, passages: Sequence[str], abstain_text: str, fit: Callable[[str], str | None]
+) -> str | None:
+    """A revision as the generator should learn it on these passages: cited by the passages
+    that support it (`cite_revision`; the abstention sentence stays as it is) and cut by `fit`
+    to what the generator may write; None when the passages do not support it.
+
+    Why: the loop's simulated expert revised wrong answers to the reference, which carries no
+    `[n]`; CLAIR and KTO taught the model to answer like it, and `no_citation_rate` went from
+    0.038 to 0.987 on the 10-Q test questions."""
+    if revision.strip() == abstain_text.strip():
+        return revision
+    cited = cite_revision(revision, passages)
+    return fit(cited) if cited is not None else None

@@ -242,7 +242,8 @@ class _Run:
         selected = read_feedback(self.feedback, self.train.feedback_version)
         ctx = DataContext(
             templater=Templater(
-                generator.prompt, self.tokenizer, end_of_turn(self.tokenizer), generator.config.system_text()
+                generator.prompt, self.tokenizer, end_of_turn(self.tokenizer), generator.config.system_text(),
+                max_new_tokens=self.gc.max_new_tokens,  # what the eval lets it write
             ),
             model=self.model, generator=generator, index=self.index, items=self.items,
             search=_lazy_search(self.config, self.index, self.train.k or self.config.top_k, report),

@@ -7,7 +7,13 @@ from typing import Any
 from ragsys.eval.evalset import EvalItem
 from ragsys.eval.numbers import numeric_match
 from ragsys.train.generator.data import Templater, end_of_turn, sft_examples
-from ragsys.train.generator.targets import sft_target, supported_answer
+from ragsys.train.generator.targets import (
+    cite_revision,
+    fit_target,
+    ground_revision,
+    sft_target,
+    supported_answer,
+)
 from tests.fixtures.factories import make_hit
 from tests.fixtures.train_generator import ABSTAIN, make_prompt
 
@@ -75,3 +81,51 @@ def test_sft_examples_skip_questions_whose_figures_no_passage_states(lm: tuple[A
     assert len(examples) == 1 and stats["skipped_unsupported"] == 1 and stats["target_answer"] == 1
     examples, stats = sft_examples(templater, items, hits, ABSTAIN, targets="reference")
     assert len(examples) == 2 and "skipped_unsupported" not in stats
+
+
+def _words(text: str) -> int:
+    return len(text.split())
+
+
+def test_a_target_is_cut_to_whole_sentences_that_fit_and_keeps_its_citation() -> None:
+    figure_free = "Sales rose in spring. Costs fell later. Margins held. [1][2]"
+    assert fit_target(figure_free, 99, _words) == figure_free  # fits: unchanged
+    assert fit_target(figure_free, 6, _words) == "Sales rose in spring. [1][2]"  # citation moves up
+    assert fit_target(figure_free, 9, _words) == "Sales rose in spring. Costs fell later. [1][2]"
+    cited_inline = "Sales were $5 million. [1] Costs were $3 million. [2]"
+    assert fit_target(cited_inline, 6, _words) == "Sales were $5 million. [1]"  # cites already: nothing added
+    listed = "Net sales:\n- Q1 was $5 million. [1]\n- Q2 was $6 million. [2]"
+    assert fit_target(listed, 8, _words) == "Net sales:\n- Q1 was $5 million. [1]"  # lines stay lines
+    assert fit_target("A first sentence far too long. [1]", 3, _words) is None
+
+
+def test_sft_examples_cut_targets_to_what_the_generator_may_write(lm: tuple[Any, Any]) -> None:
+    _, tokenizer = lm
+    long = "Floods came in spring. " + " ".join(["The valley lost its whole harvest that year."] * 6)
+    items = [EvalItem(id="a", question="q", split="train", answer=long, gold_doc_ids=("*AAPL*",))]
+    hits = [[make_hit("c1", "Spring floods.", doc_id="/data/2023 Q1 AAPL.pdf")]]
+    prompt_fn = lambda q, h: make_prompt(tokenizer, h)  # noqa: E731
+    whole, _ = sft_examples(Templater(prompt_fn, tokenizer, end_of_turn(tokenizer)), items, hits, ABSTAIN)
+    budget = 20
+    templater = Templater(prompt_fn, tokenizer, end_of_turn(tokenizer), max_new_tokens=budget)
+    (cut,), stats = sft_examples(templater, items, hits, ABSTAIN)
+    completion = cut.seqs[0].ids[cut.seqs[0].n_prompt :]
+    assert stats["target_cut_to_fit"] == 1 and len(completion) <= budget < len(whole[0].seqs[0].ids)
+    text = tokenizer.decode(completion)
+    assert text.startswith("Floods came in spring.") and "[1]" in text  # whole sentences, still cited
+    tiny = Templater(prompt_fn, tokenizer, end_of_turn(tokenizer), max_new_tokens=2)
+    assert sft_examples(tiny, items, hits, ABSTAIN)[1]["skipped_too_long_target"] == 1
+
+
+def test_a_users_revision_is_cited_by_the_passages_that_support_it() -> None:
+    passages = ["|Total net sales|82,959|", "Apple sells iPhones and Macs in Europe and in Asia."]
+    assert cite_revision("Sales were $82,959 million. Cash was $1 million.", passages) == (
+        "Sales were $82,959 million. [1]"  # the unsupported figure sentence is dropped, as in SFT
+    )
+    assert cite_revision("Cash was $1,234 million.", passages) is None  # no passage states it
+    assert cite_revision("Apple sells iPhones in Europe.", passages) == "Apple sells iPhones in Europe. [2]"
+    assert cite_revision("Tariffs hurt margins.", passages) is None  # no passage says so
+    assert cite_revision("Sales were $9 million [2].", passages) == "Sales were $9 million [2]."  # cited
+    keep = lambda text: text  # noqa: E731
+    assert ground_revision("I do not know.", passages, ABSTAIN, keep) == "I do not know."  # abstaining stays
+    assert ground_revision("Sales were $82,959 million.", passages, ABSTAIN, lambda t: None) is None

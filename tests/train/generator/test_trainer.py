@@ -47,7 +47,7 @@ def config(tiny_pipeline: PipelineConfig, tiny_lm_path: Path) -> PipelineConfig:
         system_prompt=SYSTEM,
         abstain_text=ABSTAIN,
         context_tokens=64,
-        max_new_tokens=8,
+        max_new_tokens=48,  # the SFT targets fit (`Templater.fit`)
     )
     return tiny_pipeline.model_copy(update={"generator": generator, "top_k": 2})
 
