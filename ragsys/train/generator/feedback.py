@@ -44,7 +44,7 @@ from ragsys.train.generator.data import (
     own_answer,
 )
 from ragsys.train.generator.revise import reviser_pairs
-from ragsys.train.generator.targets import sft_target
+from ragsys.train.generator.targets import ground_revision, sft_target
 from ragsys.train.lora import reference
 from ragsys.types import Answer, Hit
 
@@ -190,6 +190,7 @@ def reference_feedback(ctx: DataContext) -> list[FeedbackRecord]:
         if not right and answer.contexts:
             prompt = ctx.generator.prompt(item.question, answer.contexts)
             target = sft_target(item, prompt, ctx.abstain_text, ctx.targets)
+            target = ctx.templater.fit(target) if target is not None else None
             revision = target if target is not None and target.strip() != answer.text.strip() else None
         records.append(
             FeedbackRecord(
@@ -282,6 +283,13 @@ def kto_data(ctx: DataContext) -> Built:
             "kto needs thumbs: pass a feedback store, or train items with labels or reference answers"
         )
     prompts, stats = record_prompts(ctx, records)
+    revised = range(len(ctx.feedback), len(ctx.feedback) + len(users))  # the users' revisions, then own
+    for i in [*revised, *range(len(records) - len(own), len(records))]:
+        prompt = prompts[i]
+        text = grounded_revision(ctx, records[i].answer, prompt) if prompt is not None else None
+        stats["revisions_unsupported"] += prompt is not None and text is None
+        records[i] = records[i].model_copy(update={"answer": text or records[i].answer})
+        prompts[i] = prompt if text is not None else None
     # each user question weighs once however often it was judged (a revision is a second judgement
     # of its question); own-answer thumbs keep weight 1 before the weights are scaled to average 1
     weights = question_weights(
@@ -335,13 +343,26 @@ def preference_pairs(records: Sequence[FeedbackRecord], thumbs: bool = True) -> 
     return pairs
 
 
+def grounded_revision(ctx: DataContext, revision: str, prompt: Prompt) -> str | None:
+    """`targets.ground_revision` on `prompt`'s passages, cut to what the generator may write."""
+    passages = [p.text for p in prompt.passages]
+    return ground_revision(revision, passages, ctx.abstain_text, ctx.templater.fit)
+
+
 def pair_examples(ctx: DataContext, pairs: Sequence[Pair]) -> tuple[list[Example], Counter[str]]:
+    """Chosen over rejected on each pair's rebuilt prompt; a revision is grounded first
+    (`grounded_revision`) and its pair dropped when its passages do not support it."""
     prompts, stats = record_prompts(ctx, [p.source for p in pairs])
-    examples = [
-        Example(seqs=(ctx.templater.seq(prompt, p.chosen), ctx.templater.seq(prompt, p.rejected)))
-        for p, prompt in zip(pairs, prompts, strict=True)
-        if prompt is not None
-    ]
+    examples = []
+    for p, prompt in zip(pairs, prompts, strict=True):
+        if prompt is None:
+            continue
+        chosen = grounded_revision(ctx, p.chosen, prompt) if p.kind == "revision" else p.chosen
+        if chosen is None:
+            stats["revisions_unsupported"] += 1
+            continue
+        seqs = (ctx.templater.seq(prompt, chosen), ctx.templater.seq(prompt, p.rejected))
+        examples.append(Example(seqs=seqs))
     stats.update(Counter(f"pairs_{p.kind}" for p in pairs))
     return examples, stats
 

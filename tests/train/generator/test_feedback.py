@@ -18,6 +18,7 @@ from ragsys.train.generator.feedback import (
     thumbs_from_labels,
 )
 from ragsys.types import Answer, Hit
+from tests.fixtures.factories import make_hit
 from tests.fixtures.train_generator import ITEMS, make_hits, make_prompt
 
 
@@ -160,6 +161,9 @@ def test_own_mistakes_become_down_thumbs_revised_to_the_sft_target(lm: tuple[Any
         generator = Generator()
         model = Model()
         cache = WorkCache()
+        templater = Templater(
+            lambda q, h: make_prompt(tokenizer, h), tokenizer, "<|im_end|>", max_new_tokens=48
+        )
         abstain_text = "I do not know."
         targets = "supported"
         out_of_time = False
@@ -210,3 +214,43 @@ def test_a_revision_is_also_an_up_thumb_on_the_revised_answers_prompt() -> None:
                rec("Same.", "down", " Same. ")]  # fmt: skip
     (up,) = revised_thumbs(records)
     assert (up.answer, up.rating, up.revision, up.contexts) == ("$7 million [1].", "up", None, ("c1", "c2"))
+
+
+def test_users_revisions_are_learned_cited_by_their_passages_and_unsupported_ones_dropped(
+    lm: tuple[Any, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The loop's expert revises to the reference, which cites nothing: CLAIR and KTO learn the
+    revision with the `[n]` of the passages stating its figures, and not at all where none does."""
+    from collections import Counter
+
+    from ragsys.feedback.records import FeedbackRecord
+    from ragsys.train.generator import feedback as fb
+
+    _, tokenizer = lm
+    hits = [
+        make_hit("c1", "|Total net sales|82,959|", doc_id="/d/a.pdf"),
+        make_hit("c2", "Other.", doc_id="/d/b.pdf"),
+    ]
+    prompt = make_prompt(tokenizer, hits)
+
+    def rec(question: str, revision: str) -> FeedbackRecord:
+        return FeedbackRecord(question=question, answer="Sales were $1 million [2].", contexts=("c1", "c2"),
+                              pipeline_version="v", rating="down", revision=revision)  # fmt: skip
+
+    records = [rec("q1", "Sales were $82,959 million."), rec("q2", "Cash was $4,444 million.")]
+    monkeypatch.setattr(fb, "record_prompts", lambda ctx, rs: ([prompt] * len(rs), Counter()))
+    monkeypatch.setattr(fb, "reference_feedback", lambda ctx: [])
+    monkeypatch.setattr(fb, "labelled_thumbs", lambda ctx: [])
+    templater = Templater(lambda q, h: prompt, tokenizer, "<|im_end|>", max_new_tokens=48)
+    ctx: Any = type("Ctx", (), {"templater": templater, "abstain_text": "I do not know.", "feedback": records,
+                                "reviser": None, "items": [], "max_length": 512, "seed": 0})()  # fmt: skip
+
+    def completion(seq: Any) -> str:
+        return str(tokenizer.decode(seq.ids[seq.n_prompt :], skip_special_tokens=True)).strip()
+
+    examples, stats = fb.clair_data(ctx)
+    assert [completion(e.seqs[0]) for e in examples] == ["Sales were $82,959 million. [1]"]
+    assert stats["revisions_unsupported"] == 1
+    examples, stats = fb.kto_data(ctx)
+    ups = [completion(e.seqs[0]) for e in examples if e.desirable]
+    assert ups == ["Sales were $82,959 million. [1]"] and stats["revisions_unsupported"] == 1
