@@ -22,6 +22,7 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, Protocol, cast
 
 from ragsys.generate.config import DEFAULT_ABSTAIN, DEFAULT_STOP, DEFAULT_SYSTEM_PROMPT, GeneratorConfig
+from ragsys.generate.figure_guard import TOP_K
 from ragsys.generate.local import LocalGenerator
 from ragsys.generate.prompt import ChatTokenizer
 from ragsys.generate.watch import TextWatch
@@ -89,14 +90,16 @@ class TorchDecoder:
 
     def run(self, prompt_ids: Sequence[int], watch: TextWatch, config: GeneratorConfig) -> list[int]:
         import torch
-        from transformers import StoppingCriteriaList
+        from transformers import LogitsProcessorList, StoppingCriteriaList
 
         ids = torch.tensor([list(prompt_ids)], dtype=torch.long, device=self.model.device)
+        guarded = [Guarded(watch, not config.do_sample)] if watch.guard is not None else []
         with torch.inference_mode(), _seeded(config, self.model.device):
             out = self.model.generate(
                 input_ids=ids,
                 attention_mask=torch.ones_like(ids),
                 stopping_criteria=StoppingCriteriaList([watch]),
+                logits_processor=LogitsProcessorList(guarded),
                 **self._decoding(config),
             )
         new_ids: list[int] = out[0, ids.shape[1] :].tolist()
@@ -133,6 +136,25 @@ class TorchDecoder:
         if c.do_sample:  # pure nucleus sampling: no top-k (transformers would default it to 50)
             kwargs |= {"temperature": c.temperature, "top_p": c.top_p, "top_k": 0}
         return kwargs
+
+
+class Guarded:
+    """The watch's figure guard as a transformers logits processor: it masks the best tokens
+    the guard blocks (`figure_guard`); the watch has seen every token before the step."""
+
+    def __init__(self, watch: TextWatch, greedy: bool) -> None:
+        self.watch, self.greedy = watch, greedy
+
+    def __call__(self, input_ids: Any, scores: Any) -> Any:
+        import torch
+
+        ranked = torch.topk(scores[0], min(TOP_K, scores.shape[-1])).indices.tolist()
+        blocked = self.watch.blocked(ranked, self.greedy)
+        if not blocked:
+            return scores
+        scores = scores.clone()
+        scores[0, blocked] = -float("inf")
+        return scores
 
 
 class HFGenerator(LocalGenerator):

@@ -38,6 +38,7 @@ import numpy as np
 import numpy.typing as npt
 
 from ragsys.generate.config import GeneratorConfig
+from ragsys.generate.figure_guard import TOP_K
 from ragsys.generate.local import LocalGenerator
 from ragsys.generate.watch import TextWatch
 
@@ -153,6 +154,10 @@ class LlamaDecoder:
                 logits = self._logits()
                 if step < config.min_new_tokens:
                     logits[list(self._eos)] = -np.inf
+                if watch.guard is not None:
+                    top = np.argpartition(-logits, TOP_K)[:TOP_K]
+                    ranked = top[np.argsort(-logits[top])].tolist()
+                    logits[watch.blocked(ranked, greedy=not config.do_sample)] = -np.inf
                 token = _pick(logits, config, rng)
                 new.append(token)
                 if token in self._eos or watch.push([token]) or step + 1 == config.max_new_tokens:

@@ -23,7 +23,8 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Protocol
 
 from ragsys.generate.citations import is_abstention, parse_citations
-from ragsys.generate.prompt import ChatTokenizer, Prompt, build_prompt
+from ragsys.generate.figure_guard import FigureGuard
+from ragsys.generate.prompt import ChatTokenizer, Prompt, build_prompt, decode
 from ragsys.generate.watch import TextWatch
 from ragsys.protocols import OnText
 from ragsys.types import Answer, Hit
@@ -140,6 +141,7 @@ class LocalGenerator(PromptedGenerator):
     def __init__(self, config: GeneratorConfig, decoder: Decoder, tokenizer: ChatTokenizer) -> None:
         super().__init__(config, tokenizer)
         self.decoder = decoder
+        self._pieces: dict[int, str] = {}
 
     @property
     def backend(self) -> str:
@@ -173,7 +175,9 @@ class LocalGenerator(PromptedGenerator):
                     on_text(self.config.abstain_text)
                 gated = {"new_tokens": 0.0, "ttft_s": 0.0, "generate_s": time.perf_counter() - started}
                 return self.config.abstain_text, gated | {"tokens_per_s": 0.0, "abstain_score": score}
-        watch = TextWatch(self._tokenizer, len(prompt.ids), self.config.stop, on_text, cancel)
+        watch = TextWatch(
+            self._tokenizer, len(prompt.ids), self.config.stop, on_text, cancel, self._guard(prompt, query)
+        )
         started = time.perf_counter()
         new_ids = self.decoder.run(prompt.ids, watch, self.config)
         elapsed = time.perf_counter() - started
@@ -185,6 +189,18 @@ class LocalGenerator(PromptedGenerator):
             "generate_s": elapsed,
             "tokens_per_s": len(new_ids) / elapsed if elapsed > 0 else 0.0,
         }
+
+    def _guard(self, prompt: Prompt, query: str) -> FigureGuard | None:
+        """The figure guard over the prompt's passages and question (`figures="copied"`)."""
+        if self.config.figures != "copied":
+            return None
+        return FigureGuard([*(p.text for p in prompt.passages), query], self._piece)
+
+    def _piece(self, token: int) -> str:
+        """A token's text, remembered (the guard asks for the same few hundred again and again)."""
+        if token not in self._pieces:
+            self._pieces[token] = decode(self._tokenizer, [token], skip_special_tokens=True)
+        return self._pieces[token]
 
     def _check_window(self, prompt: Prompt) -> None:
         """Fail loudly rather than let positions past the model's window produce garbage."""

@@ -19,6 +19,8 @@ from ragsys.protocols import OnText
 if TYPE_CHECKING:
     import torch
 
+    from ragsys.generate.figure_guard import FigureGuard
+
 
 def visible_text(text: str, stops: Sequence[str], final: bool) -> tuple[str, bool]:
     """The part of the decoded answer that is certain, and whether a stop string was seen.
@@ -66,12 +68,19 @@ class TextWatch:
         stops: Sequence[str],
         on_text: OnText | None = None,
         cancel: threading.Event | None = None,
+        guard: FigureGuard | None = None,
     ) -> None:
         self._tokenizer, self._stops, self._on_text = tokenizer, tuple(stops), on_text
         self._cancel = cancel or threading.Event()
         self._seen, self._sent = prompt_len, 0
         self._ids: list[int] = []
         self.first_token_at: float | None = None
+        self.text = ""  # the answer decoded so far
+        self.guard = guard  # the decoder masks the tokens it blocks (`figure_guard`)
+
+    def blocked(self, ranked: Sequence[int], greedy: bool) -> list[int]:
+        """Tokens of `ranked` (best first) the guard masks at this step; none without a guard."""
+        return self.guard.blocked(self.text, ranked, greedy) if self.guard is not None else []
 
     def __call__(self, input_ids: torch.Tensor, scores: Any, **kwargs: Any) -> torch.Tensor:
         import torch
@@ -85,7 +94,8 @@ class TextWatch:
         if self.first_token_at is None:
             self.first_token_at = time.perf_counter()
         self._ids.extend(new_ids)
-        stopped = self._emit(self._decode(self._ids), final=False)
+        self.text = self._decode(self._ids)
+        stopped = self._emit(self.text, final=False)
         return stopped or self._cancel.is_set()
 
     def finish(self, new_ids: list[int]) -> str:

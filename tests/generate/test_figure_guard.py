@@ -1,0 +1,116 @@
+"""Copied figures (ragsys.generate.figure_guard): the answer's numbers are the passages'."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+import pytest
+
+from ragsys.eval.numbers import figures
+from ragsys.generate.figure_guard import FigureGuard
+from ragsys.generate.llama import LlamaDecoder
+from ragsys.generate.local import LocalGenerator
+from ragsys.models import load_tokenizer
+from tests.fixtures.factories import make_hit
+from tests.fixtures.generators import generator_config
+
+PIECES = ["", "82", ",9", "59", "98", ",7", "65", " million", ".", " [", "1", "]", "3", " months", ","]
+TOKEN = {p: i for i, p in enumerate(PIECES)}
+
+
+def _guard(*sources: str) -> FigureGuard:
+    return FigureGuard(list(sources), lambda t: PIECES[t])
+
+
+def test_a_number_is_allowed_only_while_it_is_the_start_of_a_stated_one() -> None:
+    g = _guard("|Total net sales|82,959|")
+    assert g.allows("Sales were $", TOKEN["82"]) and g.allows("Sales were $82", TOKEN[",9"])
+    assert g.allows("Sales were $82,9", TOKEN["59"]) and g.allows("Sales were $82,959", TOKEN[" million"])
+    assert not g.allows("Sales were $", TOKEN["98"])  # no stated number starts so
+    assert not g.allows("Sales were $82", TOKEN[",7"])  # "82,7" starts none
+    assert not g.allows("Sales were $82,9", TOKEN[" million"])  # "82,9" is not a whole stated number
+    assert g.allows("Sales were $82,959", TOKEN["."]) and g.allows("Sales were $82,959.", TOKEN[" ["])
+
+
+def test_citations_small_numbers_and_words_pass() -> None:
+    g = _guard("It took 3 years and cost 82,959.")
+    assert g.allows("Sales rose", TOKEN[" million"])  # no number anywhere: nothing to check
+    assert g.allows("Sales rose [", TOKEN["1"]) and g.allows("Sales rose [1", TOKEN["]"])  # a citation
+    assert g.allows("In", TOKEN["3"]) and g.allows("In 3", TOKEN[" months"])  # "3" starts "3" (stated)
+    assert not g.allows("In", TOKEN["65"])  # a small number must still start a stated one...
+    assert _guard("65 days").allows("In 65", TOKEN[","])  # ...and may end a clause once written
+    assert _guard("the question asks about 98,765").allows("In $", TOKEN["98"])  # the question is a source
+
+
+def test_blocked_masks_the_better_tokens_that_invent_a_figure() -> None:
+    g = _guard("|Total net sales|82,959|")
+    ranked = [TOKEN["98"], TOKEN["82"], TOKEN[" million"]]
+    assert g.blocked("Sales were $", ranked, greedy=True) == [TOKEN["98"]]  # the argmax becomes "82"
+    assert g.blocked("Sales were $", [TOKEN["82"], TOKEN["98"]], greedy=True) == []  # already fine
+    assert g.blocked("Sales were $", [TOKEN["82"], TOKEN["98"]], greedy=False) == [TOKEN["98"]]  # all masked
+    assert g.blocked("Sales were $", [TOKEN["98"], TOKEN["65"]], greedy=True) == []  # none allowed: unguarded
+
+
+class RankedLlama:
+    """A `llama_cpp.Llama` stand-in whose model prefers `replies` in order: each step it scores
+    the next token of every reply the text so far is a prefix of, the first reply highest."""
+
+    EOS = 0
+
+    def __init__(self, replies: Sequence[Sequence[int]], vocab: int) -> None:
+        self.replies, self.vocab = [list(r) for r in replies], vocab
+        self.input_ids, self.n_tokens = np.zeros(4096, dtype=np.intc), 0
+        self.new: list[int] = []
+
+    def eval(self, tokens: Sequence[int]) -> None:
+        self.input_ids[self.n_tokens : self.n_tokens + len(tokens)] = tokens
+        self.n_tokens += len(tokens)
+        self.new = [] if len(tokens) > 1 else [*self.new, *tokens]
+
+    def logits(self) -> npt.NDArray[np.float32]:
+        out = np.zeros(self.vocab, dtype=np.float32)
+        for rank, reply in enumerate(self.replies):
+            if reply[: len(self.new)] == self.new:
+                token = reply[len(self.new)] if len(self.new) < len(reply) else self.EOS
+                out[token] = max(out[token], 10.0 - rank)
+        return out
+
+    def close(self) -> None:
+        pass
+
+
+@pytest.mark.parametrize("figures_mode", ["free", "copied"])
+def test_the_generator_copies_the_stated_figure_the_model_ranks_second(
+    tiny_lm_path: Path, figures_mode: str
+) -> None:
+    tokenizer = load_tokenizer(str(tiny_lm_path))
+    invented, stated = "Sales were $98,765 million [1].", "Sales were $82,959 million [1]."
+    llama = RankedLlama(
+        [tokenizer.encode(t, add_special_tokens=False) for t in (invented, stated)], len(tokenizer)
+    )
+    decoder = LlamaDecoder(llama, frozenset({RankedLlama.EOS}), logits=lambda m: m.logits())
+    config = generator_config(max_new_tokens=40, figures=figures_mode)
+    hits = [make_hit("a", "Total net sales 82,959 in the quarter")]
+    answer = LocalGenerator(config, decoder, tokenizer).generate("What were net sales?", hits)
+    assert answer.text == (invented if figures_mode == "free" else stated)
+    if figures_mode == "copied":
+        assert [f.value for f in figures(answer.text)] == [82_959e6]
+
+
+def test_on_transformers_the_guard_masks_the_scores_generate_picks_from(tiny_lm_path: Path) -> None:
+    import torch
+
+    from ragsys.generate.hf import Guarded
+    from ragsys.generate.watch import TextWatch
+
+    tokenizer = load_tokenizer(str(tiny_lm_path))
+    watch = TextWatch(tokenizer, 0, (), guard=_guard("|Total net sales|82,959|"))
+    watch.text = "Sales were $"
+    scores = torch.zeros((1, len(PIECES)))
+    scores[0, TOKEN["98"]], scores[0, TOKEN["82"]] = 5.0, 4.0
+    masked = Guarded(watch, greedy=True)(None, scores)
+    assert int(masked[0].argmax()) == TOKEN["82"] and float(masked[0, TOKEN["98"]]) == float("-inf")
+    assert float(scores[0, TOKEN["98"]]) == 5.0  # the caller's tensor is left as it was
