@@ -19,6 +19,7 @@ from typing import Literal, TypeVar
 import numpy as np
 
 from ragsys.eval.evalset import EvalItem, doc_matches
+from ragsys.eval.evidence import unsupported_figures
 from ragsys.eval.numbers import figures, numeric_match
 from ragsys.types import Answer, Frozen
 
@@ -148,7 +149,8 @@ def label_accuracy_and_macro_f1(
 
 def answer_metrics(item: EvalItem, answer: Answer) -> dict[str, float]:
     """Per question: abstention, answers that neither cite nor abstain (`no_citation_rate`, as
-    0/1), figures stated, and against a reference: token F1, exact match, ROUGE-L and, where the
+    0/1), figures stated and the share of them no passage states (`unsupported_figure_rate`),
+    and against a reference: token F1, exact match, ROUGE-L and, where the
     reference states a figure, `numeric_match` (`ragsys.eval.numbers`)."""
     out: dict[str, float] = {
         "abstained": float(answer.abstained),
@@ -159,6 +161,9 @@ def answer_metrics(item: EvalItem, answer: Answer) -> dict[str, float]:
             answer.abstained
         ),
     }
+    unsupported = unsupported_figures(answer.text, [h.chunk.text for h in answer.contexts])
+    if unsupported is not None and answer.contexts and not answer.abstained:
+        out["unsupported_figure_rate"] = unsupported
     if not item.answerable:
         return out  # nothing in its passages to match, cite or overlap with
     if item.answer:

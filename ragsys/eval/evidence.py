@@ -15,6 +15,8 @@ is found in a table's "98,024").
 * `evidence_scores(items, runs, k, fallback)`: per question, figure recall in its first `k`
   passages where the reference states a figure, else its `fallback` score (nDCG@10) -- how
   `ragsys tune` and the reranker's dev check judge a ranking over filings.
+* `unsupported_figures(answer, passages)`: the share of the answer's figures no passage states
+  (`unsupported_figure_rate` in `ragsys eval`).
 * `answer_bearing(reference, chunks)`: the chunks that state the most of the reference's
   distinctive figures (at least one), in the order given -- positives for the rankers'
   training. A bare integer under 100 ("Note 2", "7 years") is not distinctive: half the
@@ -104,3 +106,20 @@ def answer_bearing(reference: str, chunks: Sequence[T], limit: int | None = None
         return []
     found = [c for c, n in zip(chunks, counts, strict=True) if n == best]
     return found[:limit] if limit is not None else found
+
+
+def unsupported_figures(answer: str, passages: Sequence[str]) -> float | None:
+    """Share of the answer's distinctive figures that no passage states (read by value, as
+    `numeric_match` reads them); None when it states none. `ragsys eval` reports its mean as
+    `unsupported_figure_rate`: an invented figure is the error a finance reader cannot forgive.
+
+        >>> unsupported_figures("Sales were $98,024 million, up 5%.", ["|Net sales|98,024|"])
+        0.5
+    """
+    wanted = [f for f in figures(answer) if distinctive(f)]
+    if not wanted:
+        return None
+    found: set[int] = set()
+    for text in passages:
+        found |= stated(wanted, text)
+    return 1.0 - len(found) / len(wanted)

@@ -145,3 +145,22 @@ def test_page_level_citations_are_scored_when_gold_pages_exist() -> None:
     out = answer_metrics(item, Answer(question="q", text="[1]", abstained=False, citations=(right,)))
     assert (out["citation_page_precision"], out["citation_page_recall"]) == (0.5, 1.0)  # pages 3 and 4 cited
     assert out["citation_precision"] == 1.0
+
+
+def test_answer_metrics_count_figures_no_passage_states() -> None:
+    from ragsys.eval.answers import answer_metrics
+    from ragsys.eval.evalset import EvalItem
+    from ragsys.types import Answer
+    from tests.fixtures.factories import make_hit
+
+    item = EvalItem(id="q", question="Revenue?", answer="Revenue was $39,669 million.", split="test")
+    hits = (make_hit("c", "|Total net sales|39,669|"),)
+
+    def rate(text: str, contexts: tuple = hits) -> float | None:  # type: ignore[type-arg]
+        answer = Answer(question="Revenue?", text=text, abstained=False, contexts=contexts)
+        return answer_metrics(item, answer).get("unsupported_figure_rate")
+
+    assert rate("$39,669 million [1].") == 0.0  # read by value: the table's "39,669" in millions
+    assert rate("$39,669 million, up 12.5% [1].") == 0.5  # no passage states 12.5%
+    assert rate("It rose in 3 months [1].") is None  # no distinctive figure stated
+    assert rate("$18.2 million.", contexts=()) is None  # no passages: nothing to hold it to
