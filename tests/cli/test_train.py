@@ -90,7 +90,7 @@ def test_train_reranker_checks_on_held_out_questions(
 def test_train_generator_sft_then_refusals(
     setup: Path, tiny_pipeline: PipelineConfig, tiny_lm_path: Path, tmp_path: Path
 ) -> None:
-    gen = GeneratorConfig(model=str(tiny_lm_path), max_new_tokens=4, context_tokens=96)
+    gen = GeneratorConfig(model=str(tiny_lm_path), max_new_tokens=48, context_tokens=96)
     tiny_pipeline.model_copy(update={"generator": gen, "top_k": 2}).save(tmp_path / "pipe")
     args = [
         "train",
