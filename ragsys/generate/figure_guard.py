@@ -8,7 +8,8 @@ character for character ("82,959", not "82959" or "82.9"): at each step, the hig
 tokens that would start, extend or end a number no source states are masked, so the model
 still chooses *which* stated figure and *where*, by its own scores.
 
-What is exempt: a finished number of one or two digits ("3 months", list markers "1."; while
+What is exempt: a finished number of one or two digits ("3 months", list markers "1.", but not
+a percentage: "20%" is a figure; while
 it is written it must still be the start of a stated number, or the model could commit to
 "20" and be unable to finish "202,200" as anything stated), and numbers in brackets
 (citations "[2]", which `citations.py` checks against the passages).
@@ -32,6 +33,7 @@ from collections.abc import Callable, Sequence
 _NUMBER = re.compile(r"\d(?:[\d,.]*\d)?")
 _OPEN = re.compile(r"\[?\d[\d,.]*$")  # the number the text ends in, with a separator it may go on past
 _SMALL = re.compile(r"\d{1,2}")
+_PERCENT = re.compile(r"\s*(%|per\s?cent)")
 TOP_K = 64  # tokens checked per step, best first
 
 
@@ -55,7 +57,8 @@ class FigureGuard:
             run, after = m.group(0), tail[m.end() :]
             if m.start() > 0 and tail[m.start() - 1] == "[":
                 continue  # a citation
-            ended = run in self.allowed or _SMALL.fullmatch(run) is not None
+            small = _SMALL.fullmatch(run) is not None and not _PERCENT.match(after)  # "20%" is a figure
+            ended = run in self.allowed or small
             if after == "":  # the number may go on: it must be the start of a stated one
                 ok = run in self._prefixes
             elif len(after) == 1 and after in ",.":  # "5,210," may go on ("5,210,000") or end a clause

@@ -17,7 +17,25 @@ from ragsys.models import load_tokenizer
 from tests.fixtures.factories import make_hit
 from tests.fixtures.generators import generator_config
 
-PIECES = ["", "82", ",9", "59", "98", ",7", "65", " million", ".", " [", "1", "]", "3", " months", ","]
+PIECES = [
+    "",
+    "82",
+    ",9",
+    "59",
+    "98",
+    ",7",
+    "65",
+    " million",
+    ".",
+    " [",
+    "1",
+    "]",
+    "3",
+    " months",
+    ",",
+    "%",
+    " percent",
+]
 TOKEN = {p: i for i, p in enumerate(PIECES)}
 
 
@@ -42,6 +60,10 @@ def test_citations_small_numbers_and_words_pass() -> None:
     assert g.allows("In", TOKEN["3"]) and g.allows("In 3", TOKEN[" months"])  # "3" starts "3" (stated)
     assert not g.allows("In", TOKEN["65"])  # a small number must still start a stated one...
     assert _guard("65 days").allows("In 65", TOKEN[","])  # ...and may end a clause once written
+    sales = _guard("Total net sales 82,959 and 30 stores")
+    assert sales.allows("In 3", TOKEN[" months"])  # a small number that is no figure passes
+    assert not sales.allows("Up 3", TOKEN["%"]) and not sales.allows("Up 3", TOKEN[" percent"])  # "3%" is one
+    assert _guard("up 3%").allows("Up 3", TOKEN["%"])
     assert _guard("the question asks about 98,765").allows("In $", TOKEN["98"])  # the question is a source
 
 
