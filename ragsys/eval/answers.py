@@ -161,9 +161,10 @@ def answer_metrics(item: EvalItem, answer: Answer) -> dict[str, float]:
             answer.abstained
         ),
     }
-    unsupported = unsupported_figures(answer.text, [h.chunk.text for h in answer.contexts])
-    if unsupported is not None and answer.contexts and not answer.abstained:
-        out["unsupported_figure_rate"] = unsupported
+    if answer.contexts and not answer.abstained:
+        unsupported = unsupported_figures(answer.text, [h.chunk.text for h in answer.contexts])
+        if unsupported is not None:
+            out["unsupported_figure_rate"] = unsupported
     if not item.answerable:
         return out  # nothing in its passages to match, cite or overlap with
     if item.answer:

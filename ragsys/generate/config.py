@@ -75,8 +75,9 @@ class GeneratorConfig(Frozen):
     # context_tokens). `ragsys tune`'s context stage chooses it on train answers.
     passages: int | None = Field(default=None, ge=1)
     max_new_tokens: int = Field(default=192, ge=1)
-    # "copied": every number the answer states (three digits or more) is one a passage or the
-    # question states, character for character (`figure_guard`); "free": whatever the model writes.
+    # "copied": every number the answer states (but one- or two-digit non-percentages) is one a
+    # passage or the question states, character for character (`figure_guard`); "free": whatever
+    # the model writes.
     # Local backends only (a remote server's decoding is not ours to steer).
     figures: Literal["free", "copied"] = "free"
     min_new_tokens: int = Field(default=0, ge=0)

@@ -8,11 +8,11 @@ character for character ("82,959", not "82959" or "82.9"): at each step, the hig
 tokens that would start, extend or end a number no source states are masked, so the model
 still chooses *which* stated figure and *where*, by its own scores.
 
-What is exempt: a finished number of one or two digits ("3 months", list markers "1.", but not
-a percentage: "20%" is a figure; while
-it is written it must still be the start of a stated number, or the model could commit to
-"20" and be unable to finish "202,200" as anything stated), and numbers in brackets
-(citations "[2]", which `citations.py` checks against the passages).
+What is exempt: a finished number of one or two digits ("3 months", list markers "1."; not a
+percentage: "20%" is a figure), though while it is written it must still be the start of a
+stated number, or the model could commit to "20" and be unable to finish "202,200" as anything
+stated; and numbers in brackets (citations "[2]", which `citations.py` checks against the
+passages).
 
 Checked per step on the `TOP_K` best tokens only, best first, until one is allowed (greedy) or
 all are checked (sampling): a few string operations per token, nothing like a forward pass. If
