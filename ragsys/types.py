@@ -113,3 +113,4 @@ class Answer(Frozen):
     dropped_citations: int = 0
     timings: dict[str, float] = {}
     backend: str | None = None  # which inference backend wrote it: "transformers", "llama-cpp", "openai"
+    cited_after: bool = False  # its citations were added after generation (generate/attribution.py)

@@ -155,6 +155,7 @@ def answer_metrics(item: EvalItem, answer: Answer) -> dict[str, float]:
     out: dict[str, float] = {
         "abstained": float(answer.abstained),
         "no_citation_rate": float(not answer.citations and not answer.abstained),
+        "cited_after": float(answer.cited_after),  # its citations traced after generation
         "figures": float(len(figures(answer.text))),
         # grounded refusal: the abstention rate on each kind of question (target high / low)
         ("abstained_unanswerable" if not item.answerable else "abstained_answerable"): float(

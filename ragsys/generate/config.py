@@ -80,6 +80,10 @@ class GeneratorConfig(Frozen):
     # the model writes.
     # Local backends only (a remote server's decoding is not ours to steer).
     figures: Literal["free", "copied"] = "free"
+    # "copied": an answer that cites nothing and does not abstain is given the [n] of the passages
+    # it was drawn from (most of its word trigrams; `attribution.py`); "off": answers as written.
+    # Any backend: it reads only the answer and its passages.
+    attribution: Literal["off", "copied"] = "copied"
     min_new_tokens: int = Field(default=0, ge=0)
     do_sample: bool = False
     temperature: float = Field(default=0.7, gt=0.0)

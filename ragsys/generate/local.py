@@ -22,6 +22,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Protocol
 
+from ragsys.generate.attribution import cite_suffix
 from ragsys.generate.citations import is_abstention, parse_citations
 from ragsys.generate.figure_guard import FigureGuard
 from ragsys.generate.prompt import ChatTokenizer, Prompt, build_prompt, decode
@@ -117,15 +118,25 @@ class PromptedGenerator:
         built = {"prompt_s": time.perf_counter() - started, "prompt_tokens": float(len(prompt.ids))}
         text, timings = self._complete(prompt, query, on_text, cancel)
         parsed = parse_citations(text, prompt.numbered())
+        abstained = is_abstention(text, self.config.abstain_text)
+        suffix = ""
+        if self.config.attribution == "copied" and not parsed.citations and not abstained:
+            suffix = cite_suffix(text, [p.text for p in prompt.passages])  # attribution.py: why
+            if suffix:
+                text += suffix
+                parsed = parse_citations(text, prompt.numbered())
+                if on_text is not None:
+                    on_text(suffix)
         return Answer(
             question=query,
             text=text,
-            abstained=is_abstention(text, self.config.abstain_text),
+            abstained=abstained,
             citations=parsed.citations,
             contexts=tuple(p.hit for p in prompt.passages),  # contexts[n - 1] is passage [n]
             dropped_citations=parsed.dropped,
             timings=built | timings | packing(prompt),
             backend=self.backend,
+            cited_after=bool(suffix),
         )
 
 

@@ -119,3 +119,24 @@ def test_leaving_the_stream_early_stops_generation(backend: str, tok: ChatTokeni
     stream.close()
     assert scripted.steps < scripted.reply_tokens // 2
     assert not any(t.name == "ragsys-generate" for t in threading.enumerate())
+
+
+def test_an_uncited_answer_copied_from_a_passage_cites_it(backend: str, tok: ChatTokenizer) -> None:
+    copied = HITS[1].chunk.text  # the second passage, word for word, citing nothing
+    gen = _scripted(backend, tok, copied, max_new_tokens=80).generator
+    pieces: list[str] = []
+    answer = gen.stream(QUESTION, HITS, on_text=pieces.append)
+    assert answer.text == f"{copied} [2]" == "".join(pieces) and answer.cited_after
+    assert [c.chunk_id for c in answer.citations] == ["b"]
+    off = _scripted(backend, tok, copied, max_new_tokens=80, attribution="off").generator
+    answer = off.generate(QUESTION, HITS)
+    assert answer.text == copied and not answer.citations and not answer.cited_after
+
+
+def test_only_uncited_answers_drawn_from_a_passage_are_cited_after(backend: str, tok: ChatTokenizer) -> None:
+    cited = f"{HITS[1].chunk.text} [1]"  # cites, wrongly: left exactly as written
+    answer = _scripted(backend, tok, cited, max_new_tokens=80).generator.generate(QUESTION, HITS)
+    assert answer.text == cited and not answer.cited_after
+    own = "Rain falls on quiet mornings while people sleep late"  # no passage's trigrams
+    answer = _scripted(backend, tok, own, max_new_tokens=80).generator.generate(QUESTION, HITS)
+    assert answer.text == own and not answer.citations and not answer.cited_after
