@@ -178,3 +178,24 @@ def numeric_match(answer: str, reference: str, max_extra: int = MAX_EXTRA) -> fl
         return 0.0
     extra = sum(not any(same_figure(s, w) for w in wanted) for s in stated)
     return 1.0 if extra <= max_extra else 0.0
+
+
+def figure_f1(answer: str, reference: str) -> float | None:
+    """Partial credit where `numeric_match` is all or nothing: F1 of the answer's figures against
+    the reference's (recall: reference figures the answer states; precision: answer figures that
+    state a reference figure); None when the reference states no figure.
+
+    Why: a 10-Q reference lists four to ten figures from several filings, a 135M model's answer
+    one or two of them; `numeric_match` was 0 for 55 of 56 test answers whichever model wrote
+    them, so a keep rule judged on it could not tell a stage that states right figures from one
+    that states none.
+
+        >>> figure_f1("Sales were $5.2 billion [1].", "Sales: $5,210 million, then $4,980 million.")
+        0.6666666666666666
+    """
+    wanted, stated = figures(reference), figures(answer)
+    if not wanted:
+        return None
+    recall = sum(any(same_figure(s, w) for s in stated) for w in wanted) / len(wanted)
+    precision = sum(any(same_figure(s, w) for w in wanted) for s in stated) / len(stated) if stated else 0.0
+    return 2 * precision * recall / (precision + recall) if precision + recall else 0.0

@@ -8,9 +8,9 @@ the generator is given -- and `ndcg@10` where it states none; `retrieval_metric`
 eval sets whose references mostly state figures, such as filings, where scoping already puts
 every hit in a gold document and document nDCG cannot tell a better ranking of its chunks);
 and `answer` (`answer_score`: label accuracy when the questions have closed-set labels such as
-yes/no/maybe, otherwise `numeric_match` where the reference states a figure and token F1
-against the reference where it does not, 0 for an uncited answer), which generates and is
-~100x slower.
+yes/no/maybe, otherwise `figure_f1` -- `numeric_match` with partial credit -- where the
+reference states a figure and token F1 against the reference where it does not, 0 for an
+uncited answer), which generates and is ~100x slower.
 """
 
 from __future__ import annotations
@@ -61,16 +61,20 @@ class CachedPairScorer:
 
 def answer_score(metrics: Mapping[str, float], closed: bool) -> float:
     """One answer's score for the keep rule: label accuracy on closed-set questions; otherwise
-    `numeric_match` where the reference states a figure (every figure stated, as a finance
-    user checks) and token F1 against the reference where it does not -- and 0 for an answer
-    that neither cites a passage nor abstains, since a reader cannot check it. Without that,
-    the 10-Q loop's preference stage was kept on dev (+0.036) while its answers stopped citing
-    (`no_citation_rate` 0.038 -> 0.987 on test): the revisions it learned from cited nothing."""
+    `figure_f1` where the reference states a figure (the figures right, as a finance user
+    checks, with partial credit: `numeric_match`, all of them or nothing, was 0 for 55 of 56
+    10-Q test answers, too rare to tell two stages apart on 23 dev questions) and token F1
+    against the reference where it does not -- and 0 for an answer that neither cites a passage
+    nor abstains, since a reader cannot check it. Without that, the 10-Q loop's preference
+    stage was kept on dev (+0.036) while its answers stopped citing (`no_citation_rate` 0.038
+    -> 0.987 on test): the revisions it learned from cited nothing."""
     if closed and "label_accuracy" in metrics:
         return metrics["label_accuracy"]
     if metrics.get("no_citation_rate", 0.0) >= 1.0:
         return 0.0
-    if "numeric_match" in metrics:
+    if "figure_f1" in metrics:
+        return metrics["figure_f1"]
+    if "numeric_match" in metrics:  # scores recorded before figure_f1 existed
         return metrics["numeric_match"]
     return metrics.get("token_f1", 0.0)
 

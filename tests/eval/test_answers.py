@@ -120,7 +120,8 @@ def test_answer_metrics_score_figures_and_uncited_answers() -> None:
     )
     assert (right["numeric_match"], right["no_citation_rate"], right["figures"]) == (1.0, 0.0, 1.0)
     wrong = answer_metrics(item, Answer(question="Revenue?", text="It was $18.2 million.", abstained=False))
-    assert (wrong["numeric_match"], wrong["no_citation_rate"]) == (0.0, 1.0)
+    assert (wrong["numeric_match"], wrong["no_citation_rate"], wrong["figure_f1"]) == (0.0, 1.0, 0.0)
+    assert right["figure_f1"] == 1.0
     refused = answer_metrics(item, Answer(question="Revenue?", text="I cannot answer.", abstained=True))
     assert refused["no_citation_rate"] == 0.0  # abstaining is not an uncited claim
     wordy = item.model_copy(update={"answer": "It grew because of services."})

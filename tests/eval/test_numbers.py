@@ -68,3 +68,22 @@ def test_figures_reads_what_is_written() -> None:
     assert figures("In 2023 (see [3]) the 10-Q for Q3, on May 4, 2023:") == []
     [p] = figures("margin of 43.26 percent")
     assert p.percent and p.digits == 43.26 and p.decimals == 2
+
+
+@pytest.mark.parametrize(
+    ("answer", "reference", "expected"),
+    [
+        ("Sales were $82,959 million [1].", "$82,959 million, then $81,797 million.", 2 / 3),  # half, exact
+        ("$82,959 million and $81,797 million.", "$82,959 million, then $81,797 million.", 1.0),
+        ("$82,959 million, $1 million, $2 million.", "$82,959 million.", 0.5),  # one of three right
+        ("Sales rose [1].", "$82,959 million.", 0.0),  # no figure stated
+        ("$5 million.", "Sales rose.", None),  # not a numeric question
+    ],
+)
+def test_figure_f1_gives_partial_credit(answer: str, reference: str, expected: float | None) -> None:
+    from ragsys.eval.numbers import figure_f1
+
+    got = figure_f1(answer, reference)
+    assert got is None if expected is None else got == pytest.approx(expected)
+    if expected == 1.0:
+        assert numeric_match(answer, reference) == 1.0  # full credit only where numeric_match agrees

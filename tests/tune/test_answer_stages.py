@@ -208,6 +208,10 @@ def test_answer_scores_are_figures_where_the_reference_has_them() -> None:
     assert answer_score({"token_f1": 0.4}, closed=False) == 0.4
     assert answer_score({"numeric_match": 1.0, "no_citation_rate": 1.0}, closed=False) == 0.0  # uncheckable
     assert answer_score({"token_f1": 0.4, "no_citation_rate": 0.0}, closed=False) == 0.4
+    # partial credit where the reference states figures: half of them right beats none
+    assert answer_score({"numeric_match": 0.0, "figure_f1": 0.5, "token_f1": 0.9}, closed=False) == 0.5
+    uncited = {"numeric_match": 0.0, "figure_f1": 0.5, "no_citation_rate": 1.0}
+    assert answer_score(uncited, closed=False) == 0.0
 
 
 def test_each_preference_method_gets_an_equal_share_of_what_is_left(
