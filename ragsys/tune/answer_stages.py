@@ -64,8 +64,10 @@ def _with_passages(config: PipelineConfig, k: int) -> PipelineConfig:
 
 
 def generator_stage(
-    ctx: TuneContext, config: PipelineConfig, index_dir: Path, out: Path, *, contexts: str = "retrieved"
+    ctx: TuneContext, config: PipelineConfig, index_dir: Path, out: Path, *, contexts: str | None = None
 ) -> Proposal | str:
+    """SFT on the train questions' references; `contexts` (default: the settings') says which
+    passages it learns from."""
     if config.generator is None:
         return "the pipeline has no generator"
     answered = with_reference(ctx.train)
@@ -77,7 +79,7 @@ def generator_stage(
             "seed": ctx.seed,
             "max_minutes": ctx.minutes_left(),
             "k": passages_for(config, ctx.settings.answer_k),
-            "contexts": contexts,
+            "contexts": contexts or ctx.settings.generator.contexts,
         }
     )
     calibrate = _calibration_ids(answered, ctx.settings.label_calibration, ctx.seed)

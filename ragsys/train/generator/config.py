@@ -44,7 +44,10 @@ class GeneratorTrainConfig(Frozen):
     max_new_tokens: int | None = Field(default=None, ge=1)  # own answers/revisions; None: the generator's
     group_by_length: bool = True
     gradient_checkpointing: bool = False
-    contexts: Literal["retrieved", "gold"] = "retrieved"  # sft: passages the model learns from
+    # sft: the passages the model learns from: "retrieved" (what inference sees), "evidence" (those
+    # with the gold chunks stating the reference's figures put in, RAFT-style: evidence.py) or
+    # "gold" (the gold documents' first chunks: the isolated control)
+    contexts: Literal["retrieved", "evidence", "gold"] = "retrieved"
     targets: Literal["supported", "reference"] = Field(
         default="supported",
         description="sft targets and own-mistake revisions: 'supported' cuts a reference that states figures "

@@ -28,6 +28,7 @@ from ragsys.eval.evalset import EvalItem
 from ragsys.feedback.records import FeedbackRecord
 from ragsys.generate.prompt import ChatTokenizer, Prompt
 from ragsys.train.generator.cache import WorkCache
+from ragsys.train.generator.evidence import evidence_contexts
 from ragsys.train.generator.targets import Targets, fit_target, sft_target
 from ragsys.train.lora import reference
 from ragsys.types import Answer, Hit
@@ -263,7 +264,9 @@ class DataContext:
     reviser: str | None = None
     on_progress: Callable[[str, int, int], None] | None = None
     cache: WorkCache = field(default_factory=WorkCache)  # generations survive a stopped run
-    contexts: str = "retrieved"  # sft: "gold" trains on the gold documents' chunks instead (isolated control)
+    # sft: "gold" trains on the gold documents' chunks instead (isolated control); "evidence" on the
+    # retrieved passages with the gold chunks stating the reference's figures put in (evidence.py)
+    contexts: str = "retrieved"
     k: int = 3
     balance_labels: bool = False  # sft: draw each closed-set label equally often (`balanced_items`)
     targets: Targets = "supported"  # sft and own-mistake revisions: the reference cut to the passages
@@ -284,13 +287,20 @@ def sft_data(ctx: DataContext) -> Built:
     if not ctx.items:
         raise ValueError("sft trains on questions with reference answers: pass the eval set's train items")
     items = balanced_items(ctx.items, ctx.label_options, ctx.seed) if ctx.balance_labels else list(ctx.items)
+    given = None
     if ctx.contexts == "gold":
         hits = gold_hits(items, ctx.index, ctx.k)
     else:
         unique = list(dict.fromkeys(item.question for item in items))
         found = dict(zip(unique, ctx.search(unique), strict=True))
         hits = [found[item.question] for item in items]
-    return sft_examples(ctx.templater, items, hits, ctx.abstain_text, ctx.label_options, ctx.targets)
+        if ctx.contexts == "evidence":  # the gold chunks stating the reference's figures put in
+            hits, given = evidence_contexts(items, hits, ctx.index, ctx.k, ctx.seed)
+    built = sft_examples(ctx.templater, items, hits, ctx.abstain_text, ctx.label_options, ctx.targets)
+    examples, stats = built
+    if given is not None:
+        stats["evidence_put_in"] = given
+    return examples, stats
 
 
 def balanced_items(items: Sequence[EvalItem], label_options: Sequence[str], seed: int) -> list[EvalItem]:
