@@ -19,7 +19,7 @@ from typing import Literal, TypeVar
 import numpy as np
 
 from ragsys.eval.evalset import EvalItem, doc_matches
-from ragsys.eval.evidence import unsupported_figures
+from ragsys.eval.evidence import figure_recall, unsupported_figures
 from ragsys.eval.numbers import figure_f1, figures, numeric_match
 from ragsys.types import Answer, Frozen
 
@@ -151,8 +151,9 @@ def answer_metrics(item: EvalItem, answer: Answer) -> dict[str, float]:
     """Per question: abstention, answers that neither cite nor abstain (`no_citation_rate`, as
     0/1), figures stated and the share of them no passage states (`unsupported_figure_rate`),
     and against a reference: token F1, exact match, ROUGE-L and, where the
-    reference states a figure, `numeric_match` and its partial credit `figure_f1`
-    (`ragsys.eval.numbers`)."""
+    reference states a figure, `numeric_match`, its partial credit `figure_f1`
+    (`ragsys.eval.numbers`) and its ceiling `numeric_reachable` (1 when the passages the
+    generator was given state every figure of the reference: what a perfect reader could match)."""
     out: dict[str, float] = {
         "abstained": float(answer.abstained),
         "no_citation_rate": float(not answer.citations and not answer.abstained),
@@ -179,6 +180,9 @@ def answer_metrics(item: EvalItem, answer: Answer) -> dict[str, float]:
         if numeric is not None:  # scored only where the reference states a figure
             out["numeric_match"] = numeric
             out["figure_f1"] = figure_f1(answer.text, item.answer) or 0.0
+            # the ceiling: whether the passages the generator was given state every figure at all
+            given = [h.chunk.text for h in answer.contexts]
+            out["numeric_reachable"] = float(bool(given) and figure_recall(item.answer, given) == 1.0)
     if item.gold_doc_ids:
         cites = citation_precision_recall([c.doc for c in answer.citations], item.gold_doc_ids)
         out |= {"citation_precision": cites.precision, "citation_recall": cites.recall}

@@ -106,6 +106,7 @@ def test_answer_metrics_score_figures_and_uncited_answers() -> None:
     from ragsys.eval.answers import answer_metrics
     from ragsys.eval.evalset import EvalItem
     from ragsys.types import Answer, Citation
+    from tests.fixtures.factories import make_hit
 
     item = EvalItem(
         id="q",
@@ -121,7 +122,10 @@ def test_answer_metrics_score_figures_and_uncited_answers() -> None:
     assert (right["numeric_match"], right["no_citation_rate"], right["figures"]) == (1.0, 0.0, 1.0)
     wrong = answer_metrics(item, Answer(question="Revenue?", text="It was $18.2 million.", abstained=False))
     assert (wrong["numeric_match"], wrong["no_citation_rate"], wrong["figure_f1"]) == (0.0, 1.0, 0.0)
-    assert right["figure_f1"] == 1.0
+    assert right["figure_f1"] == 1.0 and right["numeric_reachable"] == 0.0  # no passages given
+    given = (make_hit("c", "|Revenue|39,669|"),)
+    read = answer_metrics(item, Answer(question="Revenue?", text="Up.", abstained=False, contexts=given))
+    assert (read["numeric_match"], read["numeric_reachable"]) == (0.0, 1.0)  # there to read, missed
     refused = answer_metrics(item, Answer(question="Revenue?", text="I cannot answer.", abstained=True))
     assert refused["no_citation_rate"] == 0.0  # abstaining is not an uncited claim
     wordy = item.model_copy(update={"answer": "It grew because of services."})
