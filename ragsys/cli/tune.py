@@ -48,6 +48,13 @@ def tune(
     isolated: Annotated[
         bool, typer.Option(help="also tune each component in isolation (the ablation's control)")
     ] = True,
+    sft_contexts: Annotated[
+        str,
+        typer.Option(
+            help="generator stage: SFT on the retrieved passages, or on them with the gold chunks that "
+            "state the reference's figures put in (RAFT-style)"
+        ),
+    ] = "retrieved",
     as_json: JsonOpt = False,
 ) -> None:
     """Tune retriever, reranker, fusion and generator together on train/dev; report on test."""
@@ -61,6 +68,8 @@ def tune(
     main = current_world().main  # under `accelerate launch`, only the main process reports
     with user_errors(), Bars(err, max_minutes) as bars:
         chosen = tuple(s.strip() for s in stages.split(",")) if stages else STAGE_ORDER
+        if sft_contexts not in ("retrieved", "evidence"):
+            raise ValueError(f"--sft-contexts {sft_contexts!r}: choose retrieved or evidence")
         unknown = [s for s in chosen if s not in STAGE_ORDER]
         if unknown:
             raise ValueError(f"unknown stage(s) {unknown}; choose from {list(STAGE_ORDER)}")
@@ -68,6 +77,7 @@ def tune(
             stages=tuple(s for s in STAGE_ORDER if s in chosen), alpha=alpha, dev_answers=dev_answers,
             folds=folds, report_answers=report_answers, isolated=isolated, feedback_version=feedback_version,
             preference_methods=tuple(m.strip() for m in preference_methods.split(",") if m.strip()),
+            generator=TuneSettings().generator.model_copy(update={"contexts": sft_contexts}),
         )  # fmt: skip
         state = run_tune(
             load_pipeline(pipeline), index_dir, EvalSetReader(eval_set), out, settings=settings,

@@ -36,3 +36,5 @@ def test_cli_tune_end_to_end_on_a_tiny_index(tmp_path: Path, tiny_pipeline: Pipe
     assert re.search(r"^re-embedding the corpus: embed \S+: (\d+)/\1 ", result.output, re.M), result.output
     bad = CliRunner().invoke(app, [*args[:-3], "--stages", "retriever,nonsense"])
     assert bad.exit_code == 2 and "unknown stage" in bad.output
+    bad = CliRunner().invoke(app, [*args, "--sft-contexts", "gold"])
+    assert bad.exit_code == 2 and "--sft-contexts 'gold'" in bad.output

@@ -121,6 +121,7 @@ def test_the_generator_stage_calibrates_labels_on_questions_sft_never_saw(
 
     def fake_sft(config: PipelineConfig, settings: object, *, items: list[EvalItem], **kw: object) -> Result:
         given["sft"] = [it.id for it in items]
+        given["contexts"] = [settings.contexts]  # type: ignore[attr-defined]
         return Result()
 
     def fake_labels(
@@ -156,6 +157,11 @@ def test_the_generator_stage_calibrates_labels_on_questions_sft_never_saw(
     ctx.train = free
     answer_stages.generator_stage(ctx, with_gen, Path("idx"), tmp_path / "free")
     assert len(given["sft"]) == 60 and "labels" not in given
+    assert given["contexts"] == ["retrieved"]  # the default: what inference sees
+    evidence = TuneSettings().generator.model_copy(update={"contexts": "evidence"})
+    ctx.settings = TuneSettings(generator=evidence)
+    answer_stages.generator_stage(ctx, with_gen, Path("idx"), tmp_path / "evidence")
+    assert given["contexts"] == ["evidence"]  # --sft-contexts evidence
 
 
 def test_the_preference_stage_learns_from_own_mistakes_without_feedback(
