@@ -19,6 +19,14 @@ MethodsOpt = Annotated[
     str, typer.Option(help="preference stage: methods run in order (kto: thumbs; clair: revisions)")
 ]
 
+SftContextsOpt = Annotated[
+    str,
+    typer.Option(
+        help="generator stage: SFT on the retrieved passages (retrieved), or on them with the gold chunks "
+        "that state the reference's figures put in (evidence, RAFT-style)"
+    ),
+]
+
 
 def tune(
     index_dir: IndexOpt,
@@ -48,13 +56,7 @@ def tune(
     isolated: Annotated[
         bool, typer.Option(help="also tune each component in isolation (the ablation's control)")
     ] = True,
-    sft_contexts: Annotated[
-        str,
-        typer.Option(
-            help="generator stage: SFT on the retrieved passages, or on them with the gold chunks that "
-            "state the reference's figures put in (RAFT-style)"
-        ),
-    ] = "retrieved",
+    sft_contexts: SftContextsOpt = "retrieved",
     as_json: JsonOpt = False,
 ) -> None:
     """Tune retriever, reranker, fusion and generator together on train/dev; report on test."""
