@@ -23,13 +23,15 @@ sharing only a topic's vocabulary with a passage is not said to come from it.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Hashable, Sequence
+from typing import TypeVar
 
 COVER = 0.5  # the sources together hold at least half the answer's trigrams
 MIN_GAIN = 0.15  # each source adds at least this share of them (no passage cited for a stray phrase)
 MIN_TRIGRAMS = 3  # an answer of fewer trigrams (under five words) is too short to trace
 
 _WORD = re.compile(r"\w+")
+T = TypeVar("T", bound=Hashable)
 
 
 def trigrams(text: str) -> set[tuple[str, str, str]]:
@@ -44,17 +46,31 @@ def attribution(answer: str, passages: Sequence[str]) -> list[int]:
     wanted = trigrams(answer)
     if len(wanted) < MIN_TRIGRAMS:
         return []
-    held = [trigrams(p) & wanted for p in passages]
-    covered: set[tuple[str, str, str]] = set()
-    sources: list[int] = []
-    while True:
+    picked, covered = greedy_cover([trigrams(p) & wanted for p in passages], MIN_GAIN * len(wanted))
+    return sorted(i + 1 for i in picked) if len(covered) >= COVER * len(wanted) else []
+
+
+def greedy_cover(
+    held: Sequence[set[T]], min_gain: float = 1, limit: int | None = None
+) -> tuple[list[int], set[T]]:
+    """Indexes of the sets in `held` picked greedily -- the one adding the most elements not yet
+    covered first, ties to the earlier -- while the next adds at least `min_gain` of them and
+    fewer than `limit` are picked; and the elements they cover together. Shared with SFT's
+    evidence (`train/generator/evidence.py`), which covers a reference's figures with chunks.
+
+        >>> greedy_cover([{1}, {1, 2, 3}, {3, 4}])
+        ([1, 2], {1, 2, 3, 4})
+    """
+    covered: set[T] = set()
+    picked: list[int] = []
+    while limit is None or len(picked) < limit:
         gains = [len(h - covered) for h in held]
-        best = max(range(len(held)), key=lambda i: gains[i], default=None)
-        if best is None or gains[best] < MIN_GAIN * len(wanted):
+        best = max(range(len(held)), key=lambda i: gains[i], default=None)  # max: the first best
+        if best is None or gains[best] < min_gain:
             break
-        sources.append(best + 1)
+        picked.append(best)
         covered |= held[best]
-    return sorted(sources) if len(covered) >= COVER * len(wanted) else []
+    return picked, covered
 
 
 def cite_suffix(answer: str, passages: Sequence[str]) -> str:

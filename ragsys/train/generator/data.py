@@ -296,8 +296,9 @@ def sft_data(ctx: DataContext) -> Built:
         hits = [found[item.question] for item in items]
         if ctx.contexts == "evidence":  # the gold chunks stating the reference's figures put in
             hits, given = evidence_contexts(items, hits, ctx.index, ctx.k, ctx.seed)
-    built = sft_examples(ctx.templater, items, hits, ctx.abstain_text, ctx.label_options, ctx.targets)
-    examples, stats = built
+    examples, stats = sft_examples(
+        ctx.templater, items, hits, ctx.abstain_text, ctx.label_options, ctx.targets
+    )
     if given is not None:
         stats["evidence_put_in"] = given
     return examples, stats

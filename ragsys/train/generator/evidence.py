@@ -9,7 +9,9 @@ question needs -- find the figure in a passage, copy it with its unit, cite it. 
 al., 2024, "Adapt Language Model to Domain Specific RAG") trains on the oracle passage placed
 among retrieved distractors for that reason. Here the oracle is found by value: the fewest
 chunks of the item's gold documents that together state the most reference figures
-(`evidence_chunks`, read as `numeric_match` reads figures), put at seeded positions among the
+(`evidence_chunks`, read as `numeric_match` reads figures; unlike `eval.evidence.answer_bearing`,
+the chunks tied for the most figures, it covers figures across chunks, since a reference lists
+quarters from several filings), put at seeded positions among the
 first `k` retrieved hits (`with_evidence`). The distractors stay, so the model still learns to
 pick; the targets are cut to what the passages state as before (`targets.sft_target`).
 
@@ -24,6 +26,7 @@ from collections.abc import Sequence
 from ragsys.eval.evalset import EvalItem, gold_doc_ids
 from ragsys.eval.evidence import stated
 from ragsys.eval.numbers import figures
+from ragsys.generate.attribution import greedy_cover
 from ragsys.index.reader import Index
 from ragsys.types import Chunk, Hit
 
@@ -37,17 +40,8 @@ def evidence_chunks(reference: str, chunks: Sequence[Chunk], limit: int = MAX_EV
     wanted = figures(reference)
     if not wanted:
         return []
-    held = [stated(wanted, c.text) for c in chunks]
-    covered: set[int] = set()
-    picked: list[Chunk] = []
-    while len(picked) < limit:
-        gains = [len(h - covered) for h in held]
-        best = max(range(len(chunks)), key=lambda i: (gains[i], -i), default=None)
-        if best is None or gains[best] == 0:
-            break
-        picked.append(chunks[best])
-        covered |= held[best]
-    return picked
+    picked, _ = greedy_cover([stated(wanted, c.text) for c in chunks], limit=limit)
+    return [chunks[i] for i in picked]
 
 
 def with_evidence(hits: Sequence[Hit], evidence: Sequence[Chunk], k: int, rng: random.Random) -> list[Hit]:
