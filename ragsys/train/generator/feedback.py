@@ -43,8 +43,9 @@ from ragsys.train.generator.data import (
     Templater,
     own_answer,
 )
+from ragsys.train.generator.grounding import ground_revisions
 from ragsys.train.generator.revise import reviser_pairs
-from ragsys.train.generator.targets import ground_revision, sft_target
+from ragsys.train.generator.targets import sft_target
 from ragsys.train.lora import reference
 from ragsys.types import Answer, Hit
 
@@ -283,13 +284,15 @@ def kto_data(ctx: DataContext) -> Built:
             "kto needs thumbs: pass a feedback store, or train items with labels or reference answers"
         )
     prompts, stats = record_prompts(ctx, records)
-    revised = range(len(ctx.feedback), len(ctx.feedback) + len(users))  # the users' revisions, then own
-    for i in [*revised, *range(len(records) - len(own), len(records))]:
-        prompt = prompts[i]
-        text = grounded_revision(ctx, records[i].answer, prompt) if prompt is not None else None
-        stats["revisions_unsupported"] += prompt is not None and text is None
-        records[i] = records[i].model_copy(update={"answer": text or records[i].answer})
-        prompts[i] = prompt if text is not None else None
+    n, m = len(ctx.feedback), len(records)
+    revised = [*range(n, n + len(users)), *range(m - len(own), m)]  # the users' revisions, then own
+    todo = [(i, prompt) for i in revised if (prompt := prompts[i])]
+    wanted = [(records[i].question, records[i].answer, prompt) for i, prompt in todo]
+    for (i, _), grounded in zip(todo, ground_revisions(ctx, wanted, stats), strict=True):
+        stats["revisions_unsupported"] += grounded is None
+        if grounded is not None:
+            records[i] = records[i].model_copy(update={"answer": grounded[0]})
+        prompts[i] = grounded[1] if grounded is not None else None
     # each user question weighs once however often it was judged (a revision is a second judgement
     # of its question); own-answer thumbs keep weight 1 before the weights are scaled to average 1
     weights = question_weights(
@@ -343,21 +346,20 @@ def preference_pairs(records: Sequence[FeedbackRecord], thumbs: bool = True) -> 
     return pairs
 
 
-def grounded_revision(ctx: DataContext, revision: str, prompt: Prompt) -> str | None:
-    """`targets.ground_revision` on `prompt`'s passages, cut to what the generator may write."""
-    passages = [p.text for p in prompt.passages]
-    return ground_revision(revision, passages, ctx.abstain_text, ctx.templater.fit)
-
-
 def pair_examples(ctx: DataContext, pairs: Sequence[Pair]) -> tuple[list[Example], Counter[str]]:
-    """Chosen over rejected on each pair's rebuilt prompt; a revision is grounded first
-    (`grounded_revision`) and its pair dropped when its passages do not support it."""
+    """Chosen over rejected on each pair's rebuilt prompt; a revision is grounded first, searched
+    for when its passages do not support it (`grounding`), and its pair dropped when still not."""
     prompts, stats = record_prompts(ctx, [p.source for p in pairs])
+    todo = [(i, prompt) for i, p in enumerate(pairs) if p.kind == "revision" and (prompt := prompts[i])]
+    wanted = [(pairs[i].source.question, pairs[i].chosen, prompt) for i, prompt in todo]
+    grounded = {i: g for (i, _), g in zip(todo, ground_revisions(ctx, wanted, stats), strict=True)}
     examples = []
-    for p, prompt in zip(pairs, prompts, strict=True):
+    for i, (p, prompt) in enumerate(zip(pairs, prompts, strict=True)):
         if prompt is None:
             continue
-        chosen = grounded_revision(ctx, p.chosen, prompt) if p.kind == "revision" else p.chosen
+        chosen: str | None = p.chosen
+        if i in grounded:
+            chosen, prompt = grounded[i] or (None, prompt)
         if chosen is None:
             stats["revisions_unsupported"] += 1
             continue

@@ -220,7 +220,9 @@ def test_users_revisions_are_learned_cited_by_their_passages_and_unsupported_one
     lm: tuple[Any, Any], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The loop's expert revises to the reference, which cites nothing: CLAIR and KTO learn the
-    revision with the `[n]` of the passages stating its figures, and not at all where none does."""
+    revision with the `[n]` of the passages stating its figures. One its passages do not state is
+    searched for with the revision as the query and learned on the passages found; one nothing
+    found states is dropped."""
     from collections import Counter
 
     from ragsys.feedback.records import FeedbackRecord
@@ -231,26 +233,46 @@ def test_users_revisions_are_learned_cited_by_their_passages_and_unsupported_one
         make_hit("c1", "|Total net sales|82,959|", doc_id="/d/a.pdf"),
         make_hit("c2", "Other.", doc_id="/d/b.pdf"),
     ]
+    cash = make_hit("c3", "|Cash and equivalents|4,444|", doc_id="/d/c.pdf")
     prompt = make_prompt(tokenizer, hits)
+    queries: list[str] = []
+
+    def search(texts: Sequence[str]) -> list[list[Hit]]:
+        queries.extend(texts)
+        return [[cash] if "4,444" in t else [hits[1]] for t in texts]
 
     def rec(question: str, revision: str) -> FeedbackRecord:
         return FeedbackRecord(question=question, answer="Sales were $1 million [2].", contexts=("c1", "c2"),
                               pipeline_version="v", rating="down", revision=revision)  # fmt: skip
 
-    records = [rec("q1", "Sales were $82,959 million."), rec("q2", "Cash was $4,444 million.")]
+    records = [rec("q1", "Sales were $82,959 million."), rec("q2", "Cash was $4,444 million."),
+               rec("q3", "Debt was $9,999 million.")]  # fmt: skip
     monkeypatch.setattr(fb, "record_prompts", lambda ctx, rs: ([prompt] * len(rs), Counter()))
     monkeypatch.setattr(fb, "reference_feedback", lambda ctx: [])
     monkeypatch.setattr(fb, "labelled_thumbs", lambda ctx: [])
-    templater = Templater(lambda q, h: prompt, tokenizer, "<|im_end|>", max_new_tokens=48)
+    templater = Templater(lambda q, h: make_prompt(tokenizer, h), tokenizer, "<|im_end|>", max_new_tokens=48)
     ctx: Any = type("Ctx", (), {"templater": templater, "abstain_text": "I do not know.", "feedback": records,
-                                "reviser": None, "items": [], "max_length": 512, "seed": 0})()  # fmt: skip
+                                "reviser": None, "items": [], "max_length": 512, "seed": 0, "k": 2,
+                                "search": staticmethod(search)})()  # fmt: skip
 
     def completion(seq: Any) -> str:
         return str(tokenizer.decode(seq.ids[seq.n_prompt :], skip_special_tokens=True)).strip()
 
+    def prompt_text(seq: Any) -> str:
+        return str(tokenizer.decode(seq.ids[: seq.n_prompt]))
+
     examples, stats = fb.clair_data(ctx)
-    assert [completion(e.seqs[0]) for e in examples] == ["Sales were $82,959 million. [1]"]
-    assert stats["revisions_unsupported"] == 1
+    assert queries == ["Cash was $4,444 million.", "Debt was $9,999 million."]  # only the unsupported
+    learned = [completion(e.seqs[0]) for e in examples]
+    assert learned[0] == "Sales were $82,959 million. [1]"
+    assert len(learned) == 2 and "$4,444 million" in learned[1]
+    text = prompt_text(examples[1].seqs[0])  # the found passage in for the last retrieved one
+    assert "Cash and equivalents" in text and "Total net sales" in text and "Other." not in text
+    found_first = text.index("Cash and equivalents") < text.index("Total net sales")
+    assert learned[1].endswith("[1]" if found_first else "[2]")  # cited by the passage found
+    assert text == prompt_text(examples[1].seqs[1])  # the pair shares the new prompt
+    assert stats["revisions_unsupported"] == 1 and stats["revisions_grounded_by_search"] == 1
     examples, stats = fb.kto_data(ctx)
     ups = [completion(e.seqs[0]) for e in examples if e.desirable]
-    assert ups == ["Sales were $82,959 million. [1]"] and stats["revisions_unsupported"] == 1
+    assert sorted(ups) == sorted(learned)
+    assert stats["revisions_unsupported"] == 1 and stats["revisions_grounded_by_search"] == 1
