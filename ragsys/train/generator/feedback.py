@@ -35,14 +35,7 @@ from ragsys.feedback.select import question_key, question_weights
 from ragsys.generate.citations import is_abstention
 from ragsys.generate.prompt import Prompt
 from ragsys.index.reader import Index
-from ragsys.train.generator.data import (
-    Built,
-    DataContext,
-    Example,
-    Seq,
-    Templater,
-    own_answer,
-)
+from ragsys.train.generator.data import Built, DataContext, Example, Seq, Templater, own_answer
 from ragsys.train.generator.grounding import ground_revisions
 from ragsys.train.generator.revise import reviser_pairs
 from ragsys.train.generator.targets import sft_target
@@ -173,7 +166,8 @@ def answer_is_right(item: EvalItem, answer: Answer) -> bool:
 
 def reference_feedback(ctx: DataContext) -> list[FeedbackRecord]:
     """Judged own answers to the train items with free-text references (closed-set items are
-    `labelled_thumbs`'s): up if right, else down with the SFT target as its revision. Answering
+    `labelled_thumbs`'s): up if right, else down with the SFT target as its revision (the whole
+    reference where the passages state none of it: `grounding` searches for it). Answering
     stops early when `ctx.stop_answering()` says so (the items answered by then are used)."""
     items = [i for i in ctx.items if (i.answer or not i.answerable) and not i.label]
     if not items:
@@ -191,7 +185,7 @@ def reference_feedback(ctx: DataContext) -> list[FeedbackRecord]:
         if not right and answer.contexts:
             prompt = ctx.generator.prompt(item.question, answer.contexts)
             target = sft_target(item, prompt, ctx.abstain_text, ctx.targets)
-            target = ctx.templater.fit(target) if target is not None else None
+            target = ctx.templater.fit(target) if target is not None else (item.answer or "").strip() or None
             revision = target if target is not None and target.strip() != answer.text.strip() else None
         records.append(
             FeedbackRecord(

@@ -139,8 +139,11 @@ def test_own_mistakes_become_down_thumbs_revised_to_the_sft_target(lm: tuple[Any
         EvalItem(id="b", question="What do drives need?", split="train", answer="Grease.",
                  gold_doc_ids=("robots.md",)),
         EvalItem(id="c", question="Is it safe?", split="train", answer="Yes.", label="yes"),  # not here
+        EvalItem(id="d", question="What was spent?", split="train", answer="It spent $4,444 million.",
+                 gold_doc_ids=("robots.md",)),
     ]  # fmt: skip
-    said = {"What ruined the harvest?": "Spring floods [2].", "What do drives need?": "Oil and water."}
+    said = {"What ruined the harvest?": "Spring floods [2].", "What do drives need?": "Oil and water.",
+            "What was spent?": "It spent $1 million [1]."}  # fmt: skip
 
     class Generator:
         config = type("C", (), {"abstain_text": "I do not know."})()
@@ -185,21 +188,24 @@ def test_own_mistakes_become_down_thumbs_revised_to_the_sft_target(lm: tuple[Any
     assert [(r.question, r.rating) for r in records] == [
         (items[0].question, "up"),
         (items[1].question, "down"),
+        (items[3].question, "down"),
     ]
     assert records[0].revision is None and all(r.pipeline_version == REFERENCE_VERSION for r in records)
     assert records[1].revision == "Grease. [1]"  # the reference, citing the gold passage it was given
     assert records[1].answer == "Oil and water." and records[1].contexts == ("c1", "c2")
     pairs = preference_pairs(records, thumbs=False)  # what CLAIR learns from
-    assert [(p.chosen, p.rejected) for p in pairs] == [("Grease. [1]", "Oil and water.")]
+    # no passage states the figure: the whole reference, for `grounding` to search for
+    assert records[2].revision == "It spent $4,444 million."
+    assert [(p.chosen, p.rejected) for p in pairs][0] == ("Grease. [1]", "Oil and water.")
     again = reference_feedback(ctx)
-    assert Generator.calls == 2  # answers are cached (a stopped run resumes), not regenerated
+    assert Generator.calls == 3  # answers are cached (a stopped run resumes), not regenerated
     assert [(r.rating, r.revision) for r in again] == [(r.rating, r.revision) for r in records]
     late: Any = Ctx()
     late.cache, late.out_of_time = WorkCache(), True  # out of time: one answer, then no more
     assert [r.question for r in reference_feedback(late)] == [items[0].question]
-    assert Generator.calls == 3
+    assert Generator.calls == 4
     late.cache = ctx.cache  # answers already made are used whatever the time
-    assert len(reference_feedback(late)) == 2 and Generator.calls == 3
+    assert len(reference_feedback(late)) == 3 and Generator.calls == 4
 
 
 def test_a_revision_is_also_an_up_thumb_on_the_revised_answers_prompt() -> None:
