@@ -34,7 +34,7 @@ from ragsys.tune.reserve import stage_budget
 from ragsys.tune.scoring import ANSWER, Scorer, Scores
 from ragsys.tune.settings import TuneSettings, for_pipeline
 from ragsys.tune.shared import on_main, save_config, saved
-from ragsys.tune.stages import DATA_STAGES, STAGES
+from ragsys.tune.stages import DATA_STAGES, STAGES, unjudgeable
 from ragsys.tune.state import StageRecord, TuneState, load_state, save_state, score_key
 
 BASE = "base"  # the folder under `out` holding the starting pipeline
@@ -194,6 +194,10 @@ def _run_stage(
     if ctx.world.any(ctx.budget.expired):  # the same on every process: all skip, or none
         reason = "the --max-minutes budget ran out (what is left is kept for the report)"
         return _record(state, StageRecord(name=name, status="skipped", reason=reason))
+    unjudged = unjudgeable(name, [*ctx.train, *ctx.dev] if state.folds else ctx.dev)
+    if unjudged is not None:
+        ctx.log(f"stage {name}: skipped ({unjudged})")
+        return _record(state, StageRecord(name=name, status="skipped", reason=unjudged))
     current = PipelineConfig.load(Path(state.current_pipeline))
     if state.folds and name not in DATA_STAGES:
         return _crossfit(ctx, state, name, stage, stage_dir, scorer, t0)

@@ -9,8 +9,11 @@ The retrieval stages are in `retrieval_stages`, the answer stages in `answer_sta
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
+from ragsys.eval.evalset import EvalItem
 from ragsys.tune.answer_stages import context_stage, generator_stage, labels_stage, preference_stage
-from ragsys.tune.context import Stage
+from ragsys.tune.context import Stage, with_reference
 from ragsys.tune.retrieval_stages import (
     mixture_stage,
     reranker_stage,
@@ -22,6 +25,8 @@ from ragsys.tune.retrieval_stages import (
 # Stages that produce data for later ones, not a candidate pipeline: never judged, so never
 # cross-fitted.
 DATA_STAGES = frozenset({"synthetic"})
+# Stages judged on end-to-end answers: only questions with a reference answer or label can judge them.
+ANSWER_STAGES = frozenset({"context", "labels", "generator", "preference"})
 
 STAGES: dict[str, Stage] = {
     "scope": scope_stage,
@@ -34,3 +39,19 @@ STAGES: dict[str, Stage] = {
     "generator": generator_stage,
     "preference": preference_stage,
 }
+
+
+def unjudgeable(name: str, judged_on: Sequence[EvalItem]) -> str | None:
+    """Why stage `name` cannot be judged on `judged_on` (the dev split, or every non-test question
+    when cross-fitting), said before it trains; None when it can be.
+
+    Why: an answer stage is judged on questions with a reference answer or label. A feedback
+    store of thumbs without revisions gives its thumbed-down questions none, so the 10-Q
+    thumbs-only loop trained KTO for 19 minutes and then stopped with an error, having no dev
+    question to score before and after."""
+    if name not in ANSWER_STAGES or with_reference(judged_on):
+        return None
+    return (
+        "no question it would be judged on has a reference answer or label (a thumb without a "
+        "revision gives none), so nothing it trained could be kept"
+    )

@@ -39,3 +39,19 @@ def test_the_loop_runs_end_to_end_and_loses_nothing(tmp_path: Path) -> None:
     derived = [json.loads(line) for line in (tmp_path / "feedback-evalset.jsonl").read_text().splitlines()]
     train = [d for d in derived if d["split"] == "train"]
     assert len(train) == 4 and all(d["id"].startswith("fb") for d in train)
+
+
+@pytest.mark.slow  # like the test above: two processes load torch
+def test_thumbs_alone_skip_the_preference_stage_and_the_loop_still_finishes(tmp_path: Path) -> None:
+    """Thumbs without revisions give the tuner's eval set no reference for a wrong answer, so
+    nothing could judge the stage: tune skips it up front (it once trained, then exited 2)."""
+    loop = [sys.executable, str(ROOT / "eval" / "feedback_loop.py"), "--tiny", "--thumbs-only"]
+    done = subprocess.run(
+        [*loop, "--out", str(tmp_path)], capture_output=True, text=True, timeout=600, cwd=ROOT,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    assert result["mode"] == "thumbs-only" and result["feedback"]["revisions"] == 0
+    if result["feedback"]["up"] == 0:  # the tiny model answers nothing right: no reference at all
+        assert result["tune"]["status"] == "skipped" and "reference answer" in result["tune"]["reason"]
+    assert result["failed_requests"] == 0 and result["lost_feedback"] == 0

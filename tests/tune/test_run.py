@@ -12,6 +12,7 @@ from ragsys.pipeline import PipelineConfig
 from ragsys.tune.context import Proposal, TuneContext
 from ragsys.tune.run import tune
 from ragsys.tune.settings import TuneSettings
+from ragsys.tune.stages import unjudgeable
 from ragsys.tune.state import load_state
 from tests.fixtures.tune import FakeScorer, tune_setup
 
@@ -136,3 +137,33 @@ def test_resume_after_an_interrupted_stage(tmp_path: Path, tiny_pipeline: Pipeli
             scorer=FakeScorer(),
             **kwargs,
         )  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("folds", [0, 2])
+def test_an_answer_stage_nothing_could_judge_is_skipped_before_it_trains(
+    tmp_path: Path, tiny_pipeline: PipelineConfig, folds: int
+) -> None:
+    """Thumbs without revisions give their questions no reference: the stage says so up front
+    instead of training for its whole budget and then finding no dev question to score."""
+    from ragsys.eval.evalset import EvalSetReader, save_eval_set
+
+    items = [EvalItem(id=f"t{i:02d}", question=f"q{i}", split="train") for i in range(20)]
+    items.append(EvalItem(id="x0", question="x0", split="test", gold_doc_ids=("d",)))
+    save_eval_set(items, tmp_path / "ev.jsonl")
+    ran: list[str] = []
+
+    def training(ctx: TuneContext, cfg: PipelineConfig, index_dir: Path, out: Path) -> Proposal | str:
+        ran.append("preference")
+        return Proposal(cfg.model_copy(update={"name": "good"}), index_dir, "answer")
+
+    reader, config = EvalSetReader(tmp_path / "ev.jsonl"), tiny_pipeline.model_copy(update={"name": "base"})
+    state = tune(
+        config, tmp_path / "index", reader, tmp_path / "out",
+        settings=TuneSettings(stages=("preference",), isolated=False, folds=folds),
+        stages={"preference": training}, report=False, scorer=FakeScorer(), log=lambda m: None,
+    )  # type: ignore[arg-type]  # fmt: skip
+    (rec,) = state.stages
+    assert ran == [] and rec.status == "skipped" and "reference answer or label" in rec.reason
+    judged = items[0].model_copy(update={"answer": "12 kilograms"})  # one question that can judge it
+    assert unjudgeable("preference", [judged, *items[1:]]) is None
+    assert unjudgeable("retriever", items[1:]) is None  # retrieval stages are judged on gold documents
