@@ -10,9 +10,11 @@ revisions over HTTP, `ragsys tune --feedback`, hot-swap the tuned pipeline in, m
 2. A simulated expert asks every train question through POST /ask, gives a thumb by
    `numeric_match` against the reference (token F1 >= 0.5 where it states no figure) and, for a
    wrong answer, submits the reference as a revision (not with --thumbs-only), via POST /feedback.
-3. `ragsys tune --feedback DB --stages preference` learns from that store. Its eval set is made
-   from the feedback alone: each judged train question with the expert's revision, or the
-   approved answer, as its reference (a question judged wrong without a revision has none).
+3. `ragsys tune --feedback DB --stages preference` learns from that store (`--stages
+   generator,preference` also fine-tunes on the revisions; `--folds 3` judges by cross-fitting).
+   Its eval set is made from the feedback alone: each judged train question with the expert's
+   revision, or the approved answer, as its reference (a question judged wrong without a
+   revision has none). Feedback about the questions a stage is judged on is not trained on.
    No eval-set reference of a train question reaches the tuner; the test questions are copied
    in only because tune's final report reads them (they are never trained or judged on).
 4. POST /admin/pipeline swaps the tuned pipeline in while a client keeps asking (every request
@@ -176,8 +178,9 @@ def tune(
     args: argparse.Namespace, pipeline: str | None, index: Path, evalset: Path, db: Path, out: Path
 ) -> dict[str, Any]:
     command = [sys.executable, "-m", "ragsys.cli", "tune", "--index", str(index), "--eval-set", str(evalset),
-               "--feedback", str(db), "--out", str(out), "--stages", "preference", "--no-isolated",
-               "--report-answers", str(args.report_answers), "--json"]  # fmt: skip
+               "--feedback", str(db), "--out", str(out), "--stages", args.stages, "--no-isolated",
+               "--report-answers", str(args.report_answers), "--folds", str(args.folds),
+               "--json"]  # fmt: skip
     if pipeline is not None:
         command += ["--pipeline", pipeline]
     if args.max_minutes is not None:
@@ -189,12 +192,13 @@ def tune(
     if done.returncode != 0:
         raise RuntimeError(f"ragsys tune exited {done.returncode}")
     state = json.loads((out / "tune-state.json").read_text(encoding="utf-8"))
-    preference = next(s for s in state["stages"] if s["name"] == "preference")
-    return {
-        "status": preference["status"],
-        "reason": preference["reason"],
-        "extra": preference.get("extra", {}),
-    }
+    stages = [
+        {"name": s["name"], "status": s["status"], "reason": s["reason"], "extra": s.get("extra", {})}
+        for s in state["stages"]
+    ]
+    # status, reason, extra: the preference stage's (the last stage's without one), as before --stages
+    main = next((s for s in stages if s["name"] == "preference"), stages[-1])
+    return {"status": main["status"], "reason": main["reason"], "extra": main["extra"], "stages": stages}
 
 
 def swap_under_load(client: Client, path: Path, questions: list[str]) -> dict[str, Any]:
@@ -306,6 +310,13 @@ def main() -> None:
         "--thumbs-only", action="store_true", help="the expert sends thumbs, no revisions (KTO only)"
     )
     p.add_argument("--max-minutes", type=float, default=None, help="time budget of ragsys tune")
+    p.add_argument(
+        "--stages", default="preference",
+        help="ragsys tune's stages, e.g. generator,preference (generator: SFT on the revisions)",
+    )  # fmt: skip
+    p.add_argument(
+        "--folds", type=int, default=0, help="ragsys tune --folds: cross-fit the keep rule (0: dev split)"
+    )
     p.add_argument(
         "--report-answers", type=int, default=1, help="test answers per system in tune's own report"
     )

@@ -12,6 +12,10 @@ one `answer_id` (the user changed their mind, or clicked twice) are one judgemen
 rating, with the last revision given. Records without an answer id (imported from JSONL) are
 keyed by what the user saw (question, answer, contexts).
 
+Held out: records about a question the run is judged on (`held_out`, question keys: `ragsys
+tune` passes its dev questions, or the held-out fold when cross-fitting) are left out and
+counted, so a stage is never judged on a question whose thumb or revision it trained on.
+
 Example:
     >>> picked = select_feedback(store.records(), config.version())  # doctest: +SKIP
     >>> picked.counts()["skipped_other_versions"]  # doctest: +SKIP
@@ -22,7 +26,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from collections.abc import Hashable, Sequence
+from collections.abc import Collection, Hashable, Sequence
 
 from ragsys.feedback.records import FeedbackRecord
 from ragsys.types import Frozen
@@ -38,6 +42,7 @@ class FeedbackSelection(Frozen):
     version: str  # the pipeline version kept, or "all"
     skipped_other_versions: int
     duplicates: int
+    held_out: int = 0  # records about a question the run is judged on (module docstring)
 
     def counts(self) -> dict[str, int]:
         """What a run reports it consumed (thumbs, revisions) and what it left out."""
@@ -47,6 +52,7 @@ class FeedbackSelection(Frozen):
             "revisions": sum(r.revision is not None for r in self.records),
             "skipped_other_versions": self.skipped_other_versions,
             "duplicates": self.duplicates,
+            "skipped_held_out": self.held_out,
         }
 
 
@@ -55,13 +61,26 @@ def resolve_version(choice: str, current: str) -> str:
     return current if choice == CURRENT_VERSION else choice
 
 
-def select_feedback(records: Sequence[FeedbackRecord], version: str) -> FeedbackSelection:
-    """`version`'s records (every record for "all"), deduplicated (module docstring), in store order."""
+def select_feedback(
+    records: Sequence[FeedbackRecord], version: str, held_out: Collection[str] = ()
+) -> FeedbackSelection:
+    """`version`'s records (every record for "all"), deduplicated, without those whose question
+    key is in `held_out` (module docstring), in store order.
+
+        >>> from ragsys.feedback.records import FeedbackRecord
+        >>> rs = [FeedbackRecord(question=q, answer="a", rating="down", pipeline_version="v1")
+        ...       for q in ("Q one?", "q  ONE?", "Q two?")]
+        >>> picked = select_feedback(rs, "v1", held_out={question_key("Q two?")})
+        >>> len(picked.records), picked.held_out
+        (2, 1)
+    """
     kept = [r for r in records if version == ALL_VERSIONS or r.pipeline_version == version]
     merged = _one_per_answer(_distinct(kept))
+    blocked = set(held_out)
+    judged = [r for r in merged if question_key(r.question) not in blocked]
     return FeedbackSelection(
-        records=tuple(merged), version=version, skipped_other_versions=len(records) - len(kept),
-        duplicates=len(kept) - len(merged),
+        records=tuple(judged), version=version, skipped_other_versions=len(records) - len(kept),
+        duplicates=len(kept) - len(merged), held_out=len(merged) - len(judged),
     )  # fmt: skip
 
 

@@ -168,10 +168,14 @@ def preference_stage(ctx: TuneContext, config: PipelineConfig, index_dir: Path, 
     """
     if config.generator is None:
         return "the pipeline has no generator"
-    answered, version = with_reference(ctx.train), ctx.settings.feedback_version
+    answered, version, held_out = (
+        with_reference(ctx.train),
+        ctx.settings.feedback_version,
+        ctx.feedback_held_out(),
+    )
     counts: dict[str, int] = {}
     if ctx.feedback is not None:
-        counts = read_feedback(ctx.feedback, version).counts()
+        counts = read_feedback(ctx.feedback, version, held_out).counts()
         ctx.log(f"preference: feedback of version {version}: {counts}")
     if not answered and not counts.get("thumbs_up") and not counts.get("thumbs_down"):
         return "no train question has a reference answer or label, and no --feedback of this version"
@@ -192,6 +196,7 @@ def preference_stage(ctx: TuneContext, config: PipelineConfig, index_dir: Path, 
                 "max_minutes": None if left is None else left / (len(methods) - i),
                 "k": passages_for(config, ctx.settings.answer_k),
                 "feedback_version": version,
+                "feedback_held_out": held_out,
             }
         )
         try:

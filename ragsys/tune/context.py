@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from ragsys.eval.evalset import EvalItem
+from ragsys.feedback.select import question_key
 from ragsys.pipeline import PipelineConfig
 from ragsys.progress import Progress
 from ragsys.train.budget import TimeBudget
@@ -42,6 +43,9 @@ class TuneContext:
     progress: Progress
     log: Callable[[str], None]
     synthetic: list[tuple[str, Chunk]] = field(default_factory=list)
+    # every non-test question of the eval set: those not in `train` are judged (dev, the held-out
+    # fold), so their --feedback records must not be trained on (`feedback_held_out`)
+    questions: Sequence[EvalItem] = ()
     world: World = field(
         default_factory=World
     )  # the processes `accelerate launch` started (ragsys.tune.shared)
@@ -50,6 +54,13 @@ class TuneContext:
     def ranking_metric(self) -> str:
         """How the ranking stages (encoder, reranker) are judged (`retrieval_metric`)."""
         return retrieval_metric(self.train)
+
+    def feedback_held_out(self) -> tuple[str, ...]:
+        """Question keys of the eval-set questions this stage does not train on (dev, the held-out
+        fold): feedback about them stays out of training, so the keep rule judges unseen questions.
+        Test questions are not known here (the split is not read before the report)."""
+        trained = {question_key(it.question) for it in self.train}
+        return tuple(sorted({question_key(it.question) for it in [*self.questions, *self.dev]} - trained))
 
     def minutes_left(self) -> float | None:
         left = self.budget.remaining_s()

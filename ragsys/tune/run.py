@@ -156,7 +156,7 @@ def tune(
     ctx = TuneContext(
         settings=settings, seed=seed, train=[by_id[i] for i in state.train_ids],
         dev=[by_id[i] for i in state.dev_ids], feedback=feedback, scorer=scorer, budget=overall,
-        progress=progress, log=log, world=world,
+        progress=progress, log=log, world=world, questions=items,
     )  # fmt: skip
     if world.size > 1:
         log(f"data-parallel over {world.size} processes (accelerate launch); the main one writes")

@@ -31,7 +31,8 @@ def test_only_the_chosen_versions_records_are_used_and_the_rest_counted() -> Non
     picked = select_feedback(records, "v1")
     assert [r.question for r in picked.records] == ["q1", "q3"]
     assert picked.counts() == {"thumbs_up": 1, "thumbs_down": 1, "revisions": 1,
-                               "skipped_other_versions": 1, "duplicates": 0}  # fmt: skip
+                               "skipped_other_versions": 1, "duplicates": 0,
+                               "skipped_held_out": 0}  # fmt: skip
     assert len(select_feedback(records, "all").records) == 3
     assert resolve_version("current", "v1") == "v1" and resolve_version("all", "v1") == "all"
 
@@ -99,7 +100,8 @@ def test_training_reads_the_stores_records_of_one_version(tmp_path: Path) -> Non
     picked = read_feedback(tmp_path / "fb.db", "v1")
     assert [r.question for r in picked.records] == ["q1", "q2"] and picked.skipped_other_versions == 1
     assert consumed(picked, "kto") == {"thumbs_up": 1, "thumbs_down": 1, "revisions": 1,  # as up thumbs
-                                       "skipped_other_versions": 1, "duplicates": 0}  # fmt: skip
+                                       "skipped_other_versions": 1, "duplicates": 0,
+                               "skipped_held_out": 0}  # fmt: skip
     assert consumed(picked, "clair")["revisions"] == 1 and consumed(picked, "clair")["thumbs_up"] == 0
     assert read_feedback(None, "v1").records == ()
 
@@ -119,3 +121,17 @@ def test_an_older_store_gains_the_answer_id_column_and_keeps_its_records(tmp_pat
     with FeedbackStore.open(db) as store:  # writable: migrated
         store.add(rec("q2", answer_id="A"))
         assert [(r.question, r.answer_id) for r in store.records()] == [("q1", None), ("q2", "A")]
+
+
+def test_feedback_about_a_held_out_question_is_left_out_and_counted(tmp_path: Path) -> None:
+    """`ragsys tune` judges a stage on dev (or a held-out fold): a thumb or revision about one of
+    those questions must not reach training, or the keep rule would judge on seen questions."""
+    from ragsys.feedback.select import question_key
+
+    with FeedbackStore.open(tmp_path / "fb.db") as store:
+        for q in ("What was revenue?", "What was  REVENUE? ", "What was net income?"):
+            store.add(rec(q, "down", revision="$5"))
+    picked = read_feedback(tmp_path / "fb.db", "v1", held_out=(question_key("what was revenue?"),))
+    assert [r.question for r in picked.records] == ["What was net income?"]
+    assert picked.counts()["skipped_held_out"] == 2 and picked.counts()["revisions"] == 1
+    assert read_feedback(tmp_path / "fb.db", "v1").counts()["skipped_held_out"] == 0

@@ -249,3 +249,28 @@ def test_each_preference_method_gets_an_equal_share_of_what_is_left(
     ctx = preference_context(mp, fake_train, train, TimeBudget(30.0, clock=lambda: now[0]))
     answer_stages.preference_stage(ctx, with_gen, Path("idx"), tmp_path)
     assert budgets == pytest.approx([15.0, 15.0])  # KTO used to take all 30 and leave CLAIR nothing
+
+
+def test_the_preference_stage_never_trains_on_feedback_about_the_questions_it_is_judged_on(
+    tmp_path: Path, tiny_pipeline: PipelineConfig, monkeypatch: object
+) -> None:
+    import pytest
+
+    from ragsys.feedback.select import question_key
+    from ragsys.generate.config import GeneratorConfig
+    from ragsys.train.budget import TimeBudget
+    from ragsys.tune import answer_stages
+
+    mp: pytest.MonkeyPatch = monkeypatch  # type: ignore[assignment]
+    items = [it.model_copy(update={"label": None, "answer": f"answer {it.id}"}) for it in tune_items()[:12]]
+    with_gen = tiny_pipeline.model_copy(update={"generator": GeneratorConfig(model="m")})
+    held: list[tuple[str, ...]] = []
+
+    def fake_train(config: PipelineConfig, settings: Any, **kw: object) -> object:
+        held.append(settings.feedback_held_out)
+        raise answer_stages.NoPreferenceSignal("nothing")
+
+    ctx = preference_context(mp, fake_train, items[:8], TimeBudget(None))
+    ctx.dev, ctx.questions = items[8:10], items  # 10, 11: a held-out fold's questions
+    answer_stages.preference_stage(ctx, with_gen, Path("idx"), tmp_path)
+    assert held and all(h == tuple(sorted(question_key(it.question) for it in items[8:])) for h in held)

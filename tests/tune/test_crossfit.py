@@ -64,10 +64,12 @@ class RecordingScorer:
         pass
 
 
-def _trainer(trained: dict[str, set[str]]):  # type: ignore[no-untyped-def]
+def _trainer(trained: dict[str, set[str]], held: dict[str, set[str]] | None = None):  # type: ignore[no-untyped-def]
     def stage(ctx: TuneContext, config: PipelineConfig, index_dir: Path, out: Path) -> Proposal | str:
         name = f"good{len(trained)}"
         trained[name] = {it.id for it in (*ctx.train, *ctx.dev)}  # everything the trainer was given
+        if held is not None:  # question keys whose --feedback the stage must not train on
+            held[name] = set(ctx.feedback_held_out())
         return Proposal(config.model_copy(update={"name": name}), index_dir, "answer")
 
     return stage
@@ -79,11 +81,12 @@ def test_cross_fitted_tune_never_scores_a_question_with_a_stage_trained_on_it(
 ) -> None:
     reader, config = tune_setup(tmp_path, tiny_pipeline)
     trained: dict[str, set[str]] = {}
+    held: dict[str, set[str]] = {}
     scorer = RecordingScorer(level)
     settings = TuneSettings(stages=("retriever",), isolated=False, folds=3)
     state = tune(
         config, tmp_path / "index", reader, tmp_path / "out", settings=settings,
-        stages={"retriever": _trainer(trained)}, report=False, scorer=scorer,  # type: ignore[arg-type]
+        stages={"retriever": _trainer(trained, held)}, report=False, scorer=scorer,  # type: ignore[arg-type]
         log=lambda m: None,
     )  # fmt: skip
     non_test = {f"t{i:03d}" for i in range(60)}
@@ -92,13 +95,16 @@ def test_cross_fitted_tune_never_scores_a_question_with_a_stage_trained_on_it(
     for f, name in zip(folds, ("good0", "good1", "good2"), strict=True):
         assert scorer.scored[name] == f  # each fold's stage is scored on its own held-out fold only
         assert not trained[name] & f and trained[name] == non_test - f  # ...and never trained on it
+        # feedback about a held-out question is not trained on either (the loop's store holds the
+        # eval set's own questions); question keys here are "q<i>" for id "t<i>"
+        assert {f"q{int(i[1:])}" for i in f} <= held[name]
     assert scorer.scored["base"] == non_test  # the pipeline before the stage: scored on every question
     (rec,) = state.stages
     assert rec.decision is not None and rec.decision.folds == 3 and rec.decision.n == 60
     assert rec.decision.mde is not None and "smallest gain detectable" in rec.reason
     assert rec.status == ("kept" if kept else "reverted")
     if kept:  # trained once more, on all non-test questions, and that is what the pipeline now is
-        assert trained["good3"] == non_test and "good3" not in scorer.scored
+        assert trained["good3"] == non_test and "good3" not in scorer.scored and held["good3"] == set()
         assert PipelineConfig.load(Path(state.current_pipeline)).name == "good3"
     else:
         assert len(trained) == 3 and PipelineConfig.load(Path(state.current_pipeline)).name == "base"

@@ -62,6 +62,11 @@ class GeneratorTrainConfig(Frozen):
         "version, as `ragsys serve` records it), 'all', or one version string; the rest are counted as "
         "skipped_other_versions in the run's JSON (ragsys.feedback.select)",
     )  # fmt: skip
+    feedback_held_out: tuple[str, ...] = Field(
+        default=(),
+        description="question keys (ragsys.feedback.select.question_key) whose --feedback records are not "
+        "learned from: `ragsys tune` passes the questions a stage is judged on; counted as skipped_held_out",
+    )
     bf16: bool = (
         False  # bf16 autocast for the policy's forward passes where the CPU has bf16 (train/precision.py)
     )

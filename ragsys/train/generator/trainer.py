@@ -22,7 +22,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -186,7 +186,8 @@ def run_fingerprint(
             mode="json",
             exclude={"max_minutes"}
             | (set() if train.balance_labels else {"balance_labels"})
-            | (set() if feedback is not None else {"feedback_version"}),  # unused without a store
+            | (set() if feedback is not None else {"feedback_version"})  # unused without a store
+            | (set() if train.feedback_held_out else {"feedback_held_out"}),
         ),
         "index_generation": index.manifest.generation,
         "items": [i.model_dump(mode="json", exclude={"meta"}) for i in items],
@@ -239,7 +240,7 @@ class _Run:
         generator = HFGenerator(answering, self.model, self.tokenizer)
         report = _reporter(self.progress)
         cache = WorkCache(self.out / WORK, self.fingerprint, self.budget)
-        selected = read_feedback(self.feedback, self.train.feedback_version)
+        selected = read_feedback(self.feedback, self.train.feedback_version, self.train.feedback_held_out)
         ctx = DataContext(
             templater=Templater(
                 generator.prompt, self.tokenizer, end_of_turn(self.tokenizer), generator.config.system_text(),
@@ -329,8 +330,9 @@ def consumed(selected: FeedbackSelection, method: str) -> dict[str, int]:
             for k, v in counts.items()}  # fmt: skip
 
 
-def read_feedback(path: Path | None, version: str) -> FeedbackSelection:
-    """The store's records of `version` ("all": every one), deduplicated (ragsys.feedback.select)."""
+def read_feedback(path: Path | None, version: str, held_out: Collection[str] = ()) -> FeedbackSelection:
+    """The store's records of `version` ("all": every one), deduplicated, without those about a
+    `held_out` question (ragsys.feedback.select)."""
     if path is None:
         return FeedbackSelection(records=(), version=version, skipped_other_versions=0, duplicates=0)
     from ragsys.feedback.store import FeedbackStore
@@ -338,4 +340,4 @@ def read_feedback(path: Path | None, version: str) -> FeedbackSelection:
     if not Path(path).exists():
         raise ValueError(f"feedback store {path} not found; pass the --feedback file the server writes")
     with FeedbackStore.open(Path(path), readonly=True) as store:
-        return select_feedback(store.records(), version)
+        return select_feedback(store.records(), version, held_out)

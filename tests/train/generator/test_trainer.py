@@ -76,7 +76,8 @@ def test_kto_trains_from_the_feedback_store(config: PipelineConfig, index: Index
     train = GeneratorTrainConfig(method="kto", **FAST)
     result = train_generator(config, train, index=index, feedback=store, out=tmp_path / "out")
     assert result.feedback == {"thumbs_up": 2, "thumbs_down": 2, "revisions": 1,
-                               "skipped_other_versions": 1, "duplicates": 0}  # fmt: skip
+                               "skipped_other_versions": 1, "duplicates": 0,
+                               "skipped_held_out": 0}  # fmt: skip
     assert result.feedback_version == config.version()
     # 4 thumbs, and the revision as an up thumb on its answer's prompt
     assert result.examples == 5 and result.steps == 3 and result.stats["revision_thumbs"] == 1
