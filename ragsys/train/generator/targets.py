@@ -50,6 +50,7 @@ Targets = Literal["supported", "reference"]
 # a sentence ends at . ! or ? before a capital letter or a list marker; "(SOURCE: ...)" after a
 # period stays with the sentence it sources
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z\-*\u2022])")
+_CITED_SENTENCE_END = re.compile(r"(?<=[.!?\]])\s+(?=[A-Z\-*\u2022])")  # also after a sentence's closing [n]
 # a target's pieces: sentences (a citation after the period stays with its sentence) and lines
 _PIECE_END = re.compile(r"((?<=[.!?\]])[ \t]+(?=[A-Z\-*\u2022])|[ \t]*\n\s*)")
 _CLOSING_CITES = re.compile(r"(?:\s*\[\d+\])+\s*$")
@@ -160,22 +161,52 @@ def fit_target(target: str, budget: int, count: Callable[[str], int]) -> str | N
 
 
 def cite_revision(revision: str, passages: Sequence[str]) -> str | None:
-    """A user's revision with the citations its passages support: one that cites already is
-    kept; one that states figures is cut as an SFT target is (`supported_answer`: each figure
-    sentence cited by the passages stating its figures, unsupported ones dropped); a figure-free
-    one is cited by the passages that state at least `OVERLAP` of its words. None when no
-    passage supports it: taught on this prompt it would teach answers the passages do not back."""
-    if _CITE.search(revision):
-        return revision
-    if figures(revision):
+    """A user's revision with the citations its passages support, every sentence cited: one
+    that states figures is cut as an SFT target is (`supported_answer`: each figure sentence
+    cited by the passages stating its figures, unsupported ones dropped); each sentence left
+    without a citation is cited by the passages that state at least `OVERLAP` of its words, or
+    dropped (`_cite_prose`). None when nothing is left: taught on this prompt it would teach
+    answers the passages do not back.
+
+    Why every sentence: SFT targets keep figure-free sentences uncited, but a preference pair
+    contrasts the revision with the model's own answer, which cites. Revisions that cited only
+    their figure sentences taught CLAIR to write long uncited prose (`no_citation_rate` 0.026 ->
+    0.859 on the 10-Q test questions)."""
+    if figures(revision) and not _CITE.search(revision):
         text, supported = supported_answer(revision, passages)
-        return text if supported else None
-    words = set(normalize_answer(revision).split())
+        if not supported:
+            return None
+        revision = text
+    return _cite_prose(revision, passages) or None
+
+
+def _cite_prose(text: str, passages: Sequence[str]) -> str:
+    """`text` with each sentence that cites nothing cited by the passages stating at least
+    `OVERLAP` of its words, and dropped when none does; sentences that cite are kept.
+
+        >>> _cite_prose("Sales grew. [1] Apple sells iPhones. Tariffs rose.", ["Apple sells iPhones."])
+        'Sales grew. [1] Apple sells iPhones. [1]'
+    """
+    lines: list[str] = []
+    for line in text.strip().splitlines():
+        kept: list[str] = []
+        for sentence in _CITED_SENTENCE_END.split(line.strip()):
+            if _CITE.search(sentence):
+                kept.append(sentence)
+            elif cited := _overlapping(sentence, passages):
+                kept.append(_cite(sentence.strip(), cited))
+        if kept or not line.strip():
+            lines.append(" ".join(kept))
+    return re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip()
+
+
+def _overlapping(sentence: str, passages: Sequence[str]) -> list[int]:
+    """Numbers (from 1) of the passages stating at least `OVERLAP` of the sentence's words."""
+    words = set(normalize_answer(sentence).split())
     if not words:
-        return None
+        return []
     shares = [len(words & set(normalize_answer(p).split())) / len(words) for p in passages]
-    cited = [n for n, share in enumerate(shares, start=1) if share >= OVERLAP]
-    return _cite(revision.strip(), cited) if cited else None
+    return [n for n, share in enumerate(shares, start=1) if share >= OVERLAP]
 
 
 def ground_revision(

@@ -126,6 +126,15 @@ def test_a_users_revision_is_cited_by_the_passages_that_support_it() -> None:
     assert cite_revision("Apple sells iPhones in Europe.", passages) == "Apple sells iPhones in Europe. [2]"
     assert cite_revision("Tariffs hurt margins.", passages) is None  # no passage says so
     assert cite_revision("Sales were $9 million [2].", passages) == "Sales were $9 million [2]."  # cited
+    # every sentence taught is cited: prose the passages state is cited by them, the rest dropped
+    # (a pair whose revision cites only its figure sentences taught CLAIR to stop citing)
+    revision = "Apple sells iPhones in Europe.\n\n- Sales were $82,959 million.\n\nSo sales grew strongly."
+    assert (
+        cite_revision(revision, passages)
+        == "Apple sells iPhones in Europe. [2]\n\n- Sales were $82,959 million. [1]"
+    )
+    own = "Sales were $82,959 million. [1] Tariffs hurt margins."  # an own mistake, cut by sft_target
+    assert cite_revision(own, passages) == "Sales were $82,959 million. [1]"
     keep = lambda text: text  # noqa: E731
     assert ground_revision("I do not know.", passages, ABSTAIN, keep) == "I do not know."  # abstaining stays
     assert ground_revision("Sales were $82,959 million.", passages, ABSTAIN, lambda t: None) is None
