@@ -18,6 +18,7 @@ from ragsys.eval.answers import LABELS, label_accuracy_and_macro_f1
 from ragsys.eval.evalset import EvalItem
 from ragsys.eval.split import carve_dev
 from ragsys.pipeline import PipelineConfig
+from ragsys.train.generator.config import GeneratorTrainConfig
 from ragsys.train.generator.feedback import NoPreferenceSignal
 from ragsys.train.generator.trainer import read_feedback, train_generator
 from ragsys.train.labels import LabelTrainConfig, train_labels
@@ -168,14 +169,10 @@ def preference_stage(ctx: TuneContext, config: PipelineConfig, index_dir: Path, 
     """
     if config.generator is None:
         return "the pipeline has no generator"
-    answered, version, held_out = (
-        with_reference(ctx.train),
-        ctx.settings.feedback_version,
-        ctx.feedback_held_out(),
-    )
+    answered, version = with_reference(ctx.train), ctx.settings.feedback_version
     counts: dict[str, int] = {}
     if ctx.feedback is not None:
-        counts = read_feedback(ctx.feedback, version, held_out).counts()
+        counts = read_feedback(ctx.feedback, version, ctx.feedback_held_out()).counts()
         ctx.log(f"preference: feedback of version {version}: {counts}")
     if not answered and not counts.get("thumbs_up") and not counts.get("thumbs_down"):
         return "no train question has a reference answer or label, and no --feedback of this version"
@@ -187,18 +184,7 @@ def preference_stage(ctx: TuneContext, config: PipelineConfig, index_dir: Path, 
     skipped: dict[str, str] = {}
     methods = ctx.settings.preference_methods
     for i, method in enumerate(methods):
-        left = ctx.minutes_left()
-        train = ctx.settings.generator.model_copy(
-            update={
-                "method": method,
-                "seed": ctx.seed,
-                # an equal share of what is left for each method still to run (the first took it all)
-                "max_minutes": None if left is None else left / (len(methods) - i),
-                "k": passages_for(config, ctx.settings.answer_k),
-                "feedback_version": version,
-                "feedback_held_out": held_out,
-            }
-        )
+        train = _method_settings(ctx, config, method, len(methods) - i)
         try:
             result = train_generator(
                 on_main(ctx.world, partial(ready_generator, current, out / method)),
@@ -220,6 +206,21 @@ def preference_stage(ctx: TuneContext, config: PipelineConfig, index_dir: Path, 
             f"{m}: {r}" for m, r in skipped.items()
         )
     return Proposal(current, index_dir, ANSWER, {**extra, "skipped": skipped})
+
+
+def _method_settings(
+    ctx: TuneContext, config: PipelineConfig, method: str, still_to_run: int
+) -> GeneratorTrainConfig:
+    """A preference method's training settings: an equal share of the minutes left for each
+    method still to run, and the feedback of `feedback_version` minus the judged questions'."""
+    left = ctx.minutes_left()
+    return ctx.settings.generator.model_copy(
+        update={
+            "method": method, "seed": ctx.seed, "max_minutes": None if left is None else left / still_to_run,
+            "k": passages_for(config, ctx.settings.answer_k),
+            "feedback_version": ctx.settings.feedback_version, "feedback_held_out": ctx.feedback_held_out(),
+        }
+    )  # fmt: skip
 
 
 def ready_generator(config: PipelineConfig, out: Path) -> PipelineConfig:
