@@ -19,6 +19,7 @@ from ragsys.eval.evalset import EvalItem
 from ragsys.eval.split import carve_dev
 from ragsys.pipeline import PipelineConfig
 from ragsys.train.generator.config import GeneratorTrainConfig
+from ragsys.train.generator.data import NoTrainingExamples
 from ragsys.train.generator.feedback import NoPreferenceSignal
 from ragsys.train.generator.trainer import read_feedback, train_generator
 from ragsys.train.labels import LabelTrainConfig, train_labels
@@ -84,14 +85,17 @@ def generator_stage(
         }
     )
     calibrate = _calibration_ids(answered, ctx.settings.label_calibration, ctx.seed)
-    result = train_generator(
-        on_main(ctx.world, lambda: ready_generator(config, out)),  # merged once
-        train,
-        index=ctx.scorer.index(index_dir),
-        items=[it for it in answered if it.id not in calibrate],
-        out=out / "train",
-        progress=ctx.train_progress,
-    )
+    try:
+        result = train_generator(
+            on_main(ctx.world, lambda: ready_generator(config, out)),  # merged once
+            train,
+            index=ctx.scorer.index(index_dir),
+            items=[it for it in answered if it.id not in calibrate],
+            out=out / "train",
+            progress=ctx.train_progress,
+        )
+    except NoTrainingExamples as e:  # e.g. no reference its passages support: nothing to imitate
+        return f"SFT has nothing to learn from: {e}"
     extra = result.model_dump(mode="json", exclude={"pipeline"})
     if not calibrate:
         return Proposal(result.pipeline, index_dir, ANSWER, extra)

@@ -274,3 +274,29 @@ def test_the_preference_stage_never_trains_on_feedback_about_the_questions_it_is
     ctx.dev, ctx.questions = items[8:10], items  # 10, 11: a held-out fold's questions
     answer_stages.preference_stage(ctx, with_gen, Path("idx"), tmp_path)
     assert held and all(h == tuple(sorted(question_key(it.question) for it in items[8:])) for h in held)
+
+
+def test_sft_with_no_supported_target_is_skipped_with_its_reason(
+    tmp_path: Path, tiny_pipeline: PipelineConfig, monkeypatch: object
+) -> None:
+    """References stating figures no passage states give SFT no example: the stage says so and
+    tune goes on (it exited 2: found by eval/feedback_loop.py --tiny --stages generator)."""
+    import pytest
+
+    from ragsys.generate.config import GeneratorConfig
+    from ragsys.train.budget import TimeBudget
+    from ragsys.train.generator.data import NoTrainingExamples
+    from ragsys.tune import answer_stages
+
+    mp: pytest.MonkeyPatch = monkeypatch  # type: ignore[assignment]
+    train = [
+        it.model_copy(update={"label": None, "answer": "Sales were $5 million."}) for it in tune_items()[:6]
+    ]
+    with_gen = tiny_pipeline.model_copy(update={"generator": GeneratorConfig(model="m")})
+
+    def fake_train(config: PipelineConfig, settings: Any, **kw: object) -> object:
+        raise NoTrainingExamples("no training examples ({'skipped_unsupported': 6})")
+
+    ctx = preference_context(mp, fake_train, train, TimeBudget(None))
+    reason = answer_stages.generator_stage(ctx, with_gen, Path("idx"), tmp_path)
+    assert isinstance(reason, str) and "nothing to learn from" in reason and "skipped_unsupported" in reason

@@ -41,6 +41,11 @@ PromptFn = Callable[[str, Sequence[Hit]], Prompt]
 _SENTINEL = "RAGSYSCOMPLETIONSENTINEL"
 
 
+class NoTrainingExamples(ValueError):
+    """The data phase built no example to train on (e.g. no SFT target its passages support);
+    `ragsys tune` skips the stage and says why."""
+
+
 @dataclass(frozen=True)
 class Seq:
     """`ids[:n_prompt]` is the prompt, `ids[n_prompt:]` the completion (never empty).

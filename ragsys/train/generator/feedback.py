@@ -36,6 +36,7 @@ from ragsys.generate.citations import is_abstention
 from ragsys.generate.prompt import Prompt
 from ragsys.index.reader import Index
 from ragsys.train.generator.data import Built, DataContext, Example, Seq, Templater, own_answer
+from ragsys.train.generator.data import NoTrainingExamples as NoExamples
 from ragsys.train.generator.grounding import ground_revisions
 from ragsys.train.generator.revise import reviser_pairs
 from ragsys.train.generator.targets import sft_target
@@ -43,7 +44,7 @@ from ragsys.train.lora import reference
 from ragsys.types import Answer, Hit
 
 
-class NoPreferenceSignal(ValueError):
+class NoPreferenceSignal(NoExamples):
     """The judged answers give a preference method no example to learn from; `ragsys tune`'s
     preference stage skips that method and says why."""
 

@@ -39,6 +39,7 @@ from ragsys.train.generator.data import (
     Built,
     DataContext,
     Example,
+    NoTrainingExamples,
     SearchFn,
     Templater,
     drop_too_long,
@@ -228,7 +229,7 @@ class _Run:
                 )
         examples, meta = self.build(spec)
         if not examples:
-            error = ValueError if self.train.method == "sft" else NoPreferenceSignal
+            error = NoTrainingExamples if self.train.method == "sft" else NoPreferenceSignal
             raise error(f"no training examples ({meta['stats']}); check the eval set / feedback source")
         save_examples(path, examples, meta | {"fingerprint": self.fingerprint})
         return examples, meta
