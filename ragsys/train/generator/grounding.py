@@ -14,6 +14,13 @@ most of its figures (`evidence.evidence_chunks`, read as `numeric_match` reads f
 among the original passages (`evidence.with_evidence`, seeded), and the revision is grounded
 on that prompt instead. No gold document is read: only the index and the revision.
 
+SFT does the same for a reference answer with no gold document and no label
+(`sft_grounded_data`): such a reference is trusted as answerable, and before it was taught as
+written, figure-free prose uncited (no gold passage to cite), so SFT on the feedback loop's
+revisions would teach uncited answers. It is learned as a revision is: every sentence cited by
+the passages that state it, searched for when they do not. References with gold documents or
+labels are SFT targets as before (`targets.sft_target`).
+
 Example:
     >>> grounded = ground_revisions(ctx, [(question, revision, prompt)])  # doctest: +SKIP
     >>> text, prompt = grounded[0]  # None when nothing found supports the revision
@@ -24,10 +31,12 @@ from __future__ import annotations
 import random
 from collections import Counter
 from collections.abc import Sequence
+from dataclasses import replace
 
+from ragsys.eval.evalset import EvalItem
 from ragsys.eval.numbers import figures
 from ragsys.generate.prompt import Prompt
-from ragsys.train.generator.data import DataContext
+from ragsys.train.generator.data import Built, DataContext, Example, sft_data
 from ragsys.train.generator.evidence import evidence_chunks, with_evidence
 from ragsys.train.generator.targets import ground_revision
 
@@ -71,3 +80,37 @@ def ground_revisions(
             if stats is not None:
                 stats["revisions_grounded_by_search"] += 1
     return out
+
+
+def sft_grounded_data(ctx: DataContext) -> Built:
+    """`data.sft_data`, with each reference that has no gold document and no label learned as a
+    revision (module docstring): grounded on its retrieved passages, or on found ones."""
+    plain = ctx.contexts != "retrieved" or ctx.targets != "supported"
+    trusted = [] if plain else [it for it in ctx.items if _trusted(it)]
+    if not trusted:
+        return sft_data(ctx)
+    rest = [it for it in ctx.items if not _trusted(it)]
+    examples, stats = sft_data(replace(ctx, items=rest)) if rest else ([], Counter[str]())
+    found = [
+        (it, hits) for it, hits in zip(trusted, ctx.search([it.question for it in trusted]), strict=True)
+    ]
+    wanted = [
+        (it.question, (it.answer or "").strip(), ctx.templater.prompt(it.question, h)) for it, h in found if h
+    ]
+    stats["skipped_no_context"] += len(found) - len(wanted)
+    for grounded in ground_revisions(ctx, wanted, stats):
+        if grounded is None:
+            stats["skipped_unsupported"] += 1
+            continue
+        text, prompt = grounded
+        stats["target_abstain" if text == ctx.abstain_text else "target_answer"] += 1
+        examples.append(Example(seqs=(ctx.templater.seq(prompt, text),)))
+    return examples, stats
+
+
+def _trusted(item: EvalItem) -> bool:
+    """A free-text reference with nothing to say which passages back it (no gold, no label)."""
+    has_answer = bool(item.answer and item.answer.strip())
+    return has_answer and not (
+        item.gold_doc_ids or item.gold_chunk_ids or (item.label and item.label.strip())
+    )

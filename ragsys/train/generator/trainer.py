@@ -46,9 +46,9 @@ from ragsys.train.generator.data import (
     end_of_turn,
     load_examples,
     save_examples,
-    sft_data,
 )
 from ragsys.train.generator.feedback import NoPreferenceSignal, clair_data, kto_data, kto_weights, pair_data
+from ragsys.train.generator.grounding import sft_grounded_data
 from ragsys.train.generator.loop import LoopResult, ProgressFn, TrainProgress, run_loop
 from ragsys.train.generator.steps import (
     StepContext,
@@ -84,7 +84,7 @@ class MethodSpec:
 
 
 METHODS: dict[str, MethodSpec] = {
-    "sft": MethodSpec(sft_data, sft_step, reference=False),
+    "sft": MethodSpec(sft_grounded_data, sft_step, reference=False),
     "kto": MethodSpec(kto_data, kto_step, reference=True),
     "dpo": MethodSpec(pair_data, paired_step("dpo"), reference=True),
     "apo-zero": MethodSpec(pair_data, paired_step("apo-zero"), reference=True),

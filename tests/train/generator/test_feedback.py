@@ -282,3 +282,46 @@ def test_users_revisions_are_learned_cited_by_their_passages_and_unsupported_one
     ups = [completion(e.seqs[0]) for e in examples if e.desirable]
     assert sorted(ups) == sorted(learned)
     assert stats["revisions_unsupported"] == 1 and stats["revisions_grounded_by_search"] == 1
+
+
+def test_sft_learns_a_reference_without_gold_documents_as_a_cited_revision(lm: tuple[Any, Any]) -> None:
+    """The loop's tuner eval set is the expert's revisions: no gold document says which passage
+    backs them. SFT learns each one cited sentence by sentence (searched for when its passages
+    do not state it), drops what nothing states, and leaves gold-document items as they were."""
+    from ragsys.eval.evalset import EvalItem
+    from ragsys.train.generator.data import DataContext
+    from ragsys.train.generator.grounding import sft_grounded_data
+
+    _, tokenizer = lm
+    hits = [make_hit("c1", "|Total net sales|82,959|", doc_id="/d/a.pdf"),
+            make_hit("c2", "Harmonic drives need grease.", doc_id="/d/robots.md")]  # fmt: skip
+    cash = make_hit("c3", "|Cash and equivalents|4,444|", doc_id="/d/c.pdf")
+    queries: list[str] = []
+
+    def search(texts: Sequence[str]) -> list[list[Hit]]:
+        queries.extend(texts)
+        return [[cash] if "4,444" in t else hits for t in texts]
+
+    def item(i: str, answer: str, **kw: Any) -> EvalItem:
+        return EvalItem(id=i, question=f"question {i}?", split="train", answer=answer, **kw)
+
+    items = [
+        item("a", "Sales were $82,959 million. So sales rose a lot."), item("b", "Cash was $4,444 million."),
+        item("c", "Tariffs hurt margins."), item("d", "Drives need grease.", gold_doc_ids=("robots.md",)),
+    ]  # fmt: skip
+    generator: Any = type("G", (), {"config": type("C", (), {"abstain_text": "I do not know."})()})()
+    templater = Templater(lambda q, h: make_prompt(tokenizer, h), tokenizer, "<|im_end|>", max_new_tokens=48)
+    ctx = DataContext(templater=templater, model=None, generator=generator, search=search, index=None,  # type: ignore[arg-type]
+                      items=items, feedback=(), max_length=512, seed=0, k=2)  # fmt: skip
+    examples, stats = sft_grounded_data(ctx)
+    learned = sorted(str(tokenizer.decode(s.ids[s.n_prompt :], skip_special_tokens=True)).strip()
+                     for e in examples for s in e.seqs)  # fmt: skip
+    assert learned[0].startswith("Cash was $4,444 million.") and learned[0].endswith("]")  # found by search
+    assert learned[1] == "Drives need grease. [2]"  # a gold-document item: the SFT target as before
+    assert learned[2] == "Sales were $82,959 million. [1]"  # uncited prose dropped
+    assert (
+        len(learned) == 3 and stats["skipped_unsupported"] == 1 and stats["revisions_grounded_by_search"] == 1
+    )
+    assert (
+        "Cash was $4,444 million." in queries and "Tariffs hurt margins." not in queries
+    )  # no figure: no search
