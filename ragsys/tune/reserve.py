@@ -6,7 +6,10 @@ The stages may spend only what is left once the work that must follow them is pa
   one ablation per kept stage and the isolated control -- and on a CPU answering dominates
   the run (a 135M generator takes seconds per question);
 * the isolated control retrains each kept trained component (retriever, reranker, generator)
-  for as long as the joint stage took (`ragsys.tune.isolated`).
+  for as long as the joint stage took (`ragsys.tune.isolated`) -- as one of its trainings took
+  when it was cross-fitted: k fold runs and the final one share the stage's minutes, and the
+  control trains once (counting all of them starved the next stage: a 10-Q run with `--folds 3`
+  kept back 48 min for a retriever control and left the generator stage 0 minutes).
 
 Before each stage the reserve is recomputed as if that stage will be kept (one more ablation
 to answer and, for a trained component, an isolated copy as long as the stage itself: such a
@@ -65,16 +68,30 @@ def systems(kept: Sequence[StageRecord], next_stage: str | None, isolated: bool)
 
 def reserve_s(cost: ReportCost, kept: Sequence[StageRecord], next_stage: str | None, isolated: bool) -> float:
     """Seconds the report and the isolated control will need, counting `next_stage` as kept."""
-    control = sum(max(r.minutes * 60.0, ISOLATED_FLOOR_S) for r in kept_stages(kept) if r.name in TRAINED)
+    control = sum(max(_one_training_s(r), ISOLATED_FLOOR_S) for r in kept_stages(kept) if r.name in TRAINED)
     answering = systems(kept, next_stage, isolated) * cost.per_system_s()
     return answering + (control if isolated else 0.0)
 
 
-def stage_s(remaining_s: float, reserve: float, next_stage: str, isolated: bool) -> float:
-    """What `next_stage` may spend: the time left after the reserve, halved for a trained
-    component when its isolated copy will train as long as it does."""
+def _one_training_s(r: StageRecord) -> float:
+    """Seconds one training of the stage took: all of them, or a share of k folds + the final run."""
+    folds = r.decision.folds if r.decision is not None else 0
+    return r.minutes * 60.0 / (folds + 1 if folds >= 2 else 1)
+
+
+def stage_s(remaining_s: float, reserve: float, next_stage: str, isolated: bool, folds: int = 0) -> float:
+    """What `next_stage` may spend: the time left after the reserve, less the share its isolated
+    copy will need when it is a trained component (half; 1 of k + 2 when cross-fitted over k
+    folds, since the stage trains k + 1 times and the control once).
+
+        >>> stage_s(3600.0, 600.0, "generator", isolated=True, folds=3)
+        2400.0
+    """
     free = max(remaining_s - reserve, 0.0)
-    return free / 2 if isolated and next_stage in TRAINED else free
+    if not (isolated and next_stage in TRAINED):
+        return free
+    runs = folds + 1 if folds >= 2 else 1
+    return free * runs / (runs + 1)
 
 
 def stage_budget(
@@ -98,7 +115,7 @@ def stage_budget(
             seconds_per_search=ctx.scorer.seconds_per(RETRIEVAL) or 0.0,
         )  # fmt: skip
         reserve = reserve_s(cost, state.stages, nxt, isolated)
-        seconds = stage_s(overall.remaining_s(), reserve, name, isolated)
+        seconds = stage_s(overall.remaining_s(), reserve, name, isolated, ctx.settings.folds)
         line = (
             f"stage {name}: {seconds / 60:.1f} of {overall.remaining_s() / 60:.1f} min left; "
             f"{reserve / 60:.1f} min kept back for the report ({systems(state.stages, nxt, isolated)} "

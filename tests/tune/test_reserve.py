@@ -48,6 +48,22 @@ def test_a_trained_stage_gets_half_of_what_is_left_when_its_control_trains_as_lo
     assert stage_s(3600.0, 600.0, "generator", isolated=False) == 3000.0
     assert stage_s(3600.0, 600.0, "scope", isolated=True) == 3000.0
     assert stage_s(300.0, 600.0, "scope", isolated=True) == 0.0
+    # cross-fitted over 3 folds the stage trains 4 times and its control once: 4/5 of what is free
+    assert stage_s(3600.0, 600.0, "generator", isolated=True, folds=3) == 2400.0
+
+
+def test_a_cross_fitted_stages_control_is_reserved_for_one_training_not_all_of_its_folds() -> None:
+    """A 10-Q run with --folds 3 kept back 48 min for the retriever's control (the stage's whole
+    48 min: 3 fold runs, the final run and the judging) and left the generator stage nothing."""
+    from ragsys.tune.decide import Decision
+
+    decision = Decision(kept=True, before=0.5, after=0.6, delta=0.1, p_value=0.01, n=117, reason="", folds=3)
+    crossfit = StageRecord(name="retriever", status="kept", reason="", metric="ndcg@10", minutes=48.0,
+                           decision=decision)  # fmt: skip
+    answering = reserve_s(COST, (crossfit,), None, isolated=False)
+    assert reserve_s(COST, (crossfit,), None, isolated=True) == pytest.approx(
+        answering + 48.0 * 60 / 4 + 10 * 6.1
+    )
 
 
 class TimedScorer(FakeScorer):
