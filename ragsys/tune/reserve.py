@@ -73,10 +73,14 @@ def reserve_s(cost: ReportCost, kept: Sequence[StageRecord], next_stage: str | N
     return answering + (control if isolated else 0.0)
 
 
+def _trainings(folds: int) -> int:
+    """How often a stage trains: once, or k fold runs and the final one when cross-fitted."""
+    return folds + 1 if folds >= 2 else 1
+
+
 def _one_training_s(r: StageRecord) -> float:
-    """Seconds one training of the stage took: all of them, or a share of k folds + the final run."""
-    folds = r.decision.folds if r.decision is not None else 0
-    return r.minutes * 60.0 / (folds + 1 if folds >= 2 else 1)
+    """Seconds one training of the stage took: its minutes shared among its trainings."""
+    return r.minutes * 60.0 / _trainings(r.decision.folds if r.decision is not None else 0)
 
 
 def stage_s(remaining_s: float, reserve: float, next_stage: str, isolated: bool, folds: int = 0) -> float:
@@ -90,7 +94,7 @@ def stage_s(remaining_s: float, reserve: float, next_stage: str, isolated: bool,
     free = max(remaining_s - reserve, 0.0)
     if not (isolated and next_stage in TRAINED):
         return free
-    runs = folds + 1 if folds >= 2 else 1
+    runs = _trainings(folds)
     return free * runs / (runs + 1)
 
 
