@@ -20,6 +20,18 @@ class IndexlessScorer(FakeScorer):
         return None
 
 
+def free_text_items(n: int) -> list[EvalItem]:
+    """The first `n` tune items with a free-text reference instead of a label."""
+    return [it.model_copy(update={"label": None, "answer": f"answer {it.id}"}) for it in tune_items()[:n]]
+
+
+def with_generator(config: PipelineConfig) -> PipelineConfig:
+    """`config` with a generator (never loaded: the tests replace its training)."""
+    from ragsys.generate.config import GeneratorConfig
+
+    return config.model_copy(update={"generator": GeneratorConfig(model="m")})
+
+
 def preference_context(
     mp: Any, fake_train: Any, train: list[EvalItem], budget: Any, log: Any = lambda m: None
 ) -> TuneContext:
@@ -55,14 +67,13 @@ class PassagesScorer(FakeScorer):
 def test_context_stage_chooses_the_passages_on_train_answers(
     tmp_path: Path, tiny_pipeline: PipelineConfig
 ) -> None:
-    from ragsys.generate.config import GeneratorConfig
     from ragsys.train.budget import TimeBudget
     from ragsys.tune.answer_stages import context_stage
     from ragsys.tune.report import without_stage
     from ragsys.tune.state import StageRecord, TuneState
 
     train = [it for it in tune_items() if it.split == "train"]
-    with_gen = tiny_pipeline.model_copy(update={"generator": GeneratorConfig(model="m")})
+    with_gen = with_generator(tiny_pipeline)
     logs: list[str] = []
 
     def ctx(best: int) -> TuneContext:
@@ -104,13 +115,12 @@ def test_the_generator_stage_calibrates_labels_on_questions_sft_never_saw(
 ) -> None:
     import pytest
 
-    from ragsys.generate.config import GeneratorConfig
     from ragsys.train.budget import TimeBudget
     from ragsys.tune import answer_stages
 
     mp: pytest.MonkeyPatch = monkeypatch  # type: ignore[assignment]
     train = [it for it in tune_items() if it.split == "train"]  # 60 closed-set questions
-    with_gen = tiny_pipeline.model_copy(update={"generator": GeneratorConfig(model="m")})
+    with_gen = with_generator(tiny_pipeline)
     given: dict[str, list[str]] = {}
 
     class Result:
@@ -169,14 +179,13 @@ def test_the_preference_stage_learns_from_own_mistakes_without_feedback(
 ) -> None:
     import pytest
 
-    from ragsys.generate.config import GeneratorConfig
     from ragsys.train.budget import TimeBudget
     from ragsys.train.generator.feedback import NoPreferenceSignal
     from ragsys.tune import answer_stages
 
     mp: pytest.MonkeyPatch = monkeypatch  # type: ignore[assignment]
-    train = [it.model_copy(update={"label": None, "answer": f"answer {it.id}"}) for it in tune_items()[:20]]
-    with_gen = tiny_pipeline.model_copy(update={"generator": GeneratorConfig(model="m")})
+    train = free_text_items(20)
+    with_gen = with_generator(tiny_pipeline)
     calls: list[tuple[str, int, object]] = []
 
     class Result:
@@ -225,13 +234,12 @@ def test_each_preference_method_gets_an_equal_share_of_what_is_left(
 ) -> None:
     import pytest
 
-    from ragsys.generate.config import GeneratorConfig
     from ragsys.train.budget import TimeBudget
     from ragsys.tune import answer_stages
 
     mp: pytest.MonkeyPatch = monkeypatch  # type: ignore[assignment]
-    train = [it.model_copy(update={"label": None, "answer": f"answer {it.id}"}) for it in tune_items()[:4]]
-    with_gen = tiny_pipeline.model_copy(update={"generator": GeneratorConfig(model="m")})
+    train = free_text_items(4)
+    with_gen = with_generator(tiny_pipeline)
     now = [0.0]
     budgets: list[float] = []
 
@@ -257,13 +265,12 @@ def test_the_preference_stage_never_trains_on_feedback_about_the_questions_it_is
     import pytest
 
     from ragsys.feedback.select import question_key
-    from ragsys.generate.config import GeneratorConfig
     from ragsys.train.budget import TimeBudget
     from ragsys.tune import answer_stages
 
     mp: pytest.MonkeyPatch = monkeypatch  # type: ignore[assignment]
-    items = [it.model_copy(update={"label": None, "answer": f"answer {it.id}"}) for it in tune_items()[:12]]
-    with_gen = tiny_pipeline.model_copy(update={"generator": GeneratorConfig(model="m")})
+    items = free_text_items(12)
+    with_gen = with_generator(tiny_pipeline)
     held: list[tuple[str, ...]] = []
 
     def fake_train(config: PipelineConfig, settings: Any, **kw: object) -> object:
@@ -283,7 +290,6 @@ def test_sft_with_no_supported_target_is_skipped_with_its_reason(
     tune goes on (it exited 2: found by eval/feedback_loop.py --tiny --stages generator)."""
     import pytest
 
-    from ragsys.generate.config import GeneratorConfig
     from ragsys.train.budget import TimeBudget
     from ragsys.train.generator.data import NoTrainingExamples
     from ragsys.tune import answer_stages
@@ -292,7 +298,7 @@ def test_sft_with_no_supported_target_is_skipped_with_its_reason(
     train = [
         it.model_copy(update={"label": None, "answer": "Sales were $5 million."}) for it in tune_items()[:6]
     ]
-    with_gen = tiny_pipeline.model_copy(update={"generator": GeneratorConfig(model="m")})
+    with_gen = with_generator(tiny_pipeline)
 
     def fake_train(config: PipelineConfig, settings: Any, **kw: object) -> object:
         raise NoTrainingExamples("no training examples ({'skipped_unsupported': 6})")
