@@ -18,6 +18,15 @@ sharing only a topic's vocabulary with a passage is not said to come from it.
     [1]
     >>> attribution("Revenue doubled thanks to new products", passages)
     []
+
+With `GeneratorConfig.attribution = "scored"`, an uncited answer no passage's trigrams account
+for (a looping answer rephrases itself, not a passage) is asked of the model instead: at the end
+of each of its sentences (`sentence_ends`), the passage number the generator scores likeliest to
+follow " [" is a source (`LocalGenerator`; a forward step per option, after the answer is
+written, so the answer's text and the model's continuation are unchanged).
+
+    >>> sentence_ends("Sales rose 5% in the quarter. Yes. Costs fell in every region\\n- more")
+    [29, 61]
 """
 
 from __future__ import annotations
@@ -30,7 +39,11 @@ COVER = 0.5  # the sources together hold at least half the answer's trigrams
 MIN_GAIN = 0.15  # each source adds at least this share of them (no passage cited for a stray phrase)
 MIN_TRIGRAMS = 3  # an answer of fewer trigrams (under five words) is too short to trace
 
+MIN_WORDS = 4  # a shorter sentence ("Yes.", "1.") is not asked for its source
+MAX_SENTENCES = 12  # sentences asked per answer (a looping answer repeats itself long before)
+
 _WORD = re.compile(r"\w+")
+_SENTENCE_END = re.compile(r"[.!?](?=\s)|(?=\n)")
 T = TypeVar("T", bound=Hashable)
 
 
@@ -77,3 +90,16 @@ def cite_suffix(answer: str, passages: Sequence[str]) -> str:
     """What to append to an uncited answer to cite its sources (" [2][3]"), or "" for none."""
     sources = attribution(answer, passages)
     return (" " + "".join(f"[{n}]" for n in sources)) if sources else ""
+
+
+def sentence_ends(text: str) -> list[int]:
+    """Where each sentence or line of `text` of at least `MIN_WORDS` words ends (the index after
+    its punctuation), the unfinished last one included; at most `MAX_SENTENCES`."""
+    ends: list[int] = []
+    start = 0
+    for m in [*_SENTENCE_END.finditer(text), None]:
+        end = m.end() if m is not None else len(text.rstrip())
+        if len(text[start:end].split()) >= MIN_WORDS:
+            ends.append(end)
+        start = end
+    return ends[:MAX_SENTENCES]

@@ -80,10 +80,15 @@ class GeneratorConfig(Frozen):
     # the model writes.
     # Local backends only (a remote server's decoding is not ours to steer).
     figures: Literal["free", "copied"] = "free"
+    # n > 0: no next token may repeat an n-token run the answer already holds (its own tokens, not
+    # the prompt's: copying from a passage stays free), so a looping answer must move on
+    # (`repeats.py`); 0: off. Local backends only.
+    no_repeat_ngram: int = Field(default=0, ge=0)
     # "copied": an answer that cites nothing and does not abstain is given the [n] of the passages
-    # it was drawn from (most of its word trigrams; `attribution.py`); "off": answers as written.
-    # Any backend: it reads only the answer and its passages.
-    attribution: Literal["off", "copied"] = "copied"
+    # it was drawn from (most of its word trigrams; `attribution.py`); "scored": also, when no
+    # passage holds its words, of the passages the model scores likeliest to cite at the end of
+    # its sentences (local backends; elsewhere as "copied"); "off": answers as written.
+    attribution: Literal["off", "copied", "scored"] = "copied"
     min_new_tokens: int = Field(default=0, ge=0)
     do_sample: bool = False
     temperature: float = Field(default=0.7, gt=0.0)

@@ -93,7 +93,7 @@ class TorchDecoder:
         from transformers import LogitsProcessorList, StoppingCriteriaList
 
         ids = torch.tensor([list(prompt_ids)], dtype=torch.long, device=self.model.device)
-        guarded = [Guarded(watch, not config.do_sample)] if watch.guard is not None else []
+        guarded = [Guarded(watch, not config.do_sample)] if watch.steers else []
         with torch.inference_mode(), _seeded(config, self.model.device):
             out = self.model.generate(
                 input_ids=ids,
@@ -139,8 +139,9 @@ class TorchDecoder:
 
 
 class Guarded:
-    """The watch's figure guard as a transformers logits processor: it masks the best tokens
-    the guard blocks (`figure_guard`); the watch has seen every token before the step."""
+    """The watch's masks as a transformers logits processor: the best tokens the figure guard
+    blocks (`figure_guard`) and those repeating the answer's own runs (`repeats`); the watch has
+    seen every token before the step."""
 
     def __init__(self, watch: TextWatch, greedy: bool) -> None:
         self.watch, self.greedy = watch, greedy

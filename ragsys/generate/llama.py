@@ -154,7 +154,7 @@ class LlamaDecoder:
                 logits = self._logits()
                 if step < config.min_new_tokens:
                     logits[list(self._eos)] = -np.inf
-                if watch.guard is not None:
+                if watch.steers:
                     top = np.argpartition(-logits, TOP_K)[:TOP_K]
                     ranked = top[np.argsort(-logits[top])].tolist()
                     logits[watch.blocked(ranked, greedy=not config.do_sample)] = -np.inf

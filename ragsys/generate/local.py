@@ -16,13 +16,14 @@ empty. See `ragsys.generate.citations.is_abstention`.
 
 from __future__ import annotations
 
+import os
 import queue
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Protocol
 
-from ragsys.generate.attribution import cite_suffix
+from ragsys.generate.attribution import cite_suffix, sentence_ends
 from ragsys.generate.citations import is_abstention, parse_citations
 from ragsys.generate.figure_guard import FigureGuard
 from ragsys.generate.prompt import ChatTokenizer, Prompt, build_prompt, decode
@@ -120,8 +121,8 @@ class PromptedGenerator:
         parsed = parse_citations(text, prompt.numbered())
         abstained = is_abstention(text, self.config.abstain_text)
         suffix = ""
-        if self.config.attribution == "copied" and not parsed.citations and not abstained:
-            suffix = cite_suffix(text, [p.text for p in prompt.passages])  # attribution.py: why
+        if self.config.attribution != "off" and not parsed.citations and not abstained:
+            suffix = self._cite_after(prompt, text)  # attribution.py: why
             if suffix:
                 text += suffix
                 parsed = parse_citations(text, prompt.numbered())
@@ -138,6 +139,12 @@ class PromptedGenerator:
             backend=self.backend,
             cited_after=bool(suffix),
         )
+
+    def _cite_after(self, prompt: Prompt, text: str) -> str:
+        """What to append to an uncited answer to cite its sources (" [2][3]"), or "" for none:
+        the passages holding its words (`attribution="copied"`); a local model is also asked
+        (`"scored"`, `LocalGenerator`)."""
+        return cite_suffix(text, [p.text for p in prompt.passages])
 
 
 class LocalGenerator(PromptedGenerator):
@@ -186,9 +193,8 @@ class LocalGenerator(PromptedGenerator):
                     on_text(self.config.abstain_text)
                 gated = {"new_tokens": 0.0, "ttft_s": 0.0, "generate_s": time.perf_counter() - started}
                 return self.config.abstain_text, gated | {"tokens_per_s": 0.0, "abstain_score": score}
-        watch = TextWatch(
-            self._tokenizer, len(prompt.ids), self.config.stop, on_text, cancel, self._guard(prompt, query)
-        )
+        c, guard = self.config, self._guard(prompt, query)
+        watch = TextWatch(self._tokenizer, len(prompt.ids), c.stop, on_text, cancel, guard, c.no_repeat_ngram)
         started = time.perf_counter()
         new_ids = self.decoder.run(prompt.ids, watch, self.config)
         elapsed = time.perf_counter() - started
@@ -200,6 +206,29 @@ class LocalGenerator(PromptedGenerator):
             "generate_s": elapsed,
             "tokens_per_s": len(new_ids) / elapsed if elapsed > 0 else 0.0,
         }
+
+    def _cite_after(self, prompt: Prompt, text: str) -> str:
+        copied = super()._cite_after(prompt, text)
+        if copied or self.config.attribution != "scored" or not prompt.passages:
+            return copied
+        sources = sorted({self._likeliest_citation(prompt, text[:end]) for end in sentence_ends(text)})
+        return (" " + "".join(f"[{n}]" for n in sources)) if sources else ""
+
+    def _likeliest_citation(self, prompt: Prompt, head: str) -> int:
+        """The passage number the model scores likeliest to cite right after `head` (" [n]"): the
+        number's one token after " [" when every number is one token (one forward step), else the
+        whole " [n]" of each."""
+        for close in ("", "]"):
+            encoded = [
+                self._tokenizer.encode(f"{head} [{n}{close}", add_special_tokens=False)
+                for n in range(1, len(prompt.passages) + 1)
+            ]
+            shared = len(os.path.commonprefix(encoded))
+            options = [e[shared:] for e in encoded]
+            if close or all(len(o) == 1 for o in options):
+                break
+        scores = self.decoder.option_logprobs([*prompt.ids, *encoded[0][:shared]], options)
+        return 1 + max(range(len(scores)), key=scores.__getitem__)
 
     def _guard(self, prompt: Prompt, query: str) -> FigureGuard | None:
         """The figure guard over the prompt's passages and question (`figures="copied"`)."""

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from ragsys.generate.prompt import ChatTokenizer, decode
+from ragsys.generate.repeats import repeating
 from ragsys.protocols import OnText
 
 if TYPE_CHECKING:
@@ -69,6 +70,7 @@ class TextWatch:
         on_text: OnText | None = None,
         cancel: threading.Event | None = None,
         guard: FigureGuard | None = None,
+        no_repeat_ngram: int = 0,
     ) -> None:
         self._tokenizer, self._stops, self._on_text = tokenizer, tuple(stops), on_text
         self._cancel = cancel or threading.Event()
@@ -77,10 +79,21 @@ class TextWatch:
         self.first_token_at: float | None = None
         self.text = ""  # the answer decoded so far
         self.guard = guard  # the decoder masks the tokens it blocks (`figure_guard`)
+        self.no_repeat_ngram = no_repeat_ngram  # ... and those repeating the answer's own runs (`repeats`)
+
+    @property
+    def steers(self) -> bool:
+        """Whether the decoder must ask `blocked` at each step (a guard or a repeat ban is on)."""
+        return self.guard is not None or self.no_repeat_ngram > 0
 
     def blocked(self, ranked: Sequence[int], greedy: bool) -> list[int]:
-        """Tokens of `ranked` (best first) the guard masks at this step; none without a guard."""
-        return self.guard.blocked(self.text, ranked, greedy) if self.guard is not None else []
+        """Tokens to mask at this step: every token that would repeat an `no_repeat_ngram`-token run
+        of the answer, and those of `ranked` (best first) the figure guard blocks among the rest."""
+        repeats = repeating(self._ids, self.no_repeat_ngram)
+        if self.guard is None:
+            return sorted(repeats)
+        guarded = self.guard.blocked(self.text, [t for t in ranked if t not in repeats], greedy)
+        return sorted(repeats) + guarded
 
     def __call__(self, input_ids: torch.Tensor, scores: Any, **kwargs: Any) -> torch.Tensor:
         import torch

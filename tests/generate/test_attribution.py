@@ -2,7 +2,19 @@
 
 from __future__ import annotations
 
-from ragsys.generate.attribution import attribution, cite_suffix
+from collections.abc import Sequence
+from pathlib import Path
+
+import pytest
+
+from ragsys.generate.attribution import MAX_SENTENCES, attribution, cite_suffix, sentence_ends
+from ragsys.generate.config import GeneratorConfig
+from ragsys.generate.local import LocalGenerator
+from ragsys.generate.prompt import ChatTokenizer
+from ragsys.generate.watch import TextWatch
+from ragsys.models import load_tokenizer
+from tests.fixtures.factories import make_hit
+from tests.fixtures.generators import generator_config
 
 SALES = "Total net sales were $82,959 million for the quarter, up from $81,797 million a year ago."
 WEATHER = "Weather in the quarter was mild across most regions, which helped store traffic."
@@ -39,3 +51,49 @@ def test_repetition_of_a_passage_phrase_is_traced_to_it() -> None:
     # the tuned 10-Q model's uncited answers: a passage's phrase repeated to the token limit
     answer = "total net sales were $82,959 million, total net sales were $82,959 million, total net"
     assert attribution(answer, [WEATHER, SALES]) == [2]
+
+
+def test_sentence_ends_skip_short_sentences_and_keep_an_unfinished_last_one() -> None:
+    text = "Net sales rose in the quarter. Yes. Costs fell in every region\n1. Up\nMargins held up well"
+    assert [text[:e][-6:] for e in sentence_ends(text)] == ["arter.", "region", "p well"]
+    assert sentence_ends("Up. Down.") == []
+    assert len(sentence_ends("It rose by a lot. " * 40)) == MAX_SENTENCES
+
+
+class ChoosingDecoder:
+    """Writes `reply`; asked to score citations, prefers `[favourite]` and records each prefix."""
+
+    name = "scripted"
+
+    def __init__(self, tokenizer: ChatTokenizer, reply: str, favourite: int) -> None:
+        self.tokenizer, self.reply, self.favourite = tokenizer, reply, favourite
+        self.asked: list[str] = []
+
+    def run(self, prompt_ids: Sequence[int], watch: TextWatch, config: GeneratorConfig) -> list[int]:
+        ids = self.tokenizer.encode(self.reply, add_special_tokens=False)
+        watch.push(ids)
+        return ids
+
+    def option_logprobs(self, prefix_ids: Sequence[int], options: Sequence[Sequence[int]]) -> list[float]:
+        self.asked.append(self.tokenizer.decode(list(prefix_ids)[-12:]))
+        said = [self.tokenizer.decode(list(o)) for o in options]
+        return [0.0 if str(self.favourite) in s else -5.0 for s in said]
+
+
+@pytest.mark.parametrize("mode", ["copied", "scored"])
+def test_scored_attribution_asks_the_model_at_each_sentence_end(tiny_lm_path: Path, mode: str) -> None:
+    """A looping answer copies no passage: "copied" leaves it uncited, "scored" cites what the
+    model scores likeliest after each sentence, appended so the streamed text stays a prefix."""
+    tokenizer = load_tokenizer(str(tiny_lm_path))
+    reply = "The company grew a great deal. The company grew a great deal. The"
+    decoder = ChoosingDecoder(tokenizer, reply, favourite=2)
+    config = generator_config(max_new_tokens=40, attribution=mode)
+    hits = [make_hit("a", WEATHER), make_hit("b", SALES)]
+    streamed: list[str] = []
+    answer = LocalGenerator(config, decoder, tokenizer).stream("Did it grow?", hits, streamed.append)
+    if mode == "copied":
+        assert answer.text == reply and not answer.citations and decoder.asked == []
+        return
+    assert answer.text == reply + " [2]" and [c.chunk_id for c in answer.citations] == ["b"]
+    assert answer.cited_after and "".join(streamed) == answer.text
+    assert len(decoder.asked) == 2 and all(a.rstrip().endswith("deal. [") for a in decoder.asked)
