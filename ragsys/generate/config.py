@@ -85,10 +85,10 @@ class GeneratorConfig(Frozen):
     # (`repeats.py`); 0: off. Local backends only.
     no_repeat_ngram: int = Field(default=0, ge=0)
     # "copied": an answer that cites nothing and does not abstain is given the [n] of the passages
-    # it was drawn from (most of its word trigrams; `attribution.py`); "scored": also, when no
-    # passage holds its words, of the passages the model scores likeliest to cite at the end of
-    # its sentences (local backends; elsewhere as "copied"); "off": answers as written.
-    attribution: Literal["off", "copied", "scored"] = "copied"
+    # it was drawn from (most of its word trigrams; `attribution.py`); "scored" (the default):
+    # also, when no passage holds its words, the [n] the model itself scores likeliest at the end
+    # of each of its sentences (local backends; a remote one as "copied"); "off": as written.
+    attribution: Literal["off", "copied", "scored"] = "scored"
     min_new_tokens: int = Field(default=0, ge=0)
     do_sample: bool = False
     temperature: float = Field(default=0.7, gt=0.0)
@@ -144,10 +144,14 @@ class GeneratorConfig(Frozen):
         return "llama-cpp" if importlib.util.find_spec("llama_cpp") is not None else "transformers"
 
     def for_training(self) -> GeneratorConfig:
-        """The same generator on transformers: trainers and LM supervision need its torch weights."""
+        """The same generator on transformers: trainers and LM supervision need its torch weights.
+        (Citations are traced only from an answer's words: see below.)"""
         if self.backend == "openai":
             raise ValueError(
                 f"generator {self.model!r} is served over HTTP (backend 'openai'): training and "
                 "LM supervision need local weights; declare GeneratorConfig(model=LOCAL_OR_HUB_ID)"
             )
-        return self.model_copy(update={"backend": "transformers"})
+        # A trainer's own answers are data about what the model writes: citations traced by its
+        # words at most, not a forward step per sentence on the slow path.
+        attribution = "copied" if self.attribution == "scored" else self.attribution
+        return self.model_copy(update={"backend": "transformers", "attribution": attribution})

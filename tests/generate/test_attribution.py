@@ -14,7 +14,7 @@ from ragsys.generate.prompt import ChatTokenizer
 from ragsys.generate.watch import TextWatch
 from ragsys.models import load_tokenizer
 from tests.fixtures.factories import make_hit
-from tests.fixtures.generators import generator_config
+from tests.fixtures.generators import HITS, QUESTION, generator_config
 
 SALES = "Total net sales were $82,959 million for the quarter, up from $81,797 million a year ago."
 WEATHER = "Weather in the quarter was mild across most regions, which helped store traffic."
@@ -97,3 +97,28 @@ def test_scored_attribution_asks_the_model_at_each_sentence_end(tiny_lm_path: Pa
     assert answer.text == reply + " [2]" and [c.chunk_id for c in answer.citations] == ["b"]
     assert answer.cited_after and "".join(streamed) == answer.text
     assert len(decoder.asked) == 2 and all(a.rstrip().endswith("deal. [") for a in decoder.asked)
+
+
+def test_answers_are_scored_for_citations_by_default_but_not_a_trainers_own() -> None:
+    assert GeneratorConfig().attribution == "scored"
+    assert GeneratorConfig().for_training().attribution == "copied"  # data: what the model wrote
+    assert GeneratorConfig(attribution="off").for_training().attribution == "off"
+
+
+@pytest.mark.parametrize("backend", ["transformers", "llama-cpp"])
+def test_a_real_model_scores_a_passage_number_for_every_sentence(tiny_lm_path: Path, backend: str) -> None:
+    """On each backend's real scoring path (one forward step per sentence), the suffix names
+    passages that exist, and the model is asked once per sentence of four or more words."""
+    if backend == "llama-cpp":
+        pytest.importorskip("llama_cpp", reason="llama-cpp-python is not installed (make install builds it)")
+    gen = generator_config(model=str(tiny_lm_path), backend=backend).build()
+    assert isinstance(gen, LocalGenerator)
+    prompt = gen.prompt(QUESTION, HITS)  # the tiny model's window is 256 tokens: its own corpus
+    text = "Aspirin helps many people with pain. It does so twice. Yes."
+    suffix = gen._cite_after(prompt, text)
+    numbers = [int(n) for n in suffix.strip(" []").split("][")]
+    assert (
+        suffix.startswith(" [")
+        and 1 <= len(numbers) <= 2
+        and all(1 <= n <= len(prompt.passages) for n in numbers)
+    )

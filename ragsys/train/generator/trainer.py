@@ -235,9 +235,9 @@ class _Run:
         return examples, meta
 
     def build(self, spec: MethodSpec) -> tuple[list[Example], dict[str, Any]]:
-        answering = self.gc
+        answering = self.gc.for_training()  # the model's own answers, as its torch model writes them
         if self.train.max_new_tokens is not None:  # as the eval will answer, e.g. 48 tokens
-            answering = self.gc.model_copy(update={"max_new_tokens": self.train.max_new_tokens})
+            answering = answering.model_copy(update={"max_new_tokens": self.train.max_new_tokens})
         generator = HFGenerator(answering, self.model, self.tokenizer)
         report = _reporter(self.progress)
         cache = WorkCache(self.out / WORK, self.fingerprint, self.budget)
