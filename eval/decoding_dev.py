@@ -25,6 +25,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from pydantic import ValidationError
+
 from ragsys.eval.answering import generate_and_score
 from ragsys.eval.evalset import EvalItem, EvalSetReader
 from ragsys.eval.split import non_test_items
@@ -40,7 +42,10 @@ def overridden(config: PipelineConfig, settings: dict[str, str]) -> PipelineConf
     """`config` with its generator's settings replaced (validated, so "16" becomes 16)."""
     if config.generator is None:
         raise SystemExit("the stage's pipeline has no generator: nothing to decode")
-    generator = GeneratorConfig.model_validate(config.generator.model_dump() | settings)
+    try:
+        generator = GeneratorConfig.model_validate(config.generator.model_dump() | settings)
+    except ValidationError as e:
+        raise SystemExit(f"--set {settings}: not a valid GeneratorConfig:\n{e}") from None
     return config.model_copy(update={"generator": generator})
 
 
