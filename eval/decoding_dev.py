@@ -3,14 +3,14 @@
 A decoding setting (`no_repeat_ngram`, `figures`, `max_new_tokens`, ...) changes no weights, so it
 is chosen the way `ragsys tune` judges a stage: each non-test question is answered by the fold
 model that never trained on it, with the pipeline as tuned and with the setting changed, and the
-two are compared question by question (paired randomization test, bootstrap CI of the delta),
-with the same passages (`answer_k`) and the same scorer `ragsys tune` uses. The test split is
-never read.
+two are compared question by question as `ragsys eval --baseline` compares runs (`current`: the
+setting changed; `baseline`: as tuned), with the same passages (`answer_k`) and the same scorer
+`ragsys tune` uses. The test split is never read.
 
     python eval/decoding_dev.py --tune runs/sec10q/tune-folds-sft --stage 01-generator \
         --set no_repeat_ngram=16 --out runs/sec10q/dev/no-repeat-16.json
     python eval/decoding_dev.py --pipeline pipelines/hybrid.py --index runs/sec10q/index \
-        --eval-set runs/sec10q/sec10q.jsonl --set citations=required   # an untuned pipeline
+        --eval-set runs/sec10q/sec10q.jsonl --set attribution=scored   # an untuned pipeline
 
 Prints progress on stderr and the JSON summary as the last line of stdout.
 """
@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import sys
 import time
 from pathlib import Path
@@ -27,13 +26,12 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from ragsys.eval.answering import generate_and_score
 from ragsys.eval.evalset import EvalItem, EvalSetReader
+from ragsys.eval.report import compare_runs
 from ragsys.eval.split import non_test_items
-from ragsys.eval.stats import paired_bootstrap_delta_ci, paired_randomization_test
 from ragsys.generate.config import GeneratorConfig
 from ragsys.pipeline import PipelineConfig, load_pipeline
-from ragsys.tune.scoring import Scorer, passages_for
+from ragsys.tune.scoring import Scorer
 
 METRICS = ("no_citation_rate", "citation_precision", "figure_f1", "numeric_match", "token_f1", "abstained")
 
@@ -59,34 +57,10 @@ def parse_settings(pairs: list[str]) -> dict[str, str]:
     return out
 
 
-def answer(
-    scorer: Scorer, config: PipelineConfig, index: Path, items: list[EvalItem]
-) -> tuple[dict[str, dict[str, float]], dict[str, str]]:
-    """Per-question metrics and answer texts, as `ragsys tune` scores a stage (its passages, its metrics)."""
-    search = scorer.search(config, index, generate=True)
-    k = passages_for(config, scorer.answer_k)
-    hits = search.search_many([it.question for it in items], k)
-    per_query, extra = generate_and_score(search.require_generator(), items, hits, k)
-    return per_query, {q: str(a["answer"]) for q, a in extra["answers"].items()}
-
-
 def compare(before: dict[str, dict[str, float]], after: dict[str, dict[str, float]]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for metric in METRICS:
-        ids = sorted(q for q in before if metric in before[q] and metric in after.get(q, {}))
-        if not ids:
-            continue
-        a, b = [after[q][metric] for q in ids], [before[q][metric] for q in ids]
-        lo, hi = paired_bootstrap_delta_ci(a, b)
-        out[metric] = {
-            "n": len(ids),
-            "before": statistics.fmean(b),
-            "after": statistics.fmean(a),
-            "delta": statistics.fmean(a) - statistics.fmean(b),
-            "ci95": [lo, hi],
-            "p": paired_randomization_test(a, b),
-        }
-    return out
+    """The paired comparison `ragsys eval --baseline` makes, for the decoding metrics."""
+    metrics = compare_runs({"per_query": after}, {"per_query": before})["metrics"]
+    return {m: metrics[m] for m in METRICS if m in metrics}
 
 
 Run = tuple[PipelineConfig, Path, list[EvalItem]]  # a pipeline, its index, the questions it never trained on
@@ -142,9 +116,9 @@ def main() -> None:
         for name, candidate, sink in (("before", config, before), ("after", changed, after)):
             elapsed = time.monotonic() - t0
             print(f"run {number}/{len(runs)}: {len(held)} answers, {name} ({elapsed:.0f} s)", file=sys.stderr)
-            metrics, answers = answer(scorer, candidate, index, held)
+            metrics, extra = scorer.answered(candidate, index, held)
             sink.update(metrics)
-            texts[name].update(answers)
+            texts[name].update({q: str(a["answer"]) for q, a in extra["answers"].items()})
     scorer.close()
     judged = {"tune": str(args.tune), "stage": args.stage} if args.tune else {"pipeline": str(args.pipeline)}
     summary = judged | {

@@ -227,6 +227,15 @@ class Scorer:
     def _answer_metrics(
         self, config: PipelineConfig, index_dir: Path, items: Sequence[EvalItem]
     ) -> tuple[dict[str, dict[str, float]], dict[str, str]]:
+        per_query, extra = self.answered(config, index_dir, items)
+        labels = {q: str(a["label"]) for q, a in extra["answers"].items() if "label" in a}
+        return per_query, labels
+
+    def answered(
+        self, config: PipelineConfig, index_dir: Path, items: Sequence[EvalItem]
+    ) -> tuple[dict[str, dict[str, float]], dict[str, Any]]:
+        """`items` answered by the candidate on this process, as a stage is judged: per-question
+        metrics and the run record's extras (`generate_and_score`: the answers themselves)."""
         from ragsys.eval.answering import generate_and_score
 
         search = self.search(config, index_dir, generate=True)
@@ -238,8 +247,7 @@ class Scorer:
             generator, items, hits, k, on_progress=counter(self._progress, "answers", len(items))
         )
         self._time(ANSWER, t0, len(items))
-        labels = {q: str(a["label"]) for q, a in extra["answers"].items() if "label" in a}
-        return per_query, labels
+        return per_query, extra
 
     def close(self) -> None:
         for index in self._indexes.values():
