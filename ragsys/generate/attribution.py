@@ -88,8 +88,12 @@ def greedy_cover(
 
 def cite_suffix(answer: str, passages: Sequence[str]) -> str:
     """What to append to an uncited answer to cite its sources (" [2][3]"), or "" for none."""
-    sources = attribution(answer, passages)
-    return (" " + "".join(f"[{n}]" for n in sources)) if sources else ""
+    return suffix_citing(attribution(answer, passages))
+
+
+def suffix_citing(numbers: Sequence[int]) -> str:
+    """ " [2][3]" for passages 2 and 3; "" for none."""
+    return (" " + "".join(f"[{n}]" for n in numbers)) if numbers else ""
 
 
 def sentence_ends(text: str) -> list[int]:

@@ -23,7 +23,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Protocol
 
-from ragsys.generate.attribution import cite_suffix, sentence_ends
+from ragsys.generate.attribution import cite_suffix, sentence_ends, suffix_citing
 from ragsys.generate.citations import is_abstention, parse_citations
 from ragsys.generate.figure_guard import FigureGuard
 from ragsys.generate.prompt import ChatTokenizer, Prompt, build_prompt, decode
@@ -211,8 +211,9 @@ class LocalGenerator(PromptedGenerator):
         copied = super()._cite_after(prompt, text)
         if copied or self.config.attribution != "scored" or not prompt.passages:
             return copied
-        sources = sorted({self._likeliest_citation(prompt, text[:end]) for end in sentence_ends(text)})
-        return (" " + "".join(f"[{n}]" for n in sources)) if sources else ""
+        return suffix_citing(
+            sorted({self._likeliest_citation(prompt, text[:end]) for end in sentence_ends(text)})
+        )
 
     def _likeliest_citation(self, prompt: Prompt, head: str) -> int:
         """The passage number the model scores likeliest to cite right after `head` (" [n]"): the
