@@ -19,7 +19,7 @@ from typing import Literal, TypeVar
 import numpy as np
 
 from ragsys.eval.evalset import EvalItem, doc_matches
-from ragsys.eval.evidence import figure_recall, unsupported_figures
+from ragsys.eval.evidence import cited_figure_support, figure_recall, unsupported_figures
 from ragsys.eval.numbers import figure_f1, figures, numeric_match
 from ragsys.types import Answer, Frozen
 
@@ -165,9 +165,13 @@ def answer_metrics(item: EvalItem, answer: Answer) -> dict[str, float]:
         ),
     }
     if answer.contexts and not answer.abstained:
-        unsupported = unsupported_figures(answer.text, [h.chunk.text for h in answer.contexts])
+        given = [h.chunk.text for h in answer.contexts]  # passage [n] is given[n - 1]
+        unsupported = unsupported_figures(answer.text, given)
         if unsupported is not None:
             out["unsupported_figure_rate"] = unsupported
+        support = cited_figure_support(answer.text, given)
+        if support is not None:
+            out["cited_figure_support"] = support
     if not item.answerable:
         return out  # nothing in its passages to match, cite or overlap with
     if item.answer:

@@ -17,6 +17,9 @@ is found in a table's "98,024").
   `ragsys tune` and the reranker's dev check judge a ranking over filings.
 * `unsupported_figures(answer, passages)`: the share of the answer's figures no passage states
   (`unsupported_figure_rate` in `ragsys eval`).
+* `cited_figure_support(answer, passages)`: of the answer's figures that some passage states
+  and a citation follows, the share that citation's passages state (`cited_figure_support`):
+  whether a citation names the passage a figure comes from, not just a page of the right filing.
 * `answer_bearing(reference, chunks)`: the chunks that state the most of the reference's
   distinctive figures (at least one), in the order given -- positives for the rankers'
   training. A bare integer under 100 ("Note 2", "7 years") is not distinctive: half the
@@ -32,13 +35,15 @@ Example:
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from typing import TypeVar
 
 from ragsys.eval.evalset import EvalItem
-from ragsys.eval.numbers import Figure, figures, same_figure
+from ragsys.eval.numbers import Figure, figure_ends, figures, same_figure
 from ragsys.types import Chunk, Hit
 
+_CITATION_GROUP = re.compile(r"(?:\[\d+\])+")
 RECALL_AT = (5, 10)  # passages: what a generator reads (3-5) and a deeper look
 
 T = TypeVar("T", str, Chunk)
@@ -123,3 +128,28 @@ def unsupported_figures(answer: str, passages: Sequence[str]) -> float | None:
     for text in passages:
         found |= stated(wanted, text)
     return 1.0 - len(found) / len(wanted)
+
+
+def cited_figure_support(answer: str, passages: Sequence[str]) -> float | None:
+    """Of the answer's distinctive figures that some passage states and a citation follows (the
+    first "[n]" group after the figure cites it, as a sentence's trailing citation does), the
+    share stated by a passage that group names (passage [n] is `passages[n - 1]`). None when no
+    figure qualifies. A figure no passage states is `unsupported_figures`' to count, not this.
+
+        >>> passages = ["|Net sales|82,959|", "|Net income|19,442|"]
+        >>> cited_figure_support("Sales were $82,959 million [2]; income $19,442 million [2].", passages)
+        0.5
+    """
+    groups = [
+        (m.start(), [int(n) for n in re.findall(r"\d+", m.group(0))])
+        for m in _CITATION_GROUP.finditer(answer)
+    ]
+    judged = supported = 0
+    for figure, end in figure_ends(answer):
+        cited = next((numbers for start, numbers in groups if start >= end), None)
+        stating = [i + 1 for i, text in enumerate(passages) if stated([figure], text)]
+        if not distinctive(figure) or cited is None or not stating:
+            continue
+        judged += 1
+        supported += any(n in stating for n in cited)
+    return supported / judged if judged else None

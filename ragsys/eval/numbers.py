@@ -89,11 +89,16 @@ class Figure:
 
 def figures(text: str) -> list[Figure]:
     """The figures stated in `text`, in order (see the module docstring for what is left out)."""
-    found: list[Figure] = []
+    return [figure for figure, _ in figure_ends(text)]
+
+
+def figure_ends(text: str) -> list[tuple[Figure, int]]:
+    """`figures(text)`, each with the offset where it ends in `text`."""
+    found: list[tuple[Figure, int]] = []
     for m in _FIGURE.finditer(text):
         figure = _figure(m, text)
         if figure is not None:
-            found.append(figure)
+            found.append((figure, m.end()))
     return found
 
 

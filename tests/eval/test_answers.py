@@ -169,3 +169,33 @@ def test_answer_metrics_count_figures_no_passage_states() -> None:
     assert rate("$39,669 million, up 12.5% [1].") == 0.5  # no passage states 12.5%
     assert rate("It rose in 3 months [1].") is None  # no distinctive figure stated
     assert rate("$18.2 million.", contexts=()) is None  # no passages: nothing to hold it to
+
+
+def test_answer_metrics_check_that_a_cited_figure_is_its_citations_passages() -> None:
+    from ragsys.eval.answers import answer_metrics
+    from ragsys.eval.evalset import EvalItem
+    from ragsys.types import Answer
+    from tests.fixtures.factories import make_hit
+
+    item = EvalItem(id="q", question="Revenue?", answer="Revenue was $39,669 million.", split="test")
+    hits = (make_hit("a", "Weather was mild."), make_hit("b", "|Total net sales|39,669|"))
+
+    def support(text: str) -> float | None:
+        answer = Answer(question="Revenue?", text=text, abstained=False, contexts=hits)
+        return answer_metrics(item, answer).get("cited_figure_support")
+
+    assert support("Revenue was $39,669 million [2].") == 1.0
+    assert support("Revenue was $39,669 million [1].") == 0.0  # the right filing, not the passage
+    assert support("Revenue was $39,669 million. It rose. [1][2]") == 1.0  # the next group cites it
+    assert support("Revenue was $39,669 million.") is None  # no citation follows: uncited, not wrong
+    assert support("Revenue was $41,000 million [1].") is None  # stated nowhere: unsupported, not this
+    assert support("[2] Revenue was $39,669 million [1], as [2] says.") == 0.0  # only the next group
+
+
+def test_cited_figure_support_pairs_each_figure_with_the_next_citation() -> None:
+    from ragsys.eval.evidence import cited_figure_support
+
+    passages = ["|Net sales|82,959|", "|Net income|19,442|"]
+    assert cited_figure_support("Sales $82,959 million [1], income $19,442 million [2].", passages) == 1.0
+    assert cited_figure_support("Sales $82,959 million and income $19,442 million [2].", passages) == 0.5
+    assert cited_figure_support("It rose 3 points [1].", passages) is None  # no distinctive figure
