@@ -24,10 +24,11 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Protocol
 
 from ragsys.generate.attribution import cite_suffix, sentence_ends, suffix_citing
+from ragsys.generate.citation_guard import CitationGuard, stated_numbers, stating
 from ragsys.generate.citations import is_abstention, parse_citations
 from ragsys.generate.figure_guard import FigureGuard
 from ragsys.generate.prompt import ChatTokenizer, Prompt, build_prompt, decode
-from ragsys.generate.watch import TextWatch
+from ragsys.generate.watch import Guard, TextWatch
 from ragsys.protocols import OnText
 from ragsys.types import Answer, Hit
 
@@ -193,8 +194,10 @@ class LocalGenerator(PromptedGenerator):
                     on_text(self.config.abstain_text)
                 gated = {"new_tokens": 0.0, "ttft_s": 0.0, "generate_s": time.perf_counter() - started}
                 return self.config.abstain_text, gated | {"tokens_per_s": 0.0, "abstain_score": score}
-        c, guard = self.config, self._guard(prompt, query)
-        watch = TextWatch(self._tokenizer, len(prompt.ids), c.stop, on_text, cancel, guard, c.no_repeat_ngram)
+        c, guards = self.config, self._guards(prompt, query)
+        watch = TextWatch(
+            self._tokenizer, len(prompt.ids), c.stop, on_text, cancel, guards, c.no_repeat_ngram
+        )
         started = time.perf_counter()
         new_ids = self.decoder.run(prompt.ids, watch, self.config)
         elapsed = time.perf_counter() - started
@@ -211,14 +214,19 @@ class LocalGenerator(PromptedGenerator):
         copied = super()._cite_after(prompt, text)
         if copied or self.config.attribution != "scored" or not prompt.passages:
             return copied
-        return suffix_citing(
-            sorted({self._likeliest_citation(prompt, text[:end]) for end in sentence_ends(text)})
-        )
+        by_figures = self.config.citations == "figures"
+        stated = [frozenset(stated_numbers(p.text)) for p in prompt.passages] if by_figures else []
+        picked, start = set(), 0
+        for end in sentence_ends(text):
+            among = stating(text[start:end], stated) if by_figures else frozenset()
+            picked.add(self._likeliest_citation(prompt, text[:end], among))
+            start = end
+        return suffix_citing(sorted(picked))
 
-    def _likeliest_citation(self, prompt: Prompt, head: str) -> int:
-        """The passage number the model scores likeliest to cite right after `head` (" [n]"): the
-        number's one token after " [" when every number is one token (one forward step), else the
-        whole " [n]" of each."""
+    def _likeliest_citation(self, prompt: Prompt, head: str, among: frozenset[int] = frozenset()) -> int:
+        """The passage number the model scores likeliest to cite right after `head` (" [n]"), of
+        those `among` when any are given (`citations="figures"`): the number's one token after
+        " [" when every number is one token (one forward step), else the whole " [n]" of each."""
         for close in ("", "]"):
             encoded = [
                 self._tokenizer.encode(f"{head} [{n}{close}", add_special_tokens=False)
@@ -229,13 +237,18 @@ class LocalGenerator(PromptedGenerator):
             if close or all(len(o) == 1 for o in options):
                 break
         scores = self.decoder.option_logprobs([*prompt.ids, *encoded[0][:shared]], options)
-        return 1 + max(range(len(scores)), key=scores.__getitem__)
+        allowed = [i for i in range(len(scores)) if not among or i + 1 in among]
+        return 1 + max(allowed, key=scores.__getitem__)
 
-    def _guard(self, prompt: Prompt, query: str) -> FigureGuard | None:
-        """The figure guard over the prompt's passages and question (`figures="copied"`)."""
-        if self.config.figures != "copied":
-            return None
-        return FigureGuard([*(p.text for p in prompt.passages), query], self._piece)
+    def _guards(self, prompt: Prompt, query: str) -> list[Guard]:
+        """The figure guard over the prompt's passages and question (`figures="copied"`) and the
+        citation guard over its passages (`citations="figures"`), as configured."""
+        guards: list[Guard] = []
+        if self.config.figures == "copied":
+            guards.append(FigureGuard([*(p.text for p in prompt.passages), query], self._piece))
+        if self.config.citations == "figures" and prompt.passages:
+            guards.append(CitationGuard([p.text for p in prompt.passages], self._piece))
+        return guards
 
     def _piece(self, token: int) -> str:
         """A token's text, remembered (the guard asks for the same few hundred again and again)."""

@@ -11,7 +11,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from ragsys.generate.prompt import ChatTokenizer, decode
 from ragsys.generate.repeats import repeating
@@ -20,7 +20,12 @@ from ragsys.protocols import OnText
 if TYPE_CHECKING:
     import torch
 
-    from ragsys.generate.figure_guard import FigureGuard
+
+class Guard(Protocol):
+    """A decode-time rule over the next token (`figure_guard`, `citation_guard`): of `ranked`
+    (the model's best tokens, best first), the ones to mask given the answer `text` so far."""
+
+    def blocked(self, text: str, ranked: Sequence[int], greedy: bool) -> list[int]: ...
 
 
 def visible_text(text: str, stops: Sequence[str], final: bool) -> tuple[str, bool]:
@@ -69,7 +74,7 @@ class TextWatch:
         stops: Sequence[str],
         on_text: OnText | None = None,
         cancel: threading.Event | None = None,
-        guard: FigureGuard | None = None,
+        guards: Sequence[Guard] = (),
         no_repeat_ngram: int = 0,
     ) -> None:
         self._tokenizer, self._stops, self._on_text = tokenizer, tuple(stops), on_text
@@ -78,22 +83,26 @@ class TextWatch:
         self._ids: list[int] = []
         self.first_token_at: float | None = None
         self.text = ""  # the answer decoded so far
-        self.guard = guard  # the decoder masks the tokens it blocks (`figure_guard`)
+        self.guards = tuple(guards)  # the decoder masks the tokens they block, in turn
         self.no_repeat_ngram = no_repeat_ngram  # ... and those repeating the answer's own runs (`repeats`)
 
     @property
     def steers(self) -> bool:
         """Whether the decoder must ask `blocked` at each step (a guard or a repeat ban is on)."""
-        return self.guard is not None or self.no_repeat_ngram > 0
+        return bool(self.guards) or self.no_repeat_ngram > 0
 
     def blocked(self, ranked: Sequence[int], greedy: bool) -> list[int]:
         """Tokens to mask at this step: every token that would repeat an `no_repeat_ngram`-token run
-        of the answer, and those of `ranked` (best first) the figure guard blocks among the rest."""
-        repeats = repeating(self._ids, self.no_repeat_ngram)
-        if self.guard is None:
-            return sorted(repeats)
-        guarded = self.guard.blocked(self.text, [t for t in ranked if t not in repeats], greedy)
-        return sorted(repeats) + guarded
+        of the answer, then those of `ranked` (best first) each guard blocks among what the
+        previous ones left."""
+        out = sorted(repeating(self._ids, self.no_repeat_ngram))
+        masked = set(out)
+        for guard in self.guards:
+            left = [t for t in ranked if t not in masked]
+            more = guard.blocked(self.text, left, greedy)
+            out += more
+            masked.update(more)
+        return out
 
     def __call__(self, input_ids: torch.Tensor, scores: Any, **kwargs: Any) -> torch.Tensor:
         import torch

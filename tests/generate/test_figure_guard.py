@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from pathlib import Path
 
-import numpy as np
-import numpy.typing as npt
 import pytest
 
 from ragsys.eval.numbers import figures
@@ -16,6 +13,7 @@ from ragsys.generate.local import LocalGenerator
 from ragsys.models import load_tokenizer
 from tests.fixtures.factories import make_hit
 from tests.fixtures.generators import generator_config
+from tests.fixtures.ranked_llama import RankedLlama
 
 PIECES = [
     "",
@@ -76,34 +74,6 @@ def test_blocked_masks_the_better_tokens_that_invent_a_figure() -> None:
     assert g.blocked("Sales were $", [TOKEN["98"], TOKEN["65"]], greedy=True) == []  # none allowed: unguarded
 
 
-class RankedLlama:
-    """A `llama_cpp.Llama` stand-in whose model prefers `replies` in order: each step it scores
-    the next token of every reply the text so far is a prefix of, the first reply highest."""
-
-    EOS = 0
-
-    def __init__(self, replies: Sequence[Sequence[int]], vocab: int) -> None:
-        self.replies, self.vocab = [list(r) for r in replies], vocab
-        self.input_ids, self.n_tokens = np.zeros(4096, dtype=np.intc), 0
-        self.new: list[int] = []
-
-    def eval(self, tokens: Sequence[int]) -> None:
-        self.input_ids[self.n_tokens : self.n_tokens + len(tokens)] = tokens
-        self.n_tokens += len(tokens)
-        self.new = [] if len(tokens) > 1 else [*self.new, *tokens]
-
-    def logits(self) -> npt.NDArray[np.float32]:
-        out = np.zeros(self.vocab, dtype=np.float32)
-        for rank, reply in enumerate(self.replies):
-            if reply[: len(self.new)] == self.new:
-                token = reply[len(self.new)] if len(self.new) < len(reply) else self.EOS
-                out[token] = max(out[token], 10.0 - rank)
-        return out
-
-    def close(self) -> None:
-        pass
-
-
 @pytest.mark.parametrize("figures_mode", ["free", "copied"])
 def test_the_generator_copies_the_stated_figure_the_model_ranks_second(
     tiny_lm_path: Path, figures_mode: str
@@ -129,7 +99,7 @@ def test_on_transformers_the_guard_masks_the_scores_generate_picks_from(tiny_lm_
     from ragsys.generate.watch import TextWatch
 
     tokenizer = load_tokenizer(str(tiny_lm_path))
-    watch = TextWatch(tokenizer, 0, (), guard=_guard("|Total net sales|82,959|"))
+    watch = TextWatch(tokenizer, 0, (), guards=[_guard("|Total net sales|82,959|")])
     watch.text = "Sales were $"
     scores = torch.zeros((1, len(PIECES)))
     scores[0, TOKEN["98"]], scores[0, TOKEN["82"]] = 5.0, 4.0
