@@ -9,6 +9,8 @@ setting changed; `baseline`: as tuned), with the same passages (`answer_k`) and 
 
     python eval/decoding_dev.py --tune runs/sec10q/tune-folds-sft --stage 01-generator \
         --set no_repeat_ngram=16 --out runs/sec10q/dev/no-repeat-16.json
+    python eval/decoding_dev.py --tune runs/sec10q/tune-folds-sft --stage 01-generator \
+        --base attribution=scored --set citations=figures   # both sides with a setting changed first
     python eval/decoding_dev.py --pipeline pipelines/hybrid.py --index runs/sec10q/index \
         --eval-set runs/sec10q/sec10q.jsonl --set attribution=scored   # an untuned pipeline
 
@@ -33,7 +35,10 @@ from ragsys.generate.config import GeneratorConfig
 from ragsys.pipeline import PipelineConfig, load_pipeline
 from ragsys.tune.scoring import Scorer
 
-METRICS = ("no_citation_rate", "citation_precision", "figure_f1", "numeric_match", "token_f1", "abstained")
+METRICS = (
+    "no_citation_rate", "citation_precision", "cited_figure_support", "figure_f1", "numeric_match",
+    "token_f1", "abstained",
+)  # fmt: skip
 
 
 def overridden(config: PipelineConfig, settings: dict[str, str]) -> PipelineConfig:
@@ -87,6 +92,10 @@ def arguments() -> argparse.Namespace:
     ap.add_argument("--index", type=Path, help="with --pipeline: its index")
     ap.add_argument("--eval-set", type=Path, help="with --pipeline: its non-test questions are answered")
     ap.add_argument("--set", dest="settings", action="append", default=[], help="GeneratorConfig FIELD=VALUE")
+    ap.add_argument(
+        "--base", action="append", default=[],
+        help="FIELD=VALUE set on both sides first (a pipeline saved before a default changed)",
+    )  # fmt: skip
     ap.add_argument("--answer-k", type=int, default=3, help="passages the generator gets (tune's default)")
     ap.add_argument("--out", type=Path, help="also write the JSON summary here")
     args = ap.parse_args()
@@ -101,7 +110,7 @@ def arguments() -> argparse.Namespace:
 
 def main() -> None:
     args = arguments()
-    settings = parse_settings(args.settings)
+    settings, base = parse_settings(args.settings), parse_settings(args.base)
     if args.tune is not None:
         runs = fold_runs(args.tune, args.stage)
     else:
@@ -111,7 +120,8 @@ def main() -> None:
     after: dict[str, dict[str, float]] = {}
     texts: dict[str, dict[str, str]] = {"before": {}, "after": {}}
     t0 = time.monotonic()
-    for number, (config, index, held) in enumerate(runs, start=1):
+    for number, (saved, index, held) in enumerate(runs, start=1):
+        config = overridden(saved, base) if base else saved
         changed = overridden(config, settings)
         for name, candidate, sink in (("before", config, before), ("after", changed, after)):
             elapsed = time.monotonic() - t0
@@ -123,6 +133,7 @@ def main() -> None:
     judged = {"tune": str(args.tune), "stage": args.stage} if args.tune else {"pipeline": str(args.pipeline)}
     summary = judged | {
         "settings": settings,
+        "base": base,
         "answer_k": args.answer_k,
         "questions": len(before),
         "minutes": (time.monotonic() - t0) / 60,
