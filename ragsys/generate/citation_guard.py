@@ -6,7 +6,7 @@ passage states, the passage they cite states 21 (docs/results.md, "Citations by 
 third, what picking one of three passages at random gives. The model has learned that a
 citation goes there, not which; the figure it just wrote says which.
 
-With `GeneratorConfig.citations = "figures"`, when the answer opens a citation ("[") after
+With `GeneratorConfig.citations = "figures"` (the default), when the answer opens a citation ("[") after
 stating figures, the number it may write is restricted to the passages that state the most of
 the figures written since its previous citation, character for character ("82,959" as the
 table prints it). Nothing is forced where nothing is known: a stretch with no figure, or with

@@ -89,10 +89,10 @@ class GeneratorConfig(Frozen):
     # also, when no passage holds its words, the [n] the model itself scores likeliest at the end
     # of each of its sentences (local backends; a remote one as "copied"); "off": as written.
     attribution: Literal["off", "copied", "scored"] = "scored"
-    # "figures": a citation written (or, by "scored" attribution, chosen) right after figures
-    # names a passage that states them, when one states more of them than another
+    # "figures" (the default): a citation written (or, by "scored" attribution, chosen) right
+    # after figures names a passage that states them, when one states more of them than another
     # (`citation_guard`); "free": the model's choice. Local backends only.
-    citations: Literal["free", "figures"] = "free"
+    citations: Literal["free", "figures"] = "figures"
     min_new_tokens: int = Field(default=0, ge=0)
     do_sample: bool = False
     temperature: float = Field(default=0.7, gt=0.0)
