@@ -226,7 +226,10 @@ class LocalGenerator(PromptedGenerator):
     def _likeliest_citation(self, prompt: Prompt, head: str, among: frozenset[int] = frozenset()) -> int:
         """The passage number the model scores likeliest to cite right after `head` (" [n]"), of
         those `among` when any are given (`citations="figures"`): the number's one token after
-        " [" when every number is one token (one forward step), else the whole " [n]" of each."""
+        " [" when every number is one token (one forward step), else the whole " [n]" of each.
+        One passage `among` is the answer without asking the model."""
+        if len(among) == 1:
+            return next(iter(among))
         for close in ("", "]"):
             encoded = [
                 self._tokenizer.encode(f"{head} [{n}{close}", add_special_tokens=False)

@@ -113,6 +113,7 @@ class FavouringDecoder:
 
     def __init__(self, tokenizer: ChatTokenizer, reply: str, favourite: int) -> None:
         self.tokenizer, self.reply, self.favourite = tokenizer, reply, favourite
+        self.asked = 0
 
     def run(self, prompt_ids: Sequence[int], watch: TextWatch, config: GeneratorConfig) -> list[int]:
         ids = self.tokenizer.encode(self.reply, add_special_tokens=False)
@@ -120,6 +121,7 @@ class FavouringDecoder:
         return ids
 
     def option_logprobs(self, prefix_ids: Sequence[int], options: Sequence[Sequence[int]]) -> list[float]:
+        self.asked += 1
         said = [self.tokenizer.decode(list(o)) for o in options]
         return [0.0 if str(self.favourite) in s else -5.0 for s in said]
 
@@ -137,6 +139,8 @@ def test_the_scored_attribution_picks_among_the_passages_stating_each_sentences_
     # free: the model's favourite for both sentences; figures: the first sentence's figure is
     # passage 2's, the second sentence has none (the favourite again)
     assert answer.text == reply + (" [1]" if citations == "free" else " [1][2]")
+    # the model is asked only where it has a choice: both sentences (free), the second (figures)
+    assert decoder.asked == (2 if citations == "free" else 1)
 
 
 def test_citations_follow_the_figures_by_default() -> None:
