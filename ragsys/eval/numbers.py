@@ -6,7 +6,8 @@ them as different. This module reads figures out of text and compares them by va
 
 What counts as a figure: a number, with its sign, currency, percent sign and scale word. Not
 figures: calendar years (four digits 1900-2099 with no currency, percent, scale, decimals or
-thousands separator), numbers inside words or codes ("Q3", "10-Q", "COVID-19"), day numbers
+thousands separator), numbers inside words or codes ("Q3", "10-Q", "COVID-19"), the parts of a
+number hyphenated onto another ("IRS Notice 2023-55": an identifier, not a figure), day numbers
 after a month name, citation markers ("[2]"), and list markers at a line's start ("1.", "2)").
 
 How two figures match (`same_figure`):
@@ -61,6 +62,7 @@ _FIGURE = re.compile(
 )
 _CODE_BEFORE = re.compile(r"[A-Za-z]-?$")
 _CODE_AFTER = re.compile(r"-?[A-Za-z]")
+_HYPHENATED = re.compile(r"\d[-\u2013]\s?\$?$")  # a digit and a hyphen right before the number
 _AFTER_MONTH = re.compile(rf"\b(?:{MONTHS})\.?\s*$", re.IGNORECASE)
 _LIST_MARKER = re.compile(r"(?:^|\n)\s*$")
 
@@ -110,6 +112,8 @@ def _figure(m: re.Match[str], text: str) -> Figure | None:
         return None
     if text[start - 1 : start] == "[" and text[end : end + 1] == "]":
         return None  # a citation marker
+    if _HYPHENATED.search(text[max(0, m.start() - 2) : start]) and not (m.group("pct") or m.group("scale")):
+        return None  # "Notice 2023-55": part of an identifier
     cur, pct, scale_word = m.group("cur"), bool(m.group("pct")), (m.group("scale") or "").lower()
     if scale_word in ABBREVIATIONS and not cur:
         scale_word = ""  # "5 m" without a currency is metres or a letter, not millions

@@ -66,6 +66,8 @@ def test_figures_reads_what_is_written() -> None:
     [f] = figures("a loss of $(1,234.5) million")
     assert (f.digits, f.scale, f.decimals, f.negative, f.percent) == (1234.5, 1e6, 1, True, False)
     assert figures("In 2023 (see [3]) the 10-Q for Q3, on May 4, 2023:") == []
+    assert figures("under IRS Notice 2023-55, effective") == []  # an identifier's parts
+    assert [f.digits for f in figures("a range of 5-10% and a loss of -5 million")] == [5, 10, 5]
     [p] = figures("margin of 43.26 percent")
     assert p.percent and p.digits == 43.26 and p.decimals == 2
 
