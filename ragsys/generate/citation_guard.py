@@ -33,6 +33,8 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Sequence
 
+from ragsys.generate.watch import masked_before_allowed
+
 _NUMBER = re.compile(r"(?<![\w.,\[])\d(?:[\d,.]*\d)?(?!\w)(?P<pct>\s*%)?")
 _WRITING = re.compile(r"\[(\d+)(?=(.?))")  # a citation number and the character after it, if any
 _TRAILING_CITES = re.compile(r"(?:\s*\[\d+\])+\s*$")
@@ -112,11 +114,4 @@ class CitationGuard:
         """Of `ranked` (the best tokens, best first), those to mask: every one not allowed
         before the first allowed one (greedy), or every one not allowed (sampling); none when
         no token in `ranked` is allowed (the step goes unguarded)."""
-        out: list[int] = []
-        for token in ranked:
-            if self.allows(text, token):
-                if greedy:
-                    return out
-                continue
-            out.append(token)
-        return out if len(out) < len(ranked) else []
+        return masked_before_allowed(self.allows, text, ranked, greedy)

@@ -30,6 +30,8 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Sequence
 
+from ragsys.generate.watch import masked_before_allowed
+
 _NUMBER = re.compile(r"\d(?:[\d,.]*\d)?")
 _OPEN = re.compile(r"\[?\d[\d,.]*$")  # the number the text ends in, with a separator it may go on past
 _SMALL = re.compile(r"\d{1,2}")
@@ -73,11 +75,4 @@ class FigureGuard:
         """Of `ranked` (the best tokens, best first), those to mask: every one not allowed
         before the first allowed one (greedy), or every one not allowed (sampling); none
         when no token in `ranked` is allowed (the step goes unguarded)."""
-        out: list[int] = []
-        for token in ranked:
-            if self.allows(text, token):
-                if greedy:
-                    return out
-                continue
-            out.append(token)
-        return out if len(out) < len(ranked) else []
+        return masked_before_allowed(self.allows, text, ranked, greedy)

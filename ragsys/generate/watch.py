@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
 from ragsys.generate.prompt import ChatTokenizer, decode
@@ -26,6 +26,29 @@ class Guard(Protocol):
     (the model's best tokens, best first), the ones to mask given the answer `text` so far."""
 
     def blocked(self, text: str, ranked: Sequence[int], greedy: bool) -> list[int]: ...
+
+
+def masked_before_allowed(
+    allows: Callable[[str, int], bool], text: str, ranked: Sequence[int], greedy: bool
+) -> list[int]:
+    """What a guard masks of `ranked` (the model's best tokens, best first) after the answer
+    `text`: every token it `allows` not, up to the first it allows (greedy: that one is then the
+    argmax) or all of them (sampling); none when it allows none of them, so that a step where
+    the guard has nothing to offer among the model's best goes unguarded.
+
+        >>> masked_before_allowed(lambda text, t: t % 2 == 0, "", [1, 3, 4, 5], greedy=True)
+        [1, 3]
+        >>> masked_before_allowed(lambda text, t: t % 2 == 0, "", [1, 3], greedy=True)
+        []
+    """
+    out: list[int] = []
+    for token in ranked:
+        if allows(text, token):
+            if greedy:
+                return out
+            continue
+        out.append(token)
+    return out if len(out) < len(ranked) else []
 
 
 def visible_text(text: str, stops: Sequence[str], final: bool) -> tuple[str, bool]:
