@@ -21,6 +21,7 @@ FAILURES = {
     "all": "every question",
     "numeric": "numeric_match = 0 (a figure missed or wrong)",
     "uncited": "cited nothing and did not abstain",
+    "miscited": "a cited figure its citation's passages do not state",
     "abstained": "abstained",
     "label": "wrong label",
 }
@@ -88,6 +89,7 @@ def _row(qid: str, a: Mapping[str, Any], values: Mapping[str, float], metrics: S
     fails = {
         "numeric": values.get("numeric_match") == 0.0,
         "uncited": values.get("no_citation_rate") == 1.0,
+        "miscited": values.get("cited_figure_support", 1.0) < 1.0,
         "abstained": bool(a.get("abstained")),
         "label": values.get("label_accuracy") == 0.0,
     }

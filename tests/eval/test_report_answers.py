@@ -31,7 +31,7 @@ ANSWERS: dict[str, dict[str, Any]] = {
 }  # fmt: skip
 PER_QUERY = {
     "q1": {"numeric_match": 1.0, "no_citation_rate": 0.0, "token_f1": 0.8},
-    "q2": {"numeric_match": 0.0, "no_citation_rate": 1.0, "token_f1": 0.2},
+    "q2": {"numeric_match": 0.0, "no_citation_rate": 1.0, "token_f1": 0.2, "cited_figure_support": 0.5},
     "q3": {"no_citation_rate": 0.0, "abstained": 1.0, "token_f1": 0.0},
 }
 
@@ -45,6 +45,7 @@ def test_each_question_shows_its_answer_reference_passages_and_metrics() -> None
         "data-fail_numeric='1'" in page
         and "data-fail_uncited='1'" in page
         and "data-fail_abstained='1'" in page
+        and page.count("data-fail_miscited='1'") == 1  # q2 alone: q1 has no such score
     )
     headers = page.split("<tbody>")[0]
     assert headers.index("numeric_match") < headers.index("no_citation_rate") < headers.index("token_f1")
