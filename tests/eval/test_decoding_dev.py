@@ -41,3 +41,10 @@ def test_a_setting_is_judged_on_the_non_test_questions_alone(tmp_path: Path) -> 
     assert record["metrics"]["token_f1"]["n"] == len(train)
     bad = _run(*common, "--set", "no_repeat_gram=2")
     assert bad.returncode != 0 and "no_repeat_gram" in bad.stderr and "Traceback" not in bad.stderr
+    # --base changes both sides first: "before" is now what the setting gave above
+    first = record["answers"]["after"]
+    same = _run(*common, "--base", "no_repeat_ngram=2", "--set", "no_repeat_ngram=2", "--out", str(out))
+    assert same.returncode == 0, same.stderr[-3000:]
+    based = json.loads(out.read_text(encoding="utf-8"))
+    assert based["base"] == {"no_repeat_ngram": "2"}
+    assert based["answers"]["before"] == based["answers"]["after"] == first
