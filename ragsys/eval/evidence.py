@@ -144,11 +144,14 @@ def cited_figure_support(answer: str, passages: Sequence[str]) -> float | None:
         (m.start(), [int(n) for n in re.findall(r"\d+", m.group(0))])
         for m in _CITATION_GROUP.finditer(answer)
     ]
+    given = [figures(text) for text in passages]  # read once, not once per answer figure
     judged = supported = 0
     for figure, end in figure_ends(answer):
         cited = next((numbers for start, numbers in groups if start >= end), None)
-        stating = [i + 1 for i, text in enumerate(passages) if stated([figure], text)]
-        if not distinctive(figure) or cited is None or not stating:
+        if not distinctive(figure) or cited is None:
+            continue
+        stating = {i + 1 for i, found in enumerate(given) if any(same_figure(f, figure) for f in found)}
+        if not stating:
             continue
         judged += 1
         supported += any(n in stating for n in cited)
