@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
@@ -10,11 +9,10 @@ import pytest
 from ragsys.generate.attribution import MAX_SENTENCES, attribution, cite_suffix, sentence_ends
 from ragsys.generate.config import GeneratorConfig
 from ragsys.generate.local import LocalGenerator
-from ragsys.generate.prompt import ChatTokenizer
-from ragsys.generate.watch import TextWatch
 from ragsys.models import load_tokenizer
 from tests.fixtures.factories import make_hit
 from tests.fixtures.generators import HITS, QUESTION, generator_config
+from tests.fixtures.scripted_decoders import ChoosingDecoder
 
 SALES = "Total net sales were $82,959 million for the quarter, up from $81,797 million a year ago."
 WEATHER = "Weather in the quarter was mild across most regions, which helped store traffic."
@@ -58,26 +56,6 @@ def test_sentence_ends_skip_short_sentences_and_keep_an_unfinished_last_one() ->
     assert [text[:e][-6:] for e in sentence_ends(text)] == ["arter.", "region", "p well"]
     assert sentence_ends("Up. Down.") == []
     assert len(sentence_ends("It rose by a lot. " * 40)) == MAX_SENTENCES
-
-
-class ChoosingDecoder:
-    """Writes `reply`; asked to score citations, prefers `[favourite]` and records each prefix."""
-
-    name = "scripted"
-
-    def __init__(self, tokenizer: ChatTokenizer, reply: str, favourite: int) -> None:
-        self.tokenizer, self.reply, self.favourite = tokenizer, reply, favourite
-        self.asked: list[str] = []
-
-    def run(self, prompt_ids: Sequence[int], watch: TextWatch, config: GeneratorConfig) -> list[int]:
-        ids = self.tokenizer.encode(self.reply, add_special_tokens=False)
-        watch.push(ids)
-        return ids
-
-    def option_logprobs(self, prefix_ids: Sequence[int], options: Sequence[Sequence[int]]) -> list[float]:
-        self.asked.append(self.tokenizer.decode(list(prefix_ids)[-12:]))
-        said = [self.tokenizer.decode(list(o)) for o in options]
-        return [0.0 if str(self.favourite) in s else -5.0 for s in said]
 
 
 @pytest.mark.parametrize("mode", ["copied", "scored"])

@@ -3,7 +3,6 @@ passage that states it."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
@@ -11,14 +10,12 @@ import pytest
 from ragsys.generate.citation_guard import CitationGuard, claim_before, stated_numbers, stating
 from ragsys.generate.config import GeneratorConfig
 from ragsys.generate.figure_guard import FigureGuard
-from ragsys.generate.llama import LlamaDecoder
 from ragsys.generate.local import LocalGenerator
-from ragsys.generate.prompt import ChatTokenizer
 from ragsys.generate.watch import TextWatch
 from ragsys.models import load_tokenizer
 from tests.fixtures.factories import make_hit
 from tests.fixtures.generators import generator_config
-from tests.fixtures.ranked_llama import RankedLlama
+from tests.fixtures.scripted_decoders import ChoosingDecoder, ranked_generator
 
 SALES = "Total net sales were 82,959 in the quarter ended June 25, 2022."
 COSTS = "Operating expenses were 12,809, of which research and development 6,797."
@@ -95,35 +92,11 @@ def test_the_generator_cites_the_passage_stating_the_figure_the_model_ranks_seco
 ) -> None:
     tokenizer = load_tokenizer(str(tiny_lm_path))
     wrong, right = "Net sales were $82,959 million [1].", "Net sales were $82,959 million [2]."
-    llama = RankedLlama(
-        [tokenizer.encode(t, add_special_tokens=False) for t in (wrong, right)], len(tokenizer)
-    )
-    decoder = LlamaDecoder(llama, frozenset({RankedLlama.EOS}), logits=lambda m: m.logits())
-    config = generator_config(max_new_tokens=40, citations=citations)
+    generator = ranked_generator(tokenizer, (wrong, right), max_new_tokens=40, citations=citations)
     hits = [make_hit("a", COSTS), make_hit("b", SALES)]
-    answer = LocalGenerator(config, decoder, tokenizer).generate("What were net sales?", hits)
+    answer = generator.generate("What were net sales?", hits)
     assert answer.text == (wrong if citations == "free" else right)
     assert [c.chunk_id for c in answer.citations] == (["a"] if citations == "free" else ["b"])
-
-
-class FavouringDecoder:
-    """Writes `reply` uncited; asked to score citations, prefers `[favourite]`."""
-
-    name = "scripted"
-
-    def __init__(self, tokenizer: ChatTokenizer, reply: str, favourite: int) -> None:
-        self.tokenizer, self.reply, self.favourite = tokenizer, reply, favourite
-        self.asked = 0
-
-    def run(self, prompt_ids: Sequence[int], watch: TextWatch, config: GeneratorConfig) -> list[int]:
-        ids = self.tokenizer.encode(self.reply, add_special_tokens=False)
-        watch.push(ids)
-        return ids
-
-    def option_logprobs(self, prefix_ids: Sequence[int], options: Sequence[Sequence[int]]) -> list[float]:
-        self.asked += 1
-        said = [self.tokenizer.decode(list(o)) for o in options]
-        return [0.0 if str(self.favourite) in s else -5.0 for s in said]
 
 
 @pytest.mark.parametrize("citations", ["free", "figures"])
@@ -132,7 +105,7 @@ def test_the_scored_attribution_picks_among_the_passages_stating_each_sentences_
 ) -> None:
     tokenizer = load_tokenizer(str(tiny_lm_path))
     reply = "The company reported revenue of $82,959 million, a strong result. Weather was kind to it."
-    decoder = FavouringDecoder(tokenizer, reply, favourite=1)
+    decoder = ChoosingDecoder(tokenizer, reply, favourite=1)
     config = generator_config(max_new_tokens=60, attribution="scored", citations=citations)
     hits = [make_hit("a", COSTS), make_hit("b", SALES)]
     answer = LocalGenerator(config, decoder, tokenizer).generate("What was revenue?", hits)
@@ -140,7 +113,7 @@ def test_the_scored_attribution_picks_among_the_passages_stating_each_sentences_
     # passage 2's, the second sentence has none (the favourite again)
     assert answer.text == reply + (" [1]" if citations == "free" else " [1][2]")
     # the model is asked only where it has a choice: both sentences (free), the second (figures)
-    assert decoder.asked == (2 if citations == "free" else 1)
+    assert len(decoder.asked) == (2 if citations == "free" else 1)
 
 
 def test_citations_follow_the_figures_by_default() -> None:

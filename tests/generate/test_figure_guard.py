@@ -8,12 +8,9 @@ import pytest
 
 from ragsys.eval.numbers import figures
 from ragsys.generate.figure_guard import FigureGuard
-from ragsys.generate.llama import LlamaDecoder
-from ragsys.generate.local import LocalGenerator
 from ragsys.models import load_tokenizer
 from tests.fixtures.factories import make_hit
-from tests.fixtures.generators import generator_config
-from tests.fixtures.ranked_llama import RankedLlama
+from tests.fixtures.scripted_decoders import ranked_generator
 
 PIECES = [
     "",
@@ -80,13 +77,9 @@ def test_the_generator_copies_the_stated_figure_the_model_ranks_second(
 ) -> None:
     tokenizer = load_tokenizer(str(tiny_lm_path))
     invented, stated = "Sales were $98,765 million [1].", "Sales were $82,959 million [1]."
-    llama = RankedLlama(
-        [tokenizer.encode(t, add_special_tokens=False) for t in (invented, stated)], len(tokenizer)
-    )
-    decoder = LlamaDecoder(llama, frozenset({RankedLlama.EOS}), logits=lambda m: m.logits())
-    config = generator_config(max_new_tokens=40, figures=figures_mode)
+    generator = ranked_generator(tokenizer, (invented, stated), max_new_tokens=40, figures=figures_mode)
     hits = [make_hit("a", "Total net sales 82,959 in the quarter")]
-    answer = LocalGenerator(config, decoder, tokenizer).generate("What were net sales?", hits)
+    answer = generator.generate("What were net sales?", hits)
     assert answer.text == (invented if figures_mode == "free" else stated)
     if figures_mode == "copied":
         assert [f.value for f in figures(answer.text)] == [82_959e6]
