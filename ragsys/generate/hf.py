@@ -139,9 +139,9 @@ class TorchDecoder:
 
 
 class Guarded:
-    """The watch's masks as a transformers logits processor: the best tokens the figure guard
-    blocks (`figure_guard`) and those repeating the answer's own runs (`repeats`); the watch has
-    seen every token before the step."""
+    """The watch's masks as a transformers logits processor: the best tokens its guards block
+    (`figure_guard`, `citation_guard`) and those repeating the answer's own runs (`repeats`); the
+    watch has seen every token before the step."""
 
     def __init__(self, watch: TextWatch, greedy: bool) -> None:
         self.watch, self.greedy = watch, greedy
