@@ -48,14 +48,24 @@ def main(st: Path, out: Path, minutes: float | None) -> None:
 
 def without_dropout(st: Path, copy: Path) -> Path:
     """A copy of the model whose dropout is off: dropout masks depend on how the batch is split
-    between processes, so only without it can two processes reproduce one exactly."""
+    between processes, so only without it can two processes reproduce one exactly.
+
+    Every process runs this at once: each writes its own copy and renames it into place, and a
+    process that finds the place taken drops its copy (renaming onto a full folder fails)."""
+    import os
     import shutil
 
-    if not copy.exists():
-        shutil.copytree(st, copy)
-        config = json.loads((copy / "config.json").read_text())
-        config |= {"hidden_dropout_prob": 0.0, "attention_probs_dropout_prob": 0.0}
-        (copy / "config.json").write_text(json.dumps(config))
+    if copy.exists():
+        return copy
+    mine = copy.with_name(f"{copy.name}.{os.getpid()}")
+    shutil.copytree(st, mine)
+    config = json.loads((mine / "config.json").read_text())
+    config |= {"hidden_dropout_prob": 0.0, "attention_probs_dropout_prob": 0.0}
+    (mine / "config.json").write_text(json.dumps(config))
+    try:
+        mine.rename(copy)
+    except OSError:
+        shutil.rmtree(mine)
     return copy
 
 
