@@ -30,7 +30,7 @@ from ragsys.tune.crossfit import Fold, fold_ids, folds_of
 from ragsys.tune.decide import Decision, closed_set_gold, decide, decide_labels
 from ragsys.tune.isolated import build_isolated
 from ragsys.tune.report import final_report
-from ragsys.tune.reserve import stage_budget
+from ragsys.tune.reserve import crossfit_declined_for, stage_budget
 from ragsys.tune.scoring import ANSWER, Scorer, Scores
 from ragsys.tune.settings import TuneSettings, for_pipeline
 from ragsys.tune.shared import on_main, save_config, saved
@@ -194,14 +194,19 @@ def _run_stage(
     if ctx.world.any(ctx.budget.expired):  # the same on every process: all skip, or none
         reason = "the --max-minutes budget ran out (what is left is kept for the report)"
         return _record(state, StageRecord(name=name, status="skipped", reason=reason))
-    unjudged = unjudgeable(name, [*ctx.train, *ctx.dev] if state.folds else ctx.dev)
+    declined = on_main(ctx.world, lambda: crossfit_declined_for(ctx, name, ctx.budget.remaining_s()))
+    unjudged = unjudgeable(name, [*ctx.train, *ctx.dev] if state.folds and declined is None else ctx.dev)
     if unjudged is not None:
         ctx.log(f"stage {name}: skipped ({unjudged})")
         return _record(state, StageRecord(name=name, status="skipped", reason=unjudged))
     current = PipelineConfig.load(Path(state.current_pipeline))
-    if state.folds and name not in DATA_STAGES:
+    if state.folds and name not in DATA_STAGES and declined is None:
         return _crossfit(ctx, state, name, stage, stage_dir, scorer, t0)
+    if declined is not None:
+        ctx.log(f"stage {name}: judged on the {len(ctx.dev)} dev questions, not cross-fitted ({declined})")
     proposal = stage(ctx, current, Path(state.current_index), stage_dir)
+    if declined is not None and not isinstance(proposal, str):
+        proposal = dataclasses.replace(proposal, extra={**proposal.extra, "not_cross_fitted": declined})
     minutes = round((time.monotonic() - t0) / 60, 2)
     if isinstance(proposal, str):
         ctx.log(f"stage {name}: skipped ({proposal})")

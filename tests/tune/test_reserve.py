@@ -140,3 +140,78 @@ def test_no_budget_no_probe(tmp_path: Path, tiny_pipeline: PipelineConfig) -> No
         report=False, scorer=scorer, log=lambda m: None,
     )  # type: ignore[arg-type]  # fmt: skip
     assert scorer.probed == [] and state.stages[0].status == "kept"
+
+
+def test_a_budgeted_stage_shares_what_is_free_with_the_budgeted_stages_after_it() -> None:
+    """A 10-Q run with --folds 3 --max-minutes 60 gave the retriever 33 of 59 min and the
+    generator listed after it nothing."""
+    assert stage_s(3600.0, 600.0, "retriever", isolated=False, later=1) == 1500.0
+    assert stage_s(3600.0, 600.0, "retriever", isolated=True, folds=3, later=1) == 1200.0
+    assert stage_s(3600.0, 600.0, "scope", isolated=True, later=2) == 3000.0  # takes seconds
+    per_system = 10 * 0.1 + 10 * 6.0
+    assert systems((), "retriever", isolated=True, later=1) == 5  # the later stage's ablation too
+    assert reserve_s(COST, (), "retriever", isolated=False, later=1) == pytest.approx(4 * per_system)
+
+
+def _two_stages(
+    tmp_path: Path, tiny_pipeline: PipelineConfig, scorer: TimedScorer, minutes: float, folds: int = 0
+):  # type: ignore[no-untyped-def]
+    reader, config = tune_setup(tmp_path, tiny_pipeline)
+    config = config.model_copy(update={"generator": GeneratorConfig(model="tiny-generator")})
+    seen: dict[str, list[tuple[float | None, int]]] = {"retriever": [], "generator": []}
+
+    def stage(name: str):  # type: ignore[no-untyped-def]
+        def run(ctx: TuneContext, cfg: PipelineConfig, index_dir: Path, out: Path) -> Proposal | str:
+            seen[name].append((ctx.minutes_left(), len(ctx.train)))
+            return Proposal(cfg.model_copy(update={"name": "good"}), index_dir, "answer")
+
+        return run
+
+    logs: list[str] = []
+    settings = TuneSettings(stages=("scope", "retriever", "generator"), folds=folds)
+    state = tune(
+        config, tmp_path / "index", reader, tmp_path / "out", settings=settings, report=False, scorer=scorer,
+        stages={"scope": lambda c, cfg, i, o: "no cue", "retriever": stage("retriever"),
+                "generator": stage("generator")},
+        log=logs.append, max_minutes=minutes,
+    )  # type: ignore[arg-type]  # fmt: skip
+    return state, seen, logs
+
+
+def test_the_last_stage_is_not_starved_by_the_ones_before_it(
+    tmp_path: Path, tiny_pipeline: PipelineConfig
+) -> None:
+    state, seen, logs = _two_stages(tmp_path, tiny_pipeline, TimedScorer(answer_s=6.0), minutes=20.0)
+    # retriever: 5 systems x 1 min kept back (its ablation and the generator's), 15 min free shared
+    # with the generator, half of its 7.5 for its isolated control
+    ((retriever, _),) = seen["retriever"]
+    assert retriever == pytest.approx(3.75, abs=0.05)
+    # generator: the retriever was kept (its control: the 1-minute floor), 5 systems; the rest
+    # (~14 min) is its own, half of it for its control
+    ((generator, _),) = seen["generator"]
+    assert generator == pytest.approx(7.0, abs=0.1)
+    assert any("shared with 1 later stage" in line for line in logs)
+    assert [r.status for r in state.stages] == ["skipped", "kept", "reverted"]
+
+
+@pytest.mark.parametrize("answer_s, crossfit", [(1.0, True), (6.0, False)])
+def test_a_stage_whose_judging_would_eat_its_budget_is_judged_on_the_dev_split(
+    tmp_path: Path, tiny_pipeline: PipelineConfig, answer_s: float, crossfit: bool
+) -> None:
+    """Cross-fitted, the generator stage answers all 60 non-test questions twice: 2 min at 1 s,
+    12 min at 6 s, which is more than half of what it gets out of 20 (then it trains once, on
+    the train split, and is judged on dev)."""
+    state, seen, logs = _two_stages(
+        tmp_path, tiny_pipeline, TimedScorer(answer_s=answer_s), minutes=20.0, folds=3
+    )
+    generator = state.stages[-1]
+    assert generator.decision is not None
+    if crossfit:
+        assert generator.decision.folds == 3 and len(seen["generator"]) == 3  # reverted: no final run
+        assert "not_cross_fitted" not in generator.extra
+    else:
+        assert generator.decision.folds == 0 and generator.decision.n == len(state.dev_ids)
+        ((_, trained_on),) = seen["generator"]
+        assert trained_on == len(state.train_ids)
+        assert "judging 60 questions twice" in generator.extra["not_cross_fitted"]
+        assert any("not cross-fitted" in line for line in logs)
