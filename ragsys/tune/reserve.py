@@ -175,8 +175,8 @@ def crossfit_declined(stage_seconds: float, judged: int, seconds_per: float | No
     after at `seconds_per` each may take at most `JUDGING_SHARE` of its time. Unmeasured or
     unlimited: cross-fit.
 
-        >>> crossfit_declined(13.6 * 60, judged=117, seconds_per=2.8, folds=3)
-        'cross-fitting over 3 folds would spend 10.9 of its 13.6 min judging 117 questions twice'
+        >>> print(crossfit_declined(13.6 * 60, judged=117, seconds_per=2.8, folds=3))
+        cross-fitting over 3 folds would spend 10.9 min judging 117 questions twice, over half of its 13.6 min
         >>> crossfit_declined(52.1 * 60, judged=117, seconds_per=2.8, folds=3) is None
         True
     """
@@ -186,8 +186,8 @@ def crossfit_declined(stage_seconds: float, judged: int, seconds_per: float | No
     if judging <= JUDGING_SHARE * stage_seconds:
         return None
     return (
-        f"cross-fitting over {folds} folds would spend {judging / 60:.1f} of its {stage_seconds / 60:.1f} "
-        f"min judging {judged} questions twice"
+        f"cross-fitting over {folds} folds would spend {judging / 60:.1f} min judging {judged} questions "
+        f"twice, over half of its {stage_seconds / 60:.1f} min"
     )
 
 
