@@ -76,7 +76,7 @@ class ReportCost(Frozen):
 
 def systems(kept: Sequence[StageRecord], next_stage: str | None, isolated: bool, later: int = 0) -> int:
     """Systems the report scores: baseline, tuned, one ablation per kept stage (`next_stage` and
-    the `later` judged stages after it counted as kept), and the isolated control when anything
+    the `later` budgeted stages after it counted as kept), and the isolated control when anything
     was kept."""
     n_kept = len(kept_stages(kept)) + (next_stage is not None) + later
     return 2 + n_kept + (isolated and n_kept > 0)
@@ -86,7 +86,7 @@ def reserve_s(
     cost: ReportCost, kept: Sequence[StageRecord], next_stage: str | None, isolated: bool, later: int = 0
 ) -> float:
     """Seconds the report and the isolated control will need, counting `next_stage` and the
-    `later` judged stages as kept."""
+    `later` budgeted stages as kept."""
     control = sum(max(_one_training_s(r), ISOLATED_FLOOR_S) for r in kept_stages(kept) if r.name in TRAINED)
     answering = systems(kept, next_stage, isolated, later) * cost.per_system_s()
     return answering + (control if isolated else 0.0)
@@ -125,21 +125,22 @@ def stage_s(
 
 
 def stage_budget(
-    ctx: TuneContext, state: TuneState, name: str, overall: TimeBudget, test_questions: int,
-    judged_stage: bool,
-) -> tuple[TimeBudget, str]:  # fmt: skip
-    """The budget stage `name` runs under, and a log line saying what was kept back. Without
-    `--max-minutes` the stage has no limit. Every process gets main's numbers (main measured)."""
+    ctx: TuneContext, state: TuneState, name: str, overall: TimeBudget, test_questions: int
+) -> tuple[TimeBudget, str, str | None]:
+    """The budget stage `name` runs under, a log line saying what was kept back, and why the
+    stage is judged on the dev split although `--folds` was given (`crossfit_declined`, judged
+    on the budget cross-fitting would have had), or None. Without `--max-minutes` the stage has
+    no limit and cross-fits. Every process gets main's numbers (main measured)."""
     if math.isinf(overall.remaining_s()):
-        return overall, ""
+        return overall, "", None
     base, base_index = PipelineConfig.load(Path(state.base_pipeline)), Path(state.base_index)
     _probe(ctx, base, base_index)
     isolated = ctx.settings.isolated
     answered = min(ctx.settings.report_answers or test_questions, test_questions)
-    nxt = name if judged_stage else None
+    nxt = None if name in DATA_STAGES else name  # a data stage is never judged, so never kept
     later = later_budgeted(ctx.settings.stages, name, state)
 
-    def plan() -> tuple[float, str]:
+    def plan() -> tuple[float, str, str | None]:
         cost = ReportCost(
             test_questions=test_questions, answered=answered if base.generator is not None else 0,
             seconds_per_answer=ctx.scorer.seconds_per(ANSWER) or 0.0,
@@ -147,7 +148,8 @@ def stage_budget(
         )  # fmt: skip
         reserve = reserve_s(cost, state.stages, nxt, isolated, later)
         seconds = stage_s(overall.remaining_s(), reserve, name, isolated, ctx.settings.folds, later)
-        if crossfit_declined_for(ctx, name, seconds) is not None:  # trains once, as without --folds
+        declined = _crossfit_declined_for(ctx, name, seconds)
+        if declined is not None:  # trains once, as without --folds
             seconds = stage_s(overall.remaining_s(), reserve, name, isolated, 0, later)
         shared = f", shared with {later} later stage{'s' * (later > 1)}" if later and name in BUDGETED else ""
         line = (
@@ -157,15 +159,16 @@ def stage_budget(
             f"{cost.test_questions} searches at {cost.seconds_per_search:.2f} s))"
             + (" and the isolated control's training" if isolated else "")
         )
-        return seconds, line
+        return seconds, line, declined
 
-    seconds, line = on_main(ctx.world, plan)
-    return TimeBudget(seconds / 60.0), line
+    seconds, line, declined = on_main(ctx.world, plan)
+    return TimeBudget(seconds / 60.0), line, declined
 
 
 def later_budgeted(order: Sequence[str], name: str, state: TuneState) -> int:
     """How many `BUDGETED` stages will run after `name` (those not already done on a resume)."""
-    after = list(order)[list(order).index(name) + 1 :] if name in order else []
+    stages = list(order)
+    after = stages[stages.index(name) + 1 :] if name in stages else []
     return sum(s in BUDGETED and state.done(s) is None for s in after)
 
 
@@ -191,9 +194,9 @@ def crossfit_declined(stage_seconds: float, judged: int, seconds_per: float | No
     )
 
 
-def crossfit_declined_for(ctx: TuneContext, name: str, seconds: float) -> str | None:
-    """`crossfit_declined` for stage `name` with `seconds` to spend (call it on main: it reads
-    the scorer's timings). None without `--folds` and for data stages (never judged)."""
+def _crossfit_declined_for(ctx: TuneContext, name: str, seconds: float) -> str | None:
+    """`crossfit_declined` for stage `name` with `seconds` to spend (`stage_budget` calls it on
+    main: it reads the scorer's timings). None without `--folds` and for data stages (never judged)."""
     if ctx.settings.folds < 2 or name in DATA_STAGES or math.isinf(seconds):
         return None
     answer = name in ANSWER_STAGES

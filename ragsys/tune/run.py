@@ -30,7 +30,7 @@ from ragsys.tune.crossfit import Fold, fold_ids, folds_of
 from ragsys.tune.decide import Decision, closed_set_gold, decide, decide_labels
 from ragsys.tune.isolated import build_isolated
 from ragsys.tune.report import final_report
-from ragsys.tune.reserve import crossfit_declined_for, stage_budget
+from ragsys.tune.reserve import stage_budget
 from ragsys.tune.scoring import ANSWER, Scorer, Scores
 from ragsys.tune.settings import TuneSettings, for_pipeline
 from ragsys.tune.shared import on_main, save_config, saved
@@ -172,10 +172,11 @@ def tune(
                 log(f"stage {name}: already {done.status} (resumed)")
                 _restore(ctx, done)
                 continue
-            ctx.budget, line = stage_budget(ctx, state, name, overall, tests, name not in DATA_STAGES)
+            ctx.budget, line, declined = stage_budget(ctx, state, name, overall, tests)
             if line:
                 log(line)
-            state = _run_stage(ctx, state, name, table[name], out / "stages" / f"{number:02d}-{name}", scorer)
+            stage_dir = out / "stages" / f"{number:02d}-{name}"
+            state = _run_stage(ctx, state, name, table[name], stage_dir, scorer, declined)
             state = on_main(world, partial(saved, out, state))  # every process goes on with main's
         state = state.model_copy(update={"minutes": state.minutes + (time.monotonic() - t0) / 60})
         state = on_main(world, lambda: saved(out, state, PipelineConfig.load(Path(state.current_pipeline))))
@@ -188,13 +189,13 @@ def tune(
 
 
 def _run_stage(
-    ctx: TuneContext, state: TuneState, name: str, stage: Stage, stage_dir: Path, scorer: Scorer
-) -> TuneState:
+    ctx: TuneContext, state: TuneState, name: str, stage: Stage, stage_dir: Path, scorer: Scorer,
+    declined: str | None,  # reserve.stage_budget: why a --folds run judges it on dev instead
+) -> TuneState:  # fmt: skip
     t0 = time.monotonic()
     if ctx.world.any(ctx.budget.expired):  # the same on every process: all skip, or none
         reason = "the --max-minutes budget ran out (what is left is kept for the report)"
         return _record(state, StageRecord(name=name, status="skipped", reason=reason))
-    declined = on_main(ctx.world, lambda: crossfit_declined_for(ctx, name, ctx.budget.remaining_s()))
     unjudged = unjudgeable(name, [*ctx.train, *ctx.dev] if state.folds and declined is None else ctx.dev)
     if unjudged is not None:
         ctx.log(f"stage {name}: skipped ({unjudged})")
