@@ -49,6 +49,9 @@ class TuneContext:
     world: World = field(
         default_factory=World
     )  # the processes `accelerate launch` started (ragsys.tune.shared)
+    # Seconds measured earlier in this run, by what was timed; shared by the per-fold copies
+    # (`dataclasses.replace` keeps the same dict), so a later fold can budget for work after training.
+    timings: dict[str, float] = field(default_factory=dict)
 
     @property
     def ranking_metric(self) -> str:

@@ -41,6 +41,9 @@ def synthetic_stage(ctx: TuneContext, config: PipelineConfig, index_dir: Path, o
     return Proposal(config, index_dir, None, result.model_dump(mode="json", exclude={"pairs"}))
 
 
+# Seconds the last re-embedding of the corpus took (`TuneContext.timings`): the next retriever
+# training (a later fold, or the kept stage's final run) leaves that much of its time for it.
+REINDEX_S = "reindex_s"
 LM_SHARE = 0.25  # of a ranker stage's minutes: on the 10-Q filings 94 questions took 11.4 of its 22.7
 
 
@@ -78,16 +81,19 @@ def retriever_stage(
     mined from the current pipeline; the tuned encoder gets its own copy of the index."""
     if not any(isinstance(r, DenseConfig) for r in config.retrievers):
         return "the pipeline has no dense retriever"
-    train = ctx.settings.retriever.model_copy(update={"seed": ctx.seed, "max_minutes": ctx.minutes_left()})
+    train = ctx.settings.retriever.model_copy(update={"seed": ctx.seed})
     pairs = [("synthetic queries", ctx.synthetic)] if joint and ctx.synthetic else []
-    try:
+    try:  # LM supervision, mining, training and re-embedding all end by the stage's deadline
         run = retriever_recipe(
             config, train, with_gold(ctx.train), ctx.scorer.index(index_dir), out / "train",
             progress=ctx.progress, log=ctx.log, pairs=pairs,
             lm_scored=lm_scored(ctx, config, index_dir, ctx.train) if joint else (), reindex=out / "index",
+            deadline=ctx.budget, reindex_s=ctx.timings.get(REINDEX_S, 0.0),
         )  # fmt: skip
     except NoTrainingSignal as e:
         return str(e)
+    if run.reindex_s:
+        ctx.timings[REINDEX_S] = run.reindex_s
     extra = run.result.model_dump(mode="json", exclude={"pipeline"})
     return Proposal(run.result.pipeline, out / "index", ctx.ranking_metric, extra)
 
@@ -99,9 +105,7 @@ def reranker_stage(
     and jointly synthetic queries and LM targets); proposed only if its dev check passes."""
     index = ctx.scorer.index(index_dir)
     judged = passages_for(config, ctx.settings.answer_k) if ctx.ranking_metric == EVIDENCE else None
-    train = ctx.settings.reranker.model_copy(
-        update={"seed": ctx.seed, "max_minutes": ctx.minutes_left(), "dev_evidence_k": judged}
-    )
+    train = ctx.settings.reranker.model_copy(update={"seed": ctx.seed, "dev_evidence_k": judged})
     pairs: list[tuple[str, Pairs]] = []
     if ctx.settings.reranker_ict:  # free, label-less signal: the isolated control gets it too
         pairs.append(("pseudo-queries", ict_pairs(index, ctx.settings.reranker_ict, ctx.seed)))
@@ -113,6 +117,7 @@ def reranker_stage(
             config, train, with_gold(ctx.train), with_gold(ctx.dev), index, out / "train",
             progress=ctx.progress, pairs=pairs, lm_scored=scored,
             on_dev_scores=ctx.scorer.remember_pairs,  # judging the stage then reranks few pairs anew
+            deadline=ctx.budget,  # the trainer gets what LM supervision and mining leave
         )  # fmt: skip
     except NoTrainingSignal as e:
         return str(e)

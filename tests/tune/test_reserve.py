@@ -215,3 +215,24 @@ def test_a_stage_whose_judging_would_eat_its_budget_is_judged_on_the_dev_split(
         assert trained_on == len(state.train_ids)
         assert "judging 60 questions twice" in generator.extra["not_cross_fitted"]
         assert any("not cross-fitted" in line for line in logs)
+
+
+def test_what_one_fold_timed_reaches_the_next_folds_and_the_final_training(
+    tmp_path: Path, tiny_pipeline: PipelineConfig
+) -> None:
+    """The retriever stage keeps its last re-embedding's seconds in `ctx.timings`, so each later
+    training leaves that much of its share for it; every fold's context must see the same record."""
+    reader, config = tune_setup(tmp_path, tiny_pipeline)
+    seen: list[float | None] = []
+
+    def stage(ctx: TuneContext, cfg: PipelineConfig, index_dir: Path, out: Path) -> Proposal | str:
+        seen.append(ctx.timings.get("reindex_s"))
+        ctx.timings["reindex_s"] = 30.0 + len(seen)
+        return Proposal(cfg.model_copy(update={"name": "good"}), index_dir, "answer")
+
+    settings = TuneSettings(stages=("retriever",), folds=3)
+    tune(
+        config, tmp_path / "index", reader, tmp_path / "out", settings=settings,
+        stages={"retriever": stage}, report=False, scorer=FakeScorer(), max_minutes=60.0,
+    )  # type: ignore[arg-type]  # fmt: skip
+    assert seen == [None, 31.0, 32.0, 33.0]  # three folds, then the kept stage on every question
