@@ -16,7 +16,10 @@ Before each stage the reserve is recomputed as if that stage and every later one
 stage itself: such a stage gets half of what is left). A stage that spends what it is given
 (`BUDGETED`) shares what is free equally with the budgeted stages still to run after it: a
 10-Q run with `--folds 3 --max-minutes 60` gave the retriever stage 33 of 59 min and the
-generator stage after it 0, so the stage the user listed last never ran. The cost of one answer
+generator stage after it 0, so the stage the user listed last never ran. A ranker stage's work
+around its trainer (LM supervision, mining, re-embedding the corpus) comes out of its share too
+(`ragsys.train.mining.recipe.trainer_minutes`): it used to be paid on top, about 2 min per fold
+of the 10-Q retriever stage. The cost of one answer
 and one search is measured on this machine by the scorer (`Scorer.seconds_per`, first from a
 short probe on dev questions), never assumed.
 
@@ -163,6 +166,13 @@ def stage_budget(
 
     seconds, line, declined = on_main(ctx.world, plan)
     return TimeBudget(seconds / 60.0), line, declined
+
+
+def share(ctx: TuneContext, runs_left: int, at_least: float | None = None) -> TimeBudget:
+    """An equal share of the stage's time left for each of the `runs_left` trainings still to
+    come (cross-fitting's fold runs, then the final one), at least `at_least` minutes."""
+    left = ctx.minutes_left()
+    return TimeBudget(None if left is None else max(left / max(runs_left, 1), at_least or 0.0))
 
 
 def later_budgeted(order: Sequence[str], name: str, state: TuneState) -> int:

@@ -30,7 +30,7 @@ from ragsys.tune.crossfit import Fold, fold_ids, folds_of
 from ragsys.tune.decide import Decision, closed_set_gold, decide, decide_labels
 from ragsys.tune.isolated import build_isolated
 from ragsys.tune.report import final_report
-from ragsys.tune.reserve import stage_budget
+from ragsys.tune.reserve import share, stage_budget
 from ragsys.tune.scoring import ANSWER, Scorer, Scores
 from ragsys.tune.settings import TuneSettings, for_pipeline
 from ragsys.tune.shared import on_main, save_config, saved
@@ -265,6 +265,7 @@ def _crossfit(
     folds = folds_of(
         items, _assignment(state, items), ctx.settings.dev_fraction, ctx.seed, ctx.settings.max_dev
     )
+    planned = None if (left := ctx.minutes_left()) is None else left / (len(folds) + 1)  # each training's
     runs = _fold_runs(ctx, state, name, stage, stage_dir, folds)
     if isinstance(runs, str):
         ctx.log(f"stage {name}: skipped ({runs})")
@@ -296,7 +297,9 @@ def _crossfit(
         return _record(state, record("reverted", decision.reason, None))
     ctx.log(f"stage {name}: gain shown ({decision.reason}); training it on all {len(items)} questions")
     current, index = PipelineConfig.load(Path(state.current_pipeline)), Path(state.current_index)
-    final = stage(dataclasses.replace(ctx, train=items, budget=_share(ctx, 1)), current, index, stage_dir)
+    # what ships trains at least as long as each judged fold run was planned to, if the folds overran
+    everything = dataclasses.replace(ctx, train=items, budget=share(ctx, 1, planned))
+    final = stage(everything, current, index, stage_dir)
     if isinstance(final, str) or final.rejected is not None:
         why = final if isinstance(final, str) else final.rejected
         reason = f"{decision.reason}; but trained on all questions the stage declined ({why}); reverted"
@@ -319,7 +322,7 @@ def _fold_runs(
     runs: list[FoldRun] = []
     for n, fold in enumerate(folds):
         fold_ctx = dataclasses.replace(
-            ctx, train=fold.train, dev=fold.dev, budget=_share(ctx, len(folds) + 1 - n)
+            ctx, train=fold.train, dev=fold.dev, budget=share(ctx, len(folds) + 1 - n)
         )
         ctx.log(f"stage {name}: fold {fold.number}/{len(folds)}, training on {len(fold.train)} questions")
         fold_dir = stage_dir / f"fold-{fold.number}"
@@ -373,12 +376,6 @@ def _assignment(state: TuneState, items: Sequence[EvalItem]) -> tuple[tuple[str,
     if {q for fold in state.folds for q in fold} != known:
         raise ValueError("the saved folds do not cover this run's non-test questions; use a new --out")
     return state.folds
-
-
-def _share(ctx: TuneContext, runs_left: int) -> TimeBudget:
-    """An equal share of the time left for each of the `runs_left` trainings still to come."""
-    left = ctx.minutes_left()
-    return TimeBudget(None if left is None else left / max(runs_left, 1))
 
 
 def _restore(ctx: TuneContext, rec: StageRecord) -> None:

@@ -236,3 +236,31 @@ def test_what_one_fold_timed_reaches_the_next_folds_and_the_final_training(
         stages={"retriever": stage}, report=False, scorer=FakeScorer(), max_minutes=60.0,
     )  # type: ignore[arg-type]  # fmt: skip
     assert seen == [None, 31.0, 32.0, 33.0]  # three folds, then the kept stage on every question
+
+
+def test_the_kept_stage_trains_at_least_as_long_as_each_fold_was_planned_to(
+    tmp_path: Path, tiny_pipeline: PipelineConfig
+) -> None:
+    """Fold 1 overruns its share (it spends the whole stage's time); the final training on every
+    question still gets the share each of the k + 1 trainings was planned, not the nothing left."""
+    import time
+
+    reader, config = tune_setup(tmp_path, tiny_pipeline)
+    given: list[float | None] = []
+
+    def stage(ctx: TuneContext, cfg: PipelineConfig, index_dir: Path, out: Path) -> Proposal | str:
+        given.append(ctx.minutes_left())
+        if len(given) == 1:
+            time.sleep(ctx.budget.remaining_s() * 4)  # the whole stage's time, and then some
+        return Proposal(cfg.model_copy(update={"name": "good"}), index_dir, "answer")
+
+    settings = TuneSettings(stages=("retriever",), folds=3, isolated=False)
+    state = tune(
+        config, tmp_path / "index", reader, tmp_path / "out", settings=settings,
+        stages={"retriever": stage}, report=False, scorer=FakeScorer(), max_minutes=0.12,
+    )  # type: ignore[arg-type]  # fmt: skip
+    assert [r.status for r in state.stages] == ["kept"] and len(given) == 4
+    planned = given[0]
+    assert planned is not None and given[3] is not None
+    assert given[2] == pytest.approx(0.01, abs=0.005)  # fold 3: nothing left (the 0.01-minute floor)
+    assert given[3] == pytest.approx(planned, rel=0.1)  # the final run: the planned share
