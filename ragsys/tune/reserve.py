@@ -19,7 +19,10 @@ stage itself: such a stage gets half of what is left). A stage that spends what 
 generator stage after it 0, so the stage the user listed last never ran. A ranker stage's work
 around its trainer (LM supervision, mining, re-embedding the corpus) comes out of its share too
 (`ragsys.train.mining.recipe.trainer_minutes`): it used to be paid on top, about 2 min per fold
-of the 10-Q retriever stage. The cost of one answer
+of the 10-Q retriever stage. With `--folds`, the folds' judging (every non-test question
+scored before and after) is set aside before the stage's minutes are shared among its k + 1
+trainings (`share`, `judging_s`), and the final training on every question gets at least the
+share each was planned, however the folds ran. The cost of one answer
 and one search is measured on this machine by the scorer (`Scorer.seconds_per`, first from a
 short probe on dev questions), never assumed.
 
@@ -168,11 +171,16 @@ def stage_budget(
     return TimeBudget(seconds / 60.0), line, declined
 
 
-def share(ctx: TuneContext, runs_left: int, at_least: float | None = None) -> TimeBudget:
+def share(
+    ctx: TuneContext, runs_left: int, at_least: float | None = None, after_s: float = 0.0
+) -> TimeBudget:
     """An equal share of the stage's time left for each of the `runs_left` trainings still to
-    come (cross-fitting's fold runs, then the final one), at least `at_least` minutes."""
+    come (cross-fitting's fold runs, then the final one), once `after_s` seconds of other work
+    still to come are set aside (the folds' judging), and at least `at_least` minutes."""
     left = ctx.minutes_left()
-    return TimeBudget(None if left is None else max(left / max(runs_left, 1), at_least or 0.0))
+    if left is None:
+        return TimeBudget(None)
+    return TimeBudget(max((left - after_s / 60.0) / max(runs_left, 1), at_least or 0.0))
 
 
 def later_budgeted(order: Sequence[str], name: str, state: TuneState) -> int:
@@ -204,15 +212,25 @@ def crossfit_declined(stage_seconds: float, judged: int, seconds_per: float | No
     )
 
 
+def judging_s(ctx: TuneContext, name: str) -> float:
+    """Seconds cross-fitting's judging of stage `name` takes: every non-test question it is judged
+    on scored before and after, at the scorer's measured cost (0 until measured). Call on main."""
+    judged, per = _judged(ctx, name)
+    return 0.0 if per is None else 2 * judged * per
+
+
+def _judged(ctx: TuneContext, name: str) -> tuple[int, float | None]:
+    answer = name in ANSWER_STAGES
+    judged = len((with_reference if answer else with_gold)([*ctx.train, *ctx.dev]))
+    return judged, ctx.scorer.seconds_per(ANSWER if answer else RETRIEVAL)
+
+
 def _crossfit_declined_for(ctx: TuneContext, name: str, seconds: float) -> str | None:
     """`crossfit_declined` for stage `name` with `seconds` to spend (`stage_budget` calls it on
     main: it reads the scorer's timings). None without `--folds` and for data stages (never judged)."""
     if ctx.settings.folds < 2 or name in DATA_STAGES or math.isinf(seconds):
         return None
-    answer = name in ANSWER_STAGES
-    judged = len((with_reference if answer else with_gold)([*ctx.train, *ctx.dev]))
-    per = ctx.scorer.seconds_per(ANSWER if answer else RETRIEVAL)
-    return crossfit_declined(seconds, judged, per, ctx.settings.folds)
+    return crossfit_declined(seconds, *_judged(ctx, name), ctx.settings.folds)
 
 
 def _probe(ctx: TuneContext, config: PipelineConfig, index: Path) -> None:

@@ -30,7 +30,7 @@ from ragsys.tune.crossfit import Fold, fold_ids, folds_of
 from ragsys.tune.decide import Decision, closed_set_gold, decide, decide_labels
 from ragsys.tune.isolated import build_isolated
 from ragsys.tune.report import final_report
-from ragsys.tune.reserve import share, stage_budget
+from ragsys.tune.reserve import judging_s, share, stage_budget
 from ragsys.tune.scoring import ANSWER, Scorer, Scores
 from ragsys.tune.settings import TuneSettings, for_pipeline
 from ragsys.tune.shared import on_main, save_config, saved
@@ -261,12 +261,12 @@ def _crossfit(
     ctx: TuneContext, state: TuneState, name: str, stage: Stage, stage_dir: Path, scorer: Scorer, t0: float
 ) -> TuneState:
     """Judge `stage` by cross-fitting (module docstring); train it on everything if kept."""
-    items = [*ctx.train, *ctx.dev]
-    folds = folds_of(
-        items, _assignment(state, items), ctx.settings.dev_fraction, ctx.seed, ctx.settings.max_dev
-    )
-    planned = None if (left := ctx.minutes_left()) is None else left / (len(folds) + 1)  # each training's
-    runs = _fold_runs(ctx, state, name, stage, stage_dir, folds)
+    items, settings = [*ctx.train, *ctx.dev], ctx.settings
+    folds = folds_of(items, _assignment(state, items), settings.dev_fraction, ctx.seed, settings.max_dev)
+    left = ctx.minutes_left()  # the folds' judging comes after them, inside the stage's time:
+    judging = 0.0 if left is None else on_main(ctx.world, lambda: judging_s(ctx, name))
+    planned = None if left is None else (left - judging / 60) / (len(folds) + 1)
+    runs = _fold_runs(ctx, state, name, stage, stage_dir, folds, judging)
     if isinstance(runs, str):
         ctx.log(f"stage {name}: skipped ({runs})")
         return _record(state, StageRecord(name=name, status="skipped", reason=runs, minutes=_since(t0)))
@@ -314,15 +314,17 @@ def _crossfit(
 
 
 def _fold_runs(
-    ctx: TuneContext, state: TuneState, name: str, stage: Stage, stage_dir: Path, folds: Sequence[Fold]
-) -> list[FoldRun] | str:
+    ctx: TuneContext, state: TuneState, name: str, stage: Stage, stage_dir: Path, folds: Sequence[Fold],
+    judging: float,
+) -> list[FoldRun] | str:  # fmt: skip
     """The stage trained once per fold on the other folds (each run an equal share of the time
-    left, the final run on everything included); a reason instead when a fold's run skips."""
+    left once the judging is set aside, the final run on everything included); a reason instead
+    when a fold's run skips."""
     current, index = PipelineConfig.load(Path(state.current_pipeline)), Path(state.current_index)
     runs: list[FoldRun] = []
     for n, fold in enumerate(folds):
         fold_ctx = dataclasses.replace(
-            ctx, train=fold.train, dev=fold.dev, budget=share(ctx, len(folds) + 1 - n)
+            ctx, train=fold.train, dev=fold.dev, budget=share(ctx, len(folds) + 1 - n, after_s=judging)
         )
         ctx.log(f"stage {name}: fold {fold.number}/{len(folds)}, training on {len(fold.train)} questions")
         fold_dir = stage_dir / f"fold-{fold.number}"

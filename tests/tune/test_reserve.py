@@ -209,6 +209,11 @@ def test_a_stage_whose_judging_would_eat_its_budget_is_judged_on_the_dev_split(
     if crossfit:
         assert generator.decision.folds == 3 and len(seen["generator"]) == 3  # reverted: no final run
         assert "not_cross_fitted" not in generator.extra
+        # each of the 3 fold runs and the final one gets a quarter of the stage's minutes once the
+        # judging (60 questions answered twice at 1 s: 2 min, after the folds) is set aside
+        line = next(x for x in logs if x.startswith("stage generator:") and " min left" in x)
+        stage_minutes = float(line.split(": ", 1)[1].split(" of ")[0])
+        assert seen["generator"][0][0] == pytest.approx((stage_minutes - 2.0) / 4, abs=0.02)
     else:
         assert generator.decision.folds == 0 and generator.decision.n == len(state.dev_ids)
         ((_, trained_on),) = seen["generator"]
