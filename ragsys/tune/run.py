@@ -263,9 +263,9 @@ def _crossfit(
     """Judge `stage` by cross-fitting (module docstring); train it on everything if kept."""
     items, settings = [*ctx.train, *ctx.dev], ctx.settings
     folds = folds_of(items, _assignment(state, items), settings.dev_fraction, ctx.seed, settings.max_dev)
-    left = ctx.minutes_left()  # the folds' judging comes after them, inside the stage's time:
-    judging = 0.0 if left is None else on_main(ctx.world, lambda: judging_s(ctx, name))
-    planned = None if left is None else (left - judging / 60) / (len(folds) + 1)
+    # the folds' judging comes after them, inside the stage's time; `planned`: each training's share
+    judging = 0.0 if ctx.minutes_left() is None else on_main(ctx.world, lambda: judging_s(ctx, name))
+    planned = share(ctx, len(folds) + 1, after_s=judging).remaining_s() / 60
     runs = _fold_runs(ctx, state, name, stage, stage_dir, folds, judging)
     if isinstance(runs, str):
         ctx.log(f"stage {name}: skipped ({runs})")
